@@ -1,0 +1,115 @@
+"""Settings: read from the environment once, then handed down explicitly.
+
+Every tunable of the service is here, with the environment variable that sets it. README.md has the
+same table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from rag.errors import ConfigError
+
+EMBEDDERS = ("local", "openai")
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The service's configuration. Build it with `Settings.from_env()` (or `get_settings()`)."""
+
+    home: Path = Path("data")
+    """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model."""
+    embedder: str = "local"
+    """RAG_EMBEDDER: embedder for new collections, `local` or `openai`."""
+    openai_embedding_model: str = "text-embedding-3-small"
+    """RAG_OPENAI_EMBEDDING_MODEL: model used by the `openai` embedder."""
+    openai_embedding_dimensions: int | None = None
+    """RAG_OPENAI_EMBEDDING_DIMENSIONS: shorten OpenAI embeddings to this many dimensions."""
+    chat_model: str = "gpt-5.4-mini"
+    """RAG_CHAT_MODEL: chat model that answers questions when an OpenAI key is set."""
+    chat_context_tokens: int | None = None
+    """RAG_CHAT_CONTEXT_TOKENS: context window of a chat model tiktoken does not know."""
+    openai_api_key: str | None = field(default=None, repr=False)
+    """OPENAI_API_KEY: enables chat answers and the passthrough routes (never the embedder)."""
+    openai_base_url: str | None = None
+    """OPENAI_BASE_URL: any OpenAI-compatible server; OpenAI's own when unset."""
+    openai_timeout_s: float = 60.0
+    """RAG_OPENAI_TIMEOUT_S: read timeout for upstream calls, in seconds."""
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    """RAG_API_KEYS: comma-separated bearer keys the API accepts; empty means no auth."""
+    max_upload_mb: int = 100
+    """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        embedder = env.get("RAG_EMBEDDER", "").strip() or "local"
+        if embedder not in EMBEDDERS:
+            raise ConfigError(f"RAG_EMBEDDER must be one of {', '.join(EMBEDDERS)}, got {embedder!r}")
+        keys = tuple(k.strip() for k in env.get("RAG_API_KEYS", "").split(",") if k.strip())
+        return cls(
+            home=Path(env.get("RAG_HOME", "").strip() or "data").expanduser(),
+            embedder=embedder,
+            openai_embedding_model=env.get("RAG_OPENAI_EMBEDDING_MODEL", "").strip()
+            or "text-embedding-3-small",
+            openai_embedding_dimensions=_int(env, "RAG_OPENAI_EMBEDDING_DIMENSIONS", None),
+            chat_model=env.get("RAG_CHAT_MODEL", "").strip() or "gpt-5.4-mini",
+            chat_context_tokens=_int(env, "RAG_CHAT_CONTEXT_TOKENS", None, minimum=256),
+            openai_api_key=env.get("OPENAI_API_KEY", "").strip() or None,
+            openai_base_url=env.get("OPENAI_BASE_URL", "").strip() or None,
+            openai_timeout_s=_float(env, "RAG_OPENAI_TIMEOUT_S", 60.0),
+            api_keys=keys,
+            max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
+        )
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "rag.sqlite3"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "indexes"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def openai_enabled(self) -> bool:
+        return self.openai_api_key is not None
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings.from_env()

@@ -1,0 +1,79 @@
+"""Test-wide guards: every data path under tmp_path, and no connection leaves this machine."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from rag.config import get_settings
+
+
+class NetworkAccessAttempted(AssertionError):
+    """Something tried to reach a host off this machine (a hub, a CDN, telemetry, OpenAI)."""
+
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _is_local(host: object) -> bool:
+    if not isinstance(host, str):
+        return True  # AF_UNIX paths and the like
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guard(address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else address
+    if not _is_local(host):
+        raise NetworkAccessAttempted(f"network access to {address!r} attempted during a test")
+
+
+def _connect(self, address):  # noqa: ANN001
+    _guard(address)
+    return _real_connect(self, address)
+
+
+def _connect_ex(self, address):  # noqa: ANN001
+    _guard(address)
+    return _real_connect_ex(self, address)
+
+
+def _getaddrinfo(host, *args, **kwargs):  # noqa: ANN001
+    if host is not None and not _is_local(host.decode() if isinstance(host, bytes) else host):
+        raise NetworkAccessAttempted(f"name lookup of {host!r} attempted during a test")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly if anything in-process tries to reach beyond loopback."""
+    monkeypatch.setattr(socket.socket, "connect", _connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", _connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo)
+
+
+@pytest.fixture(autouse=True)
+def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """Point RAG_HOME at a fresh folder and clear every OpenAI setting, for every test.
+
+    The built ONNX model is cached once per session (building it takes seconds), not per test.
+    """
+    home = tmp_path / "rag-home"
+    monkeypatch.setenv("RAG_HOME", str(home))
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEYS", "RAG_EMBEDDER",
+                 "RAG_CHAT_MODEL", "RAG_CHAT_CONTEXT_TOKENS", "RAG_OPENAI_EMBEDDING_MODEL",
+                 "RAG_OPENAI_TIMEOUT_S", "RAG_MAX_UPLOAD_MB", "RAG_OPENAI_EMBEDDING_DIMENSIONS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
