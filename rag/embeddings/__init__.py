@@ -14,7 +14,7 @@ _cache: dict[tuple, Embedder] = {}
 def get_embedder(kind: str, settings: Settings) -> Embedder:
     """The process's embedder of that kind (built once: the local model takes a moment to load)."""
     if kind == "local":
-        key: tuple = ("local", str(settings.model_cache_dir))
+        key: tuple = ("local",)  # one model per process; the cache folder only matters when building
     elif kind == "openai":
         key = ("openai", settings.openai_embedding_model, settings.openai_embedding_dimensions,
                settings.openai_base_url, settings.openai_api_key)
