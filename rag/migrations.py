@@ -1,0 +1,98 @@
+"""Schema changes as ordered, named steps. Never edit a step that has shipped: add the next one.
+
+Each step runs in the same transaction that records it in `schema_migrations`, so a crash leaves
+either the old schema or the new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+
+Step = Callable[[Connection], None]
+
+
+def _initial(conn: Connection) -> None:
+    for ddl in (
+        # AUTOINCREMENT: ids are never reused, so a stale derived index can never point at a new row.
+        """CREATE TABLE collections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            embedder_kind TEXT NOT NULL,
+            embedder_model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            chunk_overlap INTEGER NOT NULL,
+            change_number INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            title TEXT,
+            text TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (collection_id, source)
+        )""",
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            collection_id INTEGER NOT NULL,
+            ordinal INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            token_count INTEGER NOT NULL,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            page INTEGER,
+            section TEXT,
+            vector BLOB NOT NULL
+        )""",
+        "CREATE INDEX chunks_document ON chunks(document_id)",
+        "CREATE INDEX chunks_collection ON chunks(collection_id)",
+        # Lexical index over chunk text. External content: the text is stored once, in chunks;
+        # triggers keep the index in the same transaction as the rows it indexes.
+        """CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+        )""",
+        """CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END""",
+        """CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END""",
+    ):
+        conn.execute(text(ddl))
+
+
+MIGRATIONS: list[tuple[str, Step]] = [
+    ("0001_initial", _initial),
+]
+
+
+def migrate(conn: Connection) -> int:
+    """Apply every step not yet applied, in order; return the schema version."""
+    conn.execute(text(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    ))
+    applied = {row[0] for row in conn.execute(text("SELECT name FROM schema_migrations"))}
+    known = {name for name, _ in MIGRATIONS}
+    unknown = applied - known
+    if unknown:
+        raise RuntimeError(
+            f"the database has migrations this version does not know ({', '.join(sorted(unknown))}): "
+            "it was written by a newer release"
+        )
+    for version, (name, step) in enumerate(MIGRATIONS, start=1):
+        if name not in applied:
+            step(conn)
+            conn.execute(text("INSERT INTO schema_migrations(version, name) VALUES (:v, :n)"),
+                         {"v": version, "n": name})
+    return len(MIGRATIONS)

@@ -1,0 +1,143 @@
+"""Search a collection by meaning (dense), by words (lexical) or both (hybrid)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from rag.config import Settings
+from rag.embeddings import Embedder, get_embedder
+from rag.errors import InvalidInput
+from rag.index import IndexCache
+from rag.lexical import match_expression
+from rag.store import Collection, Store, validate_filter
+
+MODES = ("dense", "lexical", "hybrid")
+# Chosen by measurement on SciFact's train split (see README, "Retrieval defaults").
+DEFAULT_MODE = "hybrid"
+RRF_K = 60  # reciprocal rank fusion's damping constant (Cormack et al., SIGIR 2009)
+MAX_K = 1000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk."""
+
+    chunk_id: int
+    document_id: int
+    score: float
+    """dense: cosine similarity; lexical: BM25; hybrid: reciprocal-rank-fusion score."""
+    text: str
+    source: str
+    title: str | None
+    page: int | None
+    section: str | None
+    start_char: int
+    end_char: int
+    """Character span of `text` in the document's stored extracted text."""
+    metadata: dict = field(default_factory=dict)
+    dense_score: float | None = None
+    lexical_score: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+class Retriever:
+    """Runs searches against the store and the process's FAISS indexes."""
+
+    def __init__(self, store: Store, indexes: IndexCache, settings: Settings):
+        self.store = store
+        self.indexes = indexes
+        self.settings = settings
+
+    def embedder_for(self, collection: Collection) -> Embedder:
+        embedder = get_embedder(collection.embedder.kind, self.settings)
+        collection.check_embedder(embedder.spec)
+        return embedder
+
+    def search(self, collection: Collection | str, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
+               filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
+        if isinstance(collection, str):
+            collection = self.store.get_collection(collection)
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInput("query must be a non-empty string")
+        if not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}")
+        check_mode(mode)
+        filters = validate_filter(filter)
+        allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters else None
+
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
+        depth = k if mode != "hybrid" else max(k * 2, 100)
+        if mode in ("dense", "hybrid"):
+            vector = self.embedder_for(collection).embed_one(query)
+            dense = self.indexes.current(collection).search(vector, depth, allowed)
+        if mode in ("lexical", "hybrid"):
+            match = match_expression(query)
+            if match:
+                lexical = self.store.lexical_search(collection.id, match, depth, allowed)
+
+        if mode == "dense":
+            ranked = [(cid, s, s, None) for cid, s in dense]
+        elif mode == "lexical":
+            ranked = [(cid, s, None, s) for cid, s in lexical]
+        else:
+            ranked = fuse(dense, lexical)
+        if min_score is not None:
+            ranked = [r for r in ranked if r[1] >= min_score]
+        ranked = ranked[:k]
+        chunks = self.store.chunks([r[0] for r in ranked])
+        hits = []
+        for cid, score, d, lx in ranked:
+            c = chunks.get(cid)
+            if c is None:  # deleted between the index read and now
+                continue
+            hits.append(Hit(
+                chunk_id=cid, document_id=c.document_id, score=score, text=c.text, source=c.source,
+                title=c.title, page=c.page, section=c.section, start_char=c.start_char,
+                end_char=c.end_char, metadata=c.metadata, dense_score=d, lexical_score=lx,
+            ))
+        return hits
+
+
+def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+         ) -> list[tuple[int, float, float | None, float | None]]:
+    """Reciprocal rank fusion: score = sum of 1 / (RRF_K + rank) over the lists a chunk is in."""
+    scores: dict[int, float] = {}
+    d_scores = dict(dense)
+    l_scores = dict(lexical)
+    for ranking in (dense, lexical):
+        for rank, (cid, _) in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+    order = sorted(scores, key=lambda c: (-scores[c], c))
+    return [(c, scores[c], d_scores.get(c), l_scores.get(c)) for c in order]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two L2-normalised vectors."""
+    return float(np.dot(a, b))
+
+
+def best_chunk_per_document(retriever: Retriever, collection: Collection, query: str, *, documents: int = 100,
+                            mode: str = DEFAULT_MODE, filter: dict | None = None) -> list[Hit]:
+    """Documents ranked by their best chunk: gathers chunks until `documents` distinct documents
+    are found (or the collection runs out)."""
+    k = documents * 3
+    while True:
+        hits = retriever.search(collection, query, k=min(k, MAX_K), mode=mode, filter=filter)
+        best: dict[int, Hit] = {}
+        for hit in hits:
+            best.setdefault(hit.document_id, hit)
+        if len(best) >= documents or len(hits) < min(k, MAX_K) or k >= MAX_K:
+            return list(best.values())[:documents]
+        k *= 2

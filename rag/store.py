@@ -1,0 +1,510 @@
+"""The source of truth: collections, documents, chunks and their vectors in SQLite (SQLAlchemy 2).
+
+WAL lets readers (the API) run while one writer (an ingest) commits. Writes begin IMMEDIATE, so a
+writer waits for the lock up front (busy timeout) instead of failing with "database is locked"
+when it tries to upgrade a read transaction. Every change to a collection's chunks bumps its
+`change_number` in the same transaction; derived indexes are stamped with it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import (
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from rag.embeddings.base import EmbedderSpec
+from rag.errors import (
+    AlreadyExists,
+    CollectionNotFound,
+    DocumentNotFound,
+    EmbedderMismatch,
+    InvalidInput,
+)
+from rag.migrations import migrate
+
+STATUSES = ("queued", "processing", "ready", "failed")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    embedder_kind: Mapped[str]
+    embedder_model: Mapped[str]
+    dim: Mapped[int]
+    chunk_size: Mapped[int]
+    chunk_overlap: Mapped[int]
+    change_number: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[str]
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    source: Mapped[str]
+    content_hash: Mapped[str]
+    title: Mapped[str | None]
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str]
+    error: Mapped[str | None]
+    metadata_json: Mapped[str] = mapped_column("metadata", Text, default="{}")
+    created_at: Mapped[str]
+    updated_at: Mapped[str]
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    collection_id: Mapped[int]
+    ordinal: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    token_count: Mapped[int]
+    start_char: Mapped[int]
+    end_char: Mapped[int]
+    page: Mapped[int | None]
+    section: Mapped[str | None]
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class Collection:
+    id: int
+    name: str
+    embedder: EmbedderSpec
+    chunk_size: int
+    chunk_overlap: int
+    change_number: int
+    created_at: str
+    documents: int = 0
+    chunks: int = 0
+
+    def check_embedder(self, spec: EmbedderSpec) -> None:
+        """Refuse to mix vectors: a collection answers only to the embedder that built it."""
+        if spec != self.embedder:
+            raise EmbedderMismatch(
+                f"collection {self.name!r} was built with {self.embedder.kind} embedder "
+                f"{self.embedder.model_id} ({self.embedder.dim} dimensions); "
+                f"{spec.kind} {spec.model_id} ({spec.dim}) cannot be used on it"
+            )
+
+
+@dataclass(frozen=True)
+class Document:
+    id: int
+    collection_id: int
+    source: str
+    content_hash: str
+    title: str | None
+    status: str
+    error: str | None
+    metadata: dict
+    created_at: str
+    updated_at: str
+    chunks: int = 0
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    """A chunk before it is stored: the chunker makes these, the store gives them ids."""
+
+    text: str
+    token_count: int
+    start_char: int
+    end_char: int
+    page: int | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: int
+    document_id: int
+    text: str
+    token_count: int
+    start_char: int
+    end_char: int
+    page: int | None
+    section: str | None
+    source: str
+    title: str | None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What a document write changed, for the derived indexes."""
+
+    document_id: int
+    removed_chunk_ids: list[int]
+    added_chunk_ids: list[int]
+    change_number: int
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _collection(row: CollectionRow, documents: int = 0, chunks: int = 0) -> Collection:
+    return Collection(
+        id=row.id, name=row.name,
+        embedder=EmbedderSpec(row.embedder_kind, row.embedder_model, row.dim),
+        chunk_size=row.chunk_size, chunk_overlap=row.chunk_overlap,
+        change_number=row.change_number, created_at=row.created_at,
+        documents=documents, chunks=chunks,
+    )
+
+
+def _document(row: DocumentRow, chunks: int = 0, with_text: bool = False) -> Document:
+    return Document(
+        id=row.id, collection_id=row.collection_id, source=row.source, content_hash=row.content_hash,
+        title=row.title, status=row.status, error=row.error, metadata=json.loads(row.metadata_json),
+        created_at=row.created_at, updated_at=row.updated_at, chunks=chunks,
+        text=row.text if with_text else None,
+    )
+
+
+def validate_filter(filter_: object) -> dict[str, list]:
+    """Normalise a metadata filter `{key: value | [values]}` (keys ANDed, values ORed)."""
+    if filter_ is None:
+        return {}
+    if not isinstance(filter_, dict):
+        raise InvalidInput("filter must be an object of {key: value or [values]}")
+    out: dict[str, list] = {}
+    for key, value in filter_.items():
+        if not isinstance(key, str) or not key or not key.replace("_", "").replace("-", "").replace(".", "").isalnum():
+            raise InvalidInput(f"filter key {key!r} must be letters, digits, '_', '-' or '.'")
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise InvalidInput(f"filter {key!r} has an empty list of values")
+        for v in values:
+            if not isinstance(v, (str, int, float, bool)) or v is None:
+                raise InvalidInput(f"filter {key!r} values must be strings, numbers or booleans")
+        out[key] = values
+    return out
+
+
+class Store:
+    """One SQLite database. Safe to share between threads; each call opens its own session."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0})
+        event.listen(self.engine, "connect", _on_connect)
+        event.listen(self.engine, "begin", _on_begin)
+        with self.write() as session:
+            self.schema_version = migrate(session.connection())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
+            with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                yield session
+
+    # -- collections -------------------------------------------------------------------------
+
+    def create_collection(self, name: str, embedder: EmbedderSpec, chunk_size: int, chunk_overlap: int) -> Collection:
+        if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
+            raise InvalidInput("collection name must be 1-100 letters, digits, '-', '_' or '.'")
+        if chunk_size < 16 or not 0 <= chunk_overlap < chunk_size:
+            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1")
+        try:
+            with self.write() as s:
+                row = CollectionRow(
+                    name=name, embedder_kind=embedder.kind, embedder_model=embedder.model_id,
+                    dim=embedder.dim, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+                    change_number=0, created_at=_now(),
+                )
+                s.add(row)
+                s.flush()
+                return _collection(row)
+        except IntegrityError:
+            raise AlreadyExists(f"collection {name!r} already exists") from None
+
+    def get_collection(self, name: str, *, counts: bool = False) -> Collection:
+        with self.read() as s:
+            row = s.scalar(select(CollectionRow).where(CollectionRow.name == name))
+            if row is None:
+                raise CollectionNotFound(f"no collection named {name!r}")
+            if not counts:
+                return _collection(row)
+            docs = s.scalar(select(func.count()).select_from(DocumentRow).where(DocumentRow.collection_id == row.id))
+            chunks = s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.collection_id == row.id))
+            return _collection(row, docs or 0, chunks or 0)
+
+    def list_collections(self) -> list[Collection]:
+        with self.read() as s:
+            docs = dict(s.execute(select(DocumentRow.collection_id, func.count()).group_by(DocumentRow.collection_id)).all())
+            chunks = dict(s.execute(select(ChunkRow.collection_id, func.count()).group_by(ChunkRow.collection_id)).all())
+            rows = s.scalars(select(CollectionRow).order_by(CollectionRow.name)).all()
+            return [_collection(r, docs.get(r.id, 0), chunks.get(r.id, 0)) for r in rows]
+
+    def delete_collection(self, name: str) -> Collection:
+        with self.write() as s:
+            row = s.scalar(select(CollectionRow).where(CollectionRow.name == name))
+            if row is None:
+                raise CollectionNotFound(f"no collection named {name!r}")
+            gone = _collection(row)
+            # Chunks first, through the ORM-free path, so the FTS delete trigger sees each row.
+            s.execute(delete(ChunkRow).where(ChunkRow.collection_id == row.id))
+            s.execute(delete(DocumentRow).where(DocumentRow.collection_id == row.id))
+            s.execute(delete(CollectionRow).where(CollectionRow.id == row.id))
+            return gone
+
+    def change_number(self, collection_id: int) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                text("SELECT change_number FROM collections WHERE id = :id"), {"id": collection_id}
+            ).scalar()
+        if value is None:
+            raise CollectionNotFound(f"collection {collection_id} no longer exists")
+        return value
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def document_hashes(self, collection_id: int) -> dict[str, tuple[int, str, str]]:
+        """source -> (document id, content hash, status) for every document in the collection."""
+        with self.read() as s:
+            rows = s.execute(
+                select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
+                .where(DocumentRow.collection_id == collection_id)
+            )
+            return {src: (i, h, st) for src, i, h, st in rows}
+
+    def put_document(
+        self,
+        collection_id: int,
+        *,
+        source: str,
+        content_hash: str,
+        title: str | None,
+        text_: str,
+        metadata: dict,
+        chunks: Sequence[ChunkDraft],
+        vectors: np.ndarray,
+        dim: int,
+    ) -> Replaced:
+        """Insert or replace the document at `source` with its chunks, in one transaction."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(chunks), dim):
+            raise ValueError(f"vectors have shape {vectors.shape}, expected {(len(chunks), dim)}")
+        now = _now()
+        with self.write() as s:
+            existing = s.scalar(select(DocumentRow).where(
+                DocumentRow.collection_id == collection_id, DocumentRow.source == source))
+            removed: list[int] = []
+            if existing is None:
+                doc = DocumentRow(collection_id=collection_id, source=source, created_at=now)
+                s.add(doc)
+            else:
+                doc = existing
+                removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.id))
+            doc.content_hash = content_hash
+            doc.title = title
+            doc.text = text_
+            doc.status = "ready"
+            doc.error = None
+            doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
+            doc.updated_at = now
+            s.flush()
+            params = [
+                {"document_id": doc.id, "collection_id": collection_id, "ordinal": i, "text": c.text,
+                 "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
+                 "page": c.page, "section": c.section, "vector": vectors[i].tobytes()}
+                for i, c in enumerate(chunks)
+            ]
+            added: list[int] = []
+            if params:
+                # RETURNING keeps one round trip per document and hands back the new ids in order.
+                added = list(s.scalars(
+                    ChunkRow.__table__.insert().returning(ChunkRow.id, sort_by_parameter_order=True),
+                    params,
+                ))
+            change = self._bump(s, collection_id)
+            return Replaced(doc.id, removed, added, change)
+
+    def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
+        """Record a document that could not be ingested. A failed re-ingest of a document that was
+        ingested before keeps its last good version searchable and only notes the error; a new
+        document is stored as `failed`, with no chunks."""
+        now = _now()
+        with self.write() as s:
+            existing = s.scalar(select(DocumentRow).where(
+                DocumentRow.collection_id == collection_id, DocumentRow.source == source))
+            if existing is not None:
+                existing.error = error
+                existing.updated_at = now
+                if existing.status != "ready":
+                    existing.status = "failed"
+                return existing.id
+            doc = DocumentRow(collection_id=collection_id, source=source, content_hash=content_hash,
+                              title=None, text="", status="failed", error=error, metadata_json="{}",
+                              created_at=now, updated_at=now)
+            s.add(doc)
+            s.flush()
+            return doc.id
+
+    def delete_documents(self, collection_id: int, document_ids: Sequence[int]) -> tuple[list[int], int]:
+        """Delete documents and their chunks; returns (removed chunk ids, new change number)."""
+        ids = sorted(set(document_ids))
+        with self.write() as s:
+            found = set(s.scalars(select(DocumentRow.id).where(
+                DocumentRow.collection_id == collection_id, DocumentRow.id.in_(ids))))
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise DocumentNotFound(f"no document with id {', '.join(map(str, missing))} in this collection")
+            removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(ids))))
+            s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(ids)))
+            s.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
+            change = self._bump(s, collection_id) if removed else self._change(s, collection_id)
+            return removed, change
+
+    def get_document(self, collection_id: int, document_id: int, *, with_text: bool = True) -> Document:
+        with self.read() as s:
+            row = s.scalar(select(DocumentRow).where(
+                DocumentRow.collection_id == collection_id, DocumentRow.id == document_id))
+            if row is None:
+                raise DocumentNotFound(f"no document with id {document_id} in this collection")
+            n = s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.document_id == row.id))
+            return _document(row, n or 0, with_text)
+
+    def list_documents(self, collection_id: int, *, limit: int = 100, after: int | None = None) -> list[Document]:
+        """Documents in id order, `limit` of them after id `after` (keyset pagination)."""
+        with self.read() as s:
+            q = select(DocumentRow).where(DocumentRow.collection_id == collection_id)
+            if after is not None:
+                q = q.where(DocumentRow.id > after)
+            rows = s.scalars(q.order_by(DocumentRow.id).limit(limit)).all()
+            counts = dict(s.execute(
+                select(ChunkRow.document_id, func.count())
+                .where(ChunkRow.document_id.in_([r.id for r in rows]))
+                .group_by(ChunkRow.document_id)).all())
+            return [_document(r, counts.get(r.id, 0)) for r in rows]
+
+    # -- chunks and vectors ------------------------------------------------------------------
+
+    def vectors(self, collection_id: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(ids int64, vectors float32 (n, dim), change number) read in one consistent snapshot."""
+        with self.read() as s:
+            change = self._change(s, collection_id)
+            dim = s.scalar(select(CollectionRow.dim).where(CollectionRow.id == collection_id))
+            rows = s.execute(select(ChunkRow.id, ChunkRow.vector)
+                             .where(ChunkRow.collection_id == collection_id)
+                             .order_by(ChunkRow.id)).all()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim or 0)
+        return ids, matrix, change
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """Chunks with their document's source, title and metadata, by id."""
+        ids = [int(i) for i in chunk_ids]
+        if not ids:
+            return {}
+        with self.read() as s:
+            rows = s.execute(
+                select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text, ChunkRow.token_count,
+                       ChunkRow.start_char, ChunkRow.end_char, ChunkRow.page, ChunkRow.section,
+                       DocumentRow.source, DocumentRow.title, DocumentRow.metadata_json)
+                .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
+                .where(ChunkRow.id.in_(ids))
+            ).all()
+        return {r[0]: StoredChunk(*r[:10], metadata=json.loads(r[10])) for r in rows}
+
+    def filtered_chunk_ids(self, collection_id: int, filter_: dict[str, list]) -> np.ndarray:
+        """Ids of the collection's chunks whose document metadata matches every filter key."""
+        sql = ["SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = :cid"]
+        params: dict[str, object] = {"cid": collection_id}
+        for n, (key, values) in enumerate(filter_.items()):
+            names = []
+            for m, v in enumerate(values):
+                params[f"v{n}_{m}"] = v
+                names.append(f":v{n}_{m}")
+            params[f"k{n}"] = f'$."{key}"'
+            sql.append(f"AND json_extract(d.metadata, :k{n}) IN ({', '.join(names)})")
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(" ".join(sql)), params).scalars().all()
+        return np.asarray(rows, dtype=np.int64)
+
+    def lexical_search(self, collection_id: int, match: str, k: int,
+                       allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top-k (chunk id, BM25 score) for an FTS5 MATCH expression; higher is better."""
+        sql = ("SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts "
+               "JOIN chunks c ON c.id = chunks_fts.rowid "
+               "WHERE chunks_fts MATCH :q AND c.collection_id = :cid")
+        params: dict[str, object] = {"q": match, "cid": collection_id, "k": k}
+        if allowed is not None:
+            if len(allowed) == 0:
+                return []
+            sql += " AND c.id IN (SELECT value FROM json_each(:allowed))"
+            params["allowed"] = json.dumps(allowed.tolist())
+        sql += " ORDER BY bm25(chunks_fts) LIMIT :k"
+        with self.engine.connect() as conn:
+            return [(int(i), float(sc)) for i, sc in conn.execute(text(sql), params)]
+
+    # -- change numbers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _change(s: Session, collection_id: int) -> int:
+        value = s.scalar(select(CollectionRow.change_number).where(CollectionRow.id == collection_id))
+        if value is None:
+            raise CollectionNotFound(f"collection {collection_id} no longer exists")
+        return value
+
+    @staticmethod
+    def _bump(s: Session, collection_id: int) -> int:
+        s.execute(update(CollectionRow).where(CollectionRow.id == collection_id)
+                  .values(change_number=CollectionRow.change_number + 1))
+        return Store._change(s, collection_id)
+
+
+def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own would always be DEFERRED).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; WAL never corrupts on crash
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _on_begin(conn) -> None:  # noqa: ANN001
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
