@@ -25,6 +25,23 @@ DEFAULT_CHUNK_OVERLAP = 32
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+")
 
 
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence in `text`, white space trimmed."""
+    spans = []
+    cut = 0
+    for m in [*_SENTENCE_END.finditer(text), None]:
+        end = m.end() if m else len(text)
+        a, b = cut, end
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            spans.append((a, b))
+        cut = end
+    return spans
+
+
 class Span(Protocol):
     """What the chunker needs of a loaded element (see `ingest.loaders.Element`)."""
 
@@ -88,19 +105,9 @@ class Chunker:
         tokens = self._count(piece)
         if tokens <= budget:
             return [_Unit(start, end, tokens, element.page, element.section, heading)]
-        out: list[_Unit] = []
-        cut = 0
-        for m in _SENTENCE_END.finditer(piece):
-            out.extend(self._sentence(text, start + cut, start + m.end(), element, budget))
-            cut = m.end()
-        out.extend(self._sentence(text, start + cut, end, element, budget))
-        return out
+        return [u for a, b in sentence_spans(piece) for u in self._sentence(text, start + a, start + b, element, budget)]
 
     def _sentence(self, text: str, start: int, end: int, element: Span, budget: int) -> list[_Unit]:
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if start >= end:
-            return []
         piece = text[start:end]
         ids = self._enc.encode(piece, disallowed_special=())
         if len(ids) <= budget:

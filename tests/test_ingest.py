@@ -1,0 +1,205 @@
+"""The ingest pipeline and the `rag` command line, on real files, a real store and the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ingest.cli import main
+from rag.config import get_settings
+from rag.index import VectorIndex
+from rag.service import Service
+
+
+def run(*args: str, input: str | None = None, code: int = 0):
+    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    assert result.exit_code == code, result.output + result.stderr
+    return result
+
+
+def ingest_json(*args: str, code: int = 0) -> dict:
+    return json.loads(run("ingest", *args, "--json", code=code).stdout)
+
+
+def consistent(collection: str) -> tuple[int, int]:
+    """Assert the FAISS index on disk holds exactly the store's chunk ids; return (docs, chunks)."""
+    get_settings.cache_clear()
+    service = Service(get_settings())
+    coll = service.store.get_collection(collection, counts=True)
+    ids, _, stamp = service.store.vectors(coll.id)
+    index = VectorIndex.load(service.indexes.path(coll.id))
+    assert index.stamp == stamp
+    assert sorted(index.ids().tolist()) == sorted(ids.tolist())
+    with sqlite3.connect(service.settings.database_path) as db:
+        dupes = db.execute("SELECT source, COUNT(*) FROM documents GROUP BY collection_id, source HAVING COUNT(*) > 1").fetchall()
+        fts = db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
+    assert dupes == []
+    assert fts == coll.chunks
+    service.close()
+    return coll.documents, coll.chunks
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "bees.md").write_text("# Bees\n\nHoney bees dance to tell the hive where flowers are.\n\n"
+                                  "## Swarming\n\nA swarm leaves with the old queen in late spring.\n")
+    (docs / "solar.txt").write_text("Solar panels turn sunlight into direct current. An inverter makes "
+                                    "alternating current for the house.\n")
+    (docs / "sub" / "page.html").write_text("<html><head><title>Rain</title></head><body><h1>Rain barrels</h1>"
+                                           "<p>A rain barrel holds about two hundred litres of water.</p></body></html>")
+    (docs / ".hidden.txt").write_text("never ingested")
+    (docs / "photo.png").write_bytes(b"\x89PNG\r\n")
+    return docs
+
+
+def test_ingest_is_idempotent_and_follows_edits_and_prunes(folder: Path, tmp_path: Path):
+    first = ingest_json(str(folder), "-c", "notes")
+    assert (first["added"], first["updated"], first["unchanged"], first["failed"]) == (3, 0, 0, [])
+    assert [s["source"] for s in first["skipped"]] == [str(folder / "photo.png")]
+    docs, chunks = consistent("notes")
+    assert docs == 3 and chunks >= 3
+
+    again = ingest_json(str(folder), "-c", "notes")
+    assert (again["added"], again["updated"], again["unchanged"], again["chunks"]) == (0, 0, 3, 0)
+
+    (folder / "solar.txt").write_text("Solar panels turn sunlight into direct current. Batteries store it for the night.\n")
+    edited = ingest_json(str(folder), "-c", "notes")
+    assert (edited["added"], edited["updated"], edited["unchanged"]) == (0, 1, 2)
+    hits = json.loads(run("search", "batteries for the night", "-c", "notes", "--json", "-k", "1").stdout)["hits"]
+    assert hits[0]["source"] == str((folder / "solar.txt").resolve())
+    assert "Batteries" in hits[0]["text"]
+    consistent("notes")
+
+    # A document from elsewhere in the same collection is never pruned by a run over `folder`.
+    other = tmp_path / "other.txt"
+    other.write_text("Owls hunt at night and see well in the dark.")
+    ingest_json(str(other), "-c", "notes")
+    (folder / "bees.md").unlink()
+    pruned = ingest_json(str(folder), "-c", "notes", "--prune")
+    assert pruned["removed"] == 1
+    docs, _ = consistent("notes")
+    assert docs == 3  # solar, rain, owls
+    lexical = json.loads(run("search", "swarm queen", "-c", "notes", "--json", "--mode", "lexical").stdout)["hits"]
+    assert lexical == []
+    dense = json.loads(run("search", "honey bees dancing", "-c", "notes", "--json", "--mode", "dense").stdout)["hits"]
+    assert all("bees.md" not in h["source"] for h in dense)
+    assert any(h["source"] == str(other.resolve()) for h in dense)
+
+
+def test_failed_files_are_reported_and_do_not_stop_the_run(folder: Path):
+    (folder / "empty.txt").write_text("")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    result = run("ingest", str(folder), "-c", "notes", code=1)
+    assert "3 added" in result.stdout and "2 failed" in result.stdout
+    assert "broken.pdf" in result.stderr and "empty.txt" in result.stderr
+    docs = json.loads(run("documents", "list", "-c", "notes", "--json").stdout)["data"]
+    failed = {Path(d["source"]).name: d for d in docs if d["status"] == "failed"}
+    assert set(failed) == {"empty.txt", "broken.pdf"} and all(d["error"] for d in failed.values())
+    assert all(d["chunks"] == 0 for d in failed.values())
+
+
+def test_collection_settings_are_checked(folder: Path):
+    ingest_json(str(folder), "-c", "notes", "--chunk-size", "128", "--overlap", "16")
+    result = run("ingest", str(folder), "-c", "notes", "--chunk-size", "256", code=2)
+    assert "chunked at 128 tokens" in result.stderr
+    assert run("ingest", "/no/such/path", "-c", "notes", code=2).stderr.count("no such file") == 1
+    assert "no collection named 'nope'" in run("search", "x", "-c", "nope", code=2).stderr
+    assert "mode" in run("search", "x", "-c", "notes", "--mode", "fuzzy", code=2).stderr
+
+
+def test_jsonl_records_are_documents_with_metadata_and_filters(tmp_path: Path):
+    corpus = tmp_path / "corpus.jsonl"
+    records = [
+        {"_id": "a1", "title": "Aspirin", "text": "Aspirin reduces the risk of heart attack.", "year": 2020},
+        {"_id": "b2", "title": "Vitamin D", "text": "Vitamin D helps the body absorb calcium.", "year": 2021},
+    ]
+    corpus.write_text("\n".join(json.dumps(r) for r in records))
+    summary = ingest_json(str(corpus), "-c", "med")
+    assert summary["added"] == 2
+    hits = json.loads(run("search", "calcium absorption", "-c", "med", "--json", "-k", "2").stdout)["hits"]
+    assert hits[0]["source"] == f"{corpus.resolve()}#b2"
+    assert hits[0]["title"] == "Vitamin D" and hits[0]["metadata"]["year"] == 2021
+    only_2020 = json.loads(run("search", "calcium absorption", "-c", "med", "--json",
+                               "--filter", '{"year": 2020}').stdout)["hits"]
+    assert [h["source"].rsplit("#")[-1] for h in only_2020] == ["a1"]
+    # Drop one record: with --prune only it leaves.
+    corpus.write_text(json.dumps(records[0]))
+    assert ingest_json(str(corpus), "-c", "med", "--prune")["removed"] == 1
+    assert consistent("med")[0] == 1
+
+
+def test_collections_documents_and_reindex_commands(folder: Path):
+    ingest_json(str(folder), "-c", "notes")
+    listed = json.loads(run("collections", "list", "--json").stdout)["data"]
+    assert [(c["name"], c["documents"]) for c in listed] == [("notes", 3)]
+    shown = json.loads(run("collections", "show", "notes").stdout)
+    assert shown["embedder"] == {"kind": "local", "model": "all-MiniLM-L6-v2", "dim": 384}
+    docs = json.loads(run("documents", "list", "-c", "notes", "--json").stdout)["data"]
+    run("documents", "delete", "-c", "notes", str(docs[0]["id"]))
+    assert consistent("notes")[0] == 2
+    assert "no document with id 999999" in run("documents", "delete", "-c", "notes", "999999", code=2).stderr
+    get_settings.cache_clear()
+    Service(get_settings()).indexes.path(1).write_bytes(b"\0" * 10)  # damage the index file
+    assert "rebuilt with" in run("reindex", "-c", "notes").stderr
+    consistent("notes")
+    run("collections", "delete", "notes", "--yes")
+    assert json.loads(run("collections", "list", "--json").stdout)["data"] == []
+
+
+def test_similarity_from_arguments_file_and_stdin(tmp_path: Path):
+    cat = "The cat sits on the mat"
+    score = float(run("similarity", cat, "A feline rests on the rug").stdout)
+    assert score == pytest.approx(0.5607, abs=0.001)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{cat}\tA feline rests on the rug\n{cat}\tPython is a programming language\n")
+    assert [float(x) for x in run("similarity", "--pairs", str(pairs)).stdout.split()] == pytest.approx(
+        [0.5607, 0.0317], abs=0.001)
+    from_stdin = run("similarity", "--pairs", "-", input=pairs.read_text()).stdout.split()
+    assert len(from_stdin) == 2
+    assert "two texts" in run("similarity", "only one", code=2).stderr
+
+
+@pytest.mark.slow
+def test_kill_9_midway_then_rerun_completes_without_duplicates(tmp_path: Path):
+    corpus = tmp_path / "many.jsonl"
+    sentences = ["Rivers carry silt to the delta.", "Glaciers carve valleys over centuries.",
+                 "Wind shapes dunes in the desert.", "Waves wear down the cliffs each winter."]
+    with open(corpus, "w") as f:
+        for i in range(1500):
+            f.write(json.dumps({"_id": str(i), "title": f"Note {i}",
+                                "text": " ".join(sentences[(i + j) % 4] for j in range(6)) + f" Number {i}."}) + "\n")
+    env = {**os.environ, "RAG_HOME": os.environ["RAG_HOME"]}
+    cmd = [sys.executable, "-m", "ingest.cli", "ingest", str(corpus), "-c", "geo"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = Path(os.environ["RAG_HOME"]) / "rag.sqlite3"
+    deadline = time.monotonic() + 120
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=1) as conn:
+                    committed = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            except sqlite3.OperationalError:
+                committed = 0
+            if committed >= 300:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the ingest finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 300 <= committed < 1500
+    # The index on disk (if any) is stale; the store is fine. Run again: it finishes the job.
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    docs, chunks = consistent("geo")
+    assert docs == 1500 and chunks >= 1500
