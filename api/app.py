@@ -2,33 +2,113 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import anyio
 from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from sqlalchemy import text
 
 from api.auth import require_api_key
+from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
+from api.openai_compat import OpenAIController
+from api.search import SearchController, SimilarityController
+from ingest.queue import IngestQueue
+from rag import __version__
+from rag.answer import Asker
 from rag.config import Settings, get_settings
+from rag.service import Service
+
+log = logging.getLogger(__name__)
 
 
-@get("/health", opt={"public": True}, operation_id="health", summary="Liveness and readiness")
-async def health() -> dict:
-    return {"status": "ok"}
+@get("/health", opt={"public": True}, operation_id="health", summary="Liveness and readiness",
+     tags=["health"], sync_to_thread=True)
+def health(state: State) -> dict:
+    service: Service = state.service
+    with service.store.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok", "store": "ok", "indexes_loaded": len(service.indexes._indexes),
+            "collections": len(service.store.list_collections())}
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def _swagger_assets() -> Path:
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def _warm_up(service: Service) -> None:
+    """Load the local model and every collection's index now, not on the first request."""
+    from rag.embeddings import get_embedder
+
+    get_embedder("local", service.settings).embed(["warm up"])
+    for collection in service.store.list_collections():
+        try:
+            service.indexes.current(collection)
+        except Exception as e:  # one bad collection must not stop the server
+            log.warning("could not load the index of %s: %s", collection.name, e)
+
+
+def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Litestar:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
+        service = Service(settings)
+        queue = IngestQueue(service)
+        queue.recover_interrupted()
         app.state.settings = settings
-        yield
+        app.state.service = service
+        app.state.ingest_queue = queue
+        app.state.asker = Asker(service.retriever, settings)
+        if warm_up:
+            await anyio.to_thread.run_sync(_warm_up, service)
+        try:
+            yield
+        finally:
+            queue.shutdown()
+            service.close()
 
+    from api.passthrough import passthrough_lifespan, passthrough_router
+
+    swagger = "/schema/assets"
     return Litestar(
-        route_handlers=[health],
-        lifespan=[resources],
+        route_handlers=[
+            health, CollectionsController, DocumentsController, SearchController, SimilarityController,
+            OpenAIController, passthrough_router,
+            create_static_files_router(path=swagger, directories=[_swagger_assets()], opt={"public": True},
+                                       include_in_schema=False),
+        ],
+        dependencies={
+            "service": Provide(lambda state: state.service, sync_to_thread=False),
+            "asker": Provide(lambda state: state.asker, sync_to_thread=False),
+            "ingest_queue": Provide(lambda state: state.ingest_queue, sync_to_thread=False),
+        },
+        lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
+        openapi_config=OpenAPIConfig(
+            title="RAG service", version=__version__,
+            description="Semantic search and answers with citations; OpenAI-compatible endpoints under /v1.",
+            path="/schema",
+            # Served from the installed swagger-ui-bundle package: the docs page works offline.
+            render_plugins=[SwaggerRenderPlugin(
+                path="/swagger",
+                js_url=f"{swagger}/swagger-ui-bundle.js",
+                css_url=f"{swagger}/swagger-ui.css",
+                standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
+            )],
+        ),
     )
+
+

@@ -360,6 +360,32 @@ class Store:
             change = self._bump(s, collection_id)
             return Replaced(doc.id, removed, added, change)
 
+    def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
+                       text_: str, metadata: dict) -> int:
+        """Record a document accepted for ingestion (status `queued`). A document already stored
+        at `source` keeps its chunks searchable until its replacement is committed."""
+        now = _now()
+        with self.write() as s:
+            doc = s.scalar(select(DocumentRow).where(
+                DocumentRow.collection_id == collection_id, DocumentRow.source == source))
+            if doc is None:
+                doc = DocumentRow(collection_id=collection_id, source=source, created_at=now,
+                                  content_hash=content_hash, title=title, text=text_,
+                                  metadata_json=json.dumps(metadata, ensure_ascii=False, default=str))
+                s.add(doc)
+            doc.status = "queued"
+            doc.error = None
+            doc.updated_at = now
+            s.flush()
+            return doc.id
+
+    def set_status(self, document_id: int, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        with self.write() as s:
+            s.execute(update(DocumentRow).where(DocumentRow.id == document_id)
+                      .values(status=status, error=error, updated_at=_now()))
+
     def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
         """Record a document that could not be ingested. A failed re-ingest of a document that was
         ingested before keeps its last good version searchable and only notes the error; a new

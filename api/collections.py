@@ -1,0 +1,148 @@
+"""Collections and their documents."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+
+from api.errors import error_response
+from api.schemas import CollectionCreate, DocumentsIn
+from ingest.loaders import document_from_text
+from ingest.pipeline import load_upload
+from ingest.queue import IngestQueue
+from rag.errors import InvalidInput, RagError, UnsupportedFile
+from rag.service import Service
+from rag.store import Collection, Document
+
+Limit = Parameter(ge=1, le=1000, default=100, description="Page size.")
+
+
+def collection_dict(c: Collection) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "embedder": {"kind": c.embedder.kind, "model": c.embedder.model_id, "dim": c.embedder.dim},
+        "chunk_size": c.chunk_size, "chunk_overlap": c.chunk_overlap,
+        "documents": c.documents, "chunks": c.chunks, "created_at": c.created_at,
+    }
+
+
+def document_dict(d: Document) -> dict[str, Any]:
+    out = {
+        "id": d.id, "source": d.source, "title": d.title, "status": d.status, "error": d.error,
+        "metadata": d.metadata, "chunks": d.chunks, "content_hash": d.content_hash,
+        "created_at": d.created_at, "updated_at": d.updated_at,
+    }
+    if d.text is not None:
+        out["text"] = d.text
+    return out
+
+
+class CollectionsController(Controller):
+    path = "/collections"
+    tags = ["collections"]
+
+    @get(operation_id="listCollections", summary="List collections", sync_to_thread=True)
+    def list_collections(self, service: Service, limit: int = Limit, after: str | None = None) -> dict:
+        rows = [c for c in service.store.list_collections() if after is None or c.name > after]
+        return {"data": [collection_dict(c) for c in rows[:limit]], "has_more": len(rows) > limit}
+
+    @post(operation_id="createCollection", summary="Create a collection", sync_to_thread=True,
+          status_code=HTTP_201_CREATED)
+    def create_collection(self, service: Service, data: CollectionCreate) -> dict:
+        c = service.create_collection(data.name, embedder=data.embedder, chunk_size=data.chunk_size,
+                                      chunk_overlap=data.chunk_overlap)
+        return collection_dict(c)
+
+    @get("/{name:str}", operation_id="getCollection", summary="Show a collection", sync_to_thread=True)
+    def get_collection(self, service: Service, name: str) -> dict:
+        return collection_dict(service.store.get_collection(name, counts=True))
+
+    @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and its documents",
+            sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
+    def delete_collection(self, service: Service, name: str) -> None:
+        service.delete_collection(name)
+
+
+class DocumentsController(Controller):
+    path = "/collections/{name:str}/documents"
+    tags = ["documents"]
+
+    @post(operation_id="addDocuments", summary="Upload files (multipart) or JSON documents",
+          description="Multipart file uploads, or JSON {\"documents\": [{\"text\", \"title\", \"source\", "
+                      "\"metadata\"}]}. Answers 202 with each document's status; with ?wait=true, 201 once "
+                      "all are ready or failed. Any unsupported (415) or unreadable (400) file: nothing is ingested.")
+    async def add_documents(self, request: Request, service: Service, ingest_queue: IngestQueue, name: str,
+                            wait: bool = False) -> Response:
+        collection = await anyio.to_thread.run_sync(service.store.get_collection, name)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+            if not files:
+                raise InvalidInput("the multipart body has no file parts")
+            uploads = [(f.filename, await f.read()) for f in files]
+            docs, bad = await anyio.to_thread.run_sync(_parse_uploads, uploads)
+            if bad:
+                unsupported = any(isinstance(e, UnsupportedFile) for _, e in bad)
+                response = error_response(
+                    415 if unsupported else 400,
+                    "nothing was ingested: " + "; ".join(f"{n}: {e}" for n, e in bad),
+                    "unsupported_file" if unsupported else "invalid_request_error", "files")
+                response.content["error"]["files"] = [{"name": n, "error": str(e)} for n, e in bad]
+                return response
+        elif content_type.startswith("application/json") or not content_type:
+            try:
+                body = msgspec.json.decode(await request.body(), type=DocumentsIn)
+            except msgspec.ValidationError as e:
+                raise InvalidInput(f"invalid body: {e}") from None
+            except msgspec.DecodeError as e:
+                raise InvalidInput(f"the body is not valid JSON: {e}") from None
+            docs = [
+                document_from_text(
+                    d.source or "text:" + hashlib.sha256(d.text.encode()).hexdigest()[:16],
+                    d.text, title=d.title, metadata=d.metadata)
+                for d in body.documents
+            ]
+        else:
+            raise UnsupportedFile(f"send multipart/form-data files or application/json, not {content_type}")
+        accepted = await anyio.to_thread.run_sync(lambda: ingest_queue.submit(collection, docs, wait=wait))
+        return Response({"data": [a.__dict__ for a in accepted]},
+                        status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
+
+    @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True)
+    def list_documents(self, service: Service, name: str, limit: int = Limit,
+                       after: int | None = Parameter(default=None, description="Last id of the previous page.")) -> dict:
+        collection = service.store.get_collection(name)
+        rows = service.store.list_documents(collection.id, limit=limit + 1, after=after)
+        return {"data": [document_dict(d) for d in rows[:limit]], "has_more": len(rows) > limit}
+
+    @get("/{document_id:int}", operation_id="getDocument", summary="A document with its extracted text",
+         sync_to_thread=True)
+    def get_document(self, service: Service, name: str, document_id: int) -> dict:
+        collection = service.store.get_collection(name)
+        return document_dict(service.store.get_document(collection.id, document_id))
+
+    @delete("/{document_id:int}", operation_id="deleteDocument", summary="Delete a document",
+            sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
+    def delete_document(self, service: Service, name: str, document_id: int) -> None:
+        collection = service.store.get_collection(name)
+        removed = service.store.delete_documents(collection.id, [document_id])
+        service.indexes.apply(collection, removed)
+
+
+def _parse_uploads(uploads: list[tuple[str | None, bytes]]) -> tuple[list, list[tuple[str, RagError]]]:
+    docs, bad = [], []
+    for filename, data in uploads:
+        name = filename or "(unnamed file)"
+        try:
+            docs.extend(load_upload(name, data))
+        except RagError as e:
+            bad.append((name, e))
+    return docs, bad

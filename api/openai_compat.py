@@ -1,0 +1,162 @@
+"""OpenAI-compatible endpoints, so existing OpenAI clients work by changing `base_url`.
+
+`/v1/chat/completions` answers from a collection when the body names one (the SDK's
+`extra_body={"collection": ...}`), adding a top-level `citations` list (streamed: on the last
+chunk); without a collection it goes to the upstream chat model when a key is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.response import Stream
+
+from rag.answer import EXTRACTIVE, Asker
+from rag.embeddings import get_embedder
+from rag.embeddings.local import MODEL_ID as LOCAL_MODEL
+from rag.errors import InvalidInput, NotFound
+from rag.service import Service
+
+
+class ModelNotFound(NotFound):
+    """No such model here."""
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise InvalidInput(f"the body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return data
+
+
+def _question(messages: Any) -> str:
+    """The last user message's text: what to retrieve passages for."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidInput("messages must be a non-empty list")
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                text = content
+            elif isinstance(content, list):
+                text = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            else:
+                text = ""
+            if text.strip():
+                return text
+    raise InvalidInput("messages has no user message with text to answer")
+
+
+class OpenAIController(Controller):
+    path = "/v1"
+    tags = ["openai-compatible"]
+
+    @get("/models", operation_id="listModels", summary="Models this service answers with")
+    async def models(self, service: Service) -> dict:
+        ids = [LOCAL_MODEL, EXTRACTIVE]
+        if service.settings.openai_enabled:
+            ids.append(service.settings.chat_model)
+        return {"object": "list",
+                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "rag-service"} for m in ids]}
+
+    @post("/embeddings", operation_id="createEmbeddings", summary="Embed texts (OpenAI wire format)",
+          sync_to_thread=True, status_code=200)
+    def embeddings(self, service: Service, data: dict[str, Any]) -> dict:
+        model = data.get("model")
+        if model != LOCAL_MODEL:
+            raise ModelNotFound(f"model {model!r} is not served here; use {LOCAL_MODEL!r}")
+        inputs = data.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
+            raise InvalidInput("input must be a string or a non-empty list of strings (token arrays are not supported)")
+        if data.get("dimensions") is not None:
+            raise InvalidInput(f"{LOCAL_MODEL} has a fixed size of 384 dimensions; omit dimensions")
+        fmt = data.get("encoding_format") or "float"
+        if fmt not in ("float", "base64"):
+            raise InvalidInput("encoding_format must be float or base64")
+        embedder = get_embedder("local", service.settings)
+        vectors = embedder.embed(inputs, truncate=True)
+        tokens = sum(min(n, embedder.max_input_tokens) for n in embedder.count_tokens(inputs))
+        rows = []
+        for i, v in enumerate(vectors):
+            # base64 is the float32 bytes, little-endian, as OpenAI sends them (the SDK's default).
+            value = base64.b64encode(v.astype("<f4").tobytes()).decode() if fmt == "base64" else v.tolist()
+            rows.append({"object": "embedding", "index": i, "embedding": value})
+        return {"object": "list", "data": rows, "model": LOCAL_MODEL,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @post("/chat/completions", operation_id="createChatCompletion", status_code=200,
+          summary="Chat completions; with `collection` in the body, answered from it with citations")
+    async def chat_completions(self, request: Request, service: Service, asker: Asker) -> Any:
+        body = await request.body()
+        data = _decode(body)
+        collection = data.get("collection")
+        if collection is None:
+            if not service.settings.openai_enabled:
+                raise InvalidInput(
+                    "without a \"collection\" in the body this needs an upstream chat model, and "
+                    "OPENAI_API_KEY is not set on the server")
+            from api.passthrough import forward
+
+            return await forward(request, "chat/completions", body=body)
+        if not isinstance(collection, str):
+            raise InvalidInput("collection must be a string")
+        question = _question(data.get("messages"))
+        model = asker.resolve_model(data.get("model") or None)
+        options = {"k": data.get("k", 5), "mode": data.get("mode", "hybrid"), "filter": data.get("filter"),
+                   "model": model, "temperature": data.get("temperature"),
+                   "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens")}
+        ident = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if not data.get("stream"):
+            answer = await anyio.to_thread.run_sync(lambda: asker.answer(collection, question, **options))
+            return {
+                "id": ident, "object": "chat.completion", "created": created, "model": answer.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
+                             "finish_reason": "stop"}],
+                "usage": answer.usage,
+                "citations": [c.__dict__ for c in answer.citations],
+            }
+        events = await anyio.to_thread.run_sync(lambda: asker.stream(collection, question, **options))
+        return Stream(_chunks(events, ident, created, model), media_type="text/event-stream",
+                      headers={"Cache-Control": "no-cache"})
+
+
+def _chunks(events, ident: str, created: int, model: str) -> Iterator[bytes]:
+    """Chat completion chunks as OpenAI streams them, ending with citations and [DONE]."""
+
+    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
+        payload = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+    first = True
+    citations: list = []
+    for event in events:
+        if event.type == "delta":
+            delta = {"content": event.data["text"]}
+            if first:
+                delta["role"] = "assistant"
+                first = False
+            yield chunk(delta)
+        elif event.type == "citations":
+            citations = event.data
+        elif event.type == "done":
+            yield chunk({}, "stop", citations=citations, usage=event.data["usage"])
+        elif event.type == "error":
+            err = {"error": {"message": event.data["message"], "type": "upstream_error", "code": event.data["status"]}}
+            yield f"data: {json.dumps(err)}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+

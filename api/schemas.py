@@ -1,0 +1,55 @@
+"""Request bodies. Litestar validates them against these types and answers 400 naming the field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+K = Annotated[int, Meta(ge=1, le=100, description="How many results, 1-100.")]
+Mode = Annotated[str, Meta(description="dense, lexical or hybrid (default).")]
+Filter = Annotated[dict[str, Any] | None, Meta(description="Metadata filter: {key: value or [values]}, keys ANDed.")]
+
+
+class CollectionCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
+    embedder: Annotated[str | None, Meta(description="local (default) or openai")] = None
+    chunk_size: Annotated[int | None, Meta(ge=16, le=8191)] = None
+    chunk_overlap: Annotated[int | None, Meta(ge=0, le=8190)] = None
+
+
+class DocumentIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    text: Annotated[str, Meta(min_length=1)]
+    title: str | None = None
+    source: Annotated[str | None, Meta(description="Identifies the document; the same source replaces it.")] = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class DocumentsIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    documents: Annotated[list[DocumentIn], Meta(min_length=1, max_length=1000)]
+
+
+class SearchIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    query: Annotated[str, Meta(min_length=1)]
+    k: K = 10
+    mode: Mode = "hybrid"
+    filter: Filter = None
+    min_score: float | None = None
+
+
+class AskIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    question: Annotated[str, Meta(min_length=1)]
+    k: K = 5
+    mode: Mode = "hybrid"
+    filter: Filter = None
+    model: Annotated[str | None, Meta(description="extractive, or a chat model when a key is set")] = None
+    temperature: Annotated[float | None, Meta(ge=0, le=2)] = None
+    max_tokens: Annotated[int | None, Meta(ge=1, le=128_000)] = None
+    stream: bool = False
+
+
+class SimilarityIn(Struct, kw_only=True, forbid_unknown_fields=True):
+    a: str | None = None
+    b: str | None = None
+    pairs: Annotated[list[tuple[str, str]] | None, Meta(max_length=10_000)] = None

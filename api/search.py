@@ -1,0 +1,70 @@
+"""Search, ask (plain or streamed) and text similarity."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import numpy as np
+from litestar import Controller, post
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from api.schemas import AskIn, SearchIn, SimilarityIn
+from rag.answer import Asker, AnswerEvent
+from rag.embeddings import get_embedder
+from rag.errors import InvalidInput
+from rag.service import Service
+
+
+class SearchController(Controller):
+    path = "/collections/{name:str}"
+    tags = ["search"]
+
+    @post("/search", operation_id="search", summary="Search a collection", sync_to_thread=True, status_code=200)
+    def search(self, service: Service, name: str, data: SearchIn) -> dict:
+        hits = service.retriever.search(name, data.query, k=data.k, mode=data.mode, filter=data.filter,
+                                        min_score=data.min_score)
+        return {"hits": [h.to_dict() for h in hits]}
+
+    @post("/ask", operation_id="ask", summary="Answer a question with citations", sync_to_thread=True,
+          status_code=200,
+          description="With stream=true: Server-Sent Events `delta` {text}, one `citations` [...], then "
+                      "`done` {model, usage}, or `error` {message, status}.")
+    def ask(self, service: Service, asker: Asker, name: str, data: AskIn) -> dict | ServerSentEvent:
+        options = {"k": data.k, "mode": data.mode, "filter": data.filter, "model": data.model,
+                   "temperature": data.temperature, "max_tokens": data.max_tokens}
+        if not data.stream:
+            return asker.answer(name, data.question, **options).to_dict()
+        # Input and upstream errors raise here, before the stream opens, and get their status.
+        events = asker.stream(name, data.question, **options)
+        return ServerSentEvent(_sse(events))
+
+
+def _sse(events: Iterator[AnswerEvent]) -> Iterator[ServerSentEventMessage]:
+    for event in events:
+        yield ServerSentEventMessage(event=event.type, data=json.dumps(event.data, ensure_ascii=False))
+
+
+class SimilarityController(Controller):
+    path = "/similarity"
+    tags = ["similarity"]
+
+    @post(operation_id="similarity", summary="Cosine similarity of texts (local embedder)", sync_to_thread=True,
+          status_code=200)
+    def similarity(self, service: Service, data: SimilarityIn) -> dict:
+        if data.pairs is not None:
+            if data.a is not None or data.b is not None:
+                raise InvalidInput("give either a and b, or pairs")
+            pairs = data.pairs
+        elif data.a is not None and data.b is not None:
+            pairs = [(data.a, data.b)]
+        else:
+            raise InvalidInput("give a and b, or pairs")
+        if not pairs:
+            return {"scores": []}
+        embedder = get_embedder("local", service.settings)
+        a = embedder.embed([p[0] for p in pairs], truncate=True)
+        b = embedder.embed([p[1] for p in pairs], truncate=True)
+        scores = [round(float(s), 6) for s in np.einsum("ij,ij->i", a, b)]
+        return {"scores": scores} if data.pairs is not None else {"score": scores[0]}
