@@ -58,6 +58,18 @@ def _warm_up(service: Service) -> None:
             log.warning("could not load the index of %s: %s", collection.name, e)
 
 
+def _service(state: State) -> Service:
+    return state.service
+
+
+def _asker(state: State) -> Asker:
+    return state.asker
+
+
+def _ingest_queue(state: State) -> IngestQueue:
+    return state.ingest_queue
+
+
 def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Litestar:
     settings = settings or get_settings()
 
@@ -89,9 +101,9 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
                                        include_in_schema=False),
         ],
         dependencies={
-            "service": Provide(lambda state: state.service, sync_to_thread=False),
-            "asker": Provide(lambda state: state.asker, sync_to_thread=False),
-            "ingest_queue": Provide(lambda state: state.ingest_queue, sync_to_thread=False),
+            "service": Provide(_service, sync_to_thread=False),
+            "asker": Provide(_asker, sync_to_thread=False),
+            "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],
@@ -107,6 +119,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
                 js_url=f"{swagger}/swagger-ui-bundle.js",
                 css_url=f"{swagger}/swagger-ui.css",
                 standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' type='image/png' href='{swagger}/favicon-32x32.png'>",
             )],
         ),
     )

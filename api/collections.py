@@ -7,9 +7,10 @@ from typing import Any
 
 import anyio
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from api.errors import error_response
@@ -49,24 +50,24 @@ class CollectionsController(Controller):
     tags = ["collections"]
 
     @get(operation_id="listCollections", summary="List collections", sync_to_thread=True)
-    def list_collections(self, service: Service, limit: int = Limit, after: str | None = None) -> dict:
+    def list_collections(self, service: NamedDependency[Service], limit: int = Limit, after: FromQuery[str | None] = None) -> dict:
         rows = [c for c in service.store.list_collections() if after is None or c.name > after]
         return {"data": [collection_dict(c) for c in rows[:limit]], "has_more": len(rows) > limit}
 
     @post(operation_id="createCollection", summary="Create a collection", sync_to_thread=True,
           status_code=HTTP_201_CREATED)
-    def create_collection(self, service: Service, data: CollectionCreate) -> dict:
+    def create_collection(self, service: NamedDependency[Service], data: JSONBody[CollectionCreate]) -> dict:
         c = service.create_collection(data.name, embedder=data.embedder, chunk_size=data.chunk_size,
                                       chunk_overlap=data.chunk_overlap)
         return collection_dict(c)
 
     @get("/{name:str}", operation_id="getCollection", summary="Show a collection", sync_to_thread=True)
-    def get_collection(self, service: Service, name: str) -> dict:
+    def get_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> dict:
         return collection_dict(service.store.get_collection(name, counts=True))
 
     @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and its documents",
             sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
-    def delete_collection(self, service: Service, name: str) -> None:
+    def delete_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> None:
         service.delete_collection(name)
 
 
@@ -78,8 +79,8 @@ class DocumentsController(Controller):
           description="Multipart file uploads, or JSON {\"documents\": [{\"text\", \"title\", \"source\", "
                       "\"metadata\"}]}. Answers 202 with each document's status; with ?wait=true, 201 once "
                       "all are ready or failed. Any unsupported (415) or unreadable (400) file: nothing is ingested.")
-    async def add_documents(self, request: Request, service: Service, ingest_queue: IngestQueue, name: str,
-                            wait: bool = False) -> Response:
+    async def add_documents(self, request: Request, service: NamedDependency[Service], ingest_queue: NamedDependency[IngestQueue], name: FromPath[str],
+                            wait: FromQuery[bool] = False) -> Response:
         collection = await anyio.to_thread.run_sync(service.store.get_collection, name)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
@@ -93,7 +94,7 @@ class DocumentsController(Controller):
                 unsupported = any(isinstance(e, UnsupportedFile) for _, e in bad)
                 response = error_response(
                     415 if unsupported else 400,
-                    "nothing was ingested: " + "; ".join(f"{n}: {e}" for n, e in bad),
+                    "nothing was ingested: " + "; ".join(str(e) for _, e in bad),
                     "unsupported_file" if unsupported else "invalid_request_error", "files")
                 response.content["error"]["files"] = [{"name": n, "error": str(e)} for n, e in bad]
                 return response
@@ -117,7 +118,7 @@ class DocumentsController(Controller):
                         status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
 
     @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True)
-    def list_documents(self, service: Service, name: str, limit: int = Limit,
+    def list_documents(self, service: NamedDependency[Service], name: FromPath[str], limit: int = Limit,
                        after: int | None = Parameter(default=None, description="Last id of the previous page.")) -> dict:
         collection = service.store.get_collection(name)
         rows = service.store.list_documents(collection.id, limit=limit + 1, after=after)
@@ -125,13 +126,13 @@ class DocumentsController(Controller):
 
     @get("/{document_id:int}", operation_id="getDocument", summary="A document with its extracted text",
          sync_to_thread=True)
-    def get_document(self, service: Service, name: str, document_id: int) -> dict:
+    def get_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: FromPath[int]) -> dict:
         collection = service.store.get_collection(name)
         return document_dict(service.store.get_document(collection.id, document_id))
 
     @delete("/{document_id:int}", operation_id="deleteDocument", summary="Delete a document",
             sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
-    def delete_document(self, service: Service, name: str, document_id: int) -> None:
+    def delete_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: FromPath[int]) -> None:
         collection = service.store.get_collection(name)
         removed = service.store.delete_documents(collection.id, [document_id])
         service.indexes.apply(collection, removed)

@@ -16,6 +16,8 @@ from typing import Any
 
 import anyio
 import msgspec
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar import Controller, Request, get, post
 from litestar.response import Stream
 
@@ -63,7 +65,7 @@ class OpenAIController(Controller):
     tags = ["openai-compatible"]
 
     @get("/models", operation_id="listModels", summary="Models this service answers with")
-    async def models(self, service: Service) -> dict:
+    async def models(self, service: NamedDependency[Service]) -> dict:
         ids = [LOCAL_MODEL, EXTRACTIVE]
         if service.settings.openai_enabled:
             ids.append(service.settings.chat_model)
@@ -72,7 +74,7 @@ class OpenAIController(Controller):
 
     @post("/embeddings", operation_id="createEmbeddings", summary="Embed texts (OpenAI wire format)",
           sync_to_thread=True, status_code=200)
-    def embeddings(self, service: Service, data: dict[str, Any]) -> dict:
+    def embeddings(self, service: NamedDependency[Service], data: JSONBody[dict[str, Any]]) -> dict:
         model = data.get("model")
         if model != LOCAL_MODEL:
             raise ModelNotFound(f"model {model!r} is not served here; use {LOCAL_MODEL!r}")
@@ -99,7 +101,7 @@ class OpenAIController(Controller):
 
     @post("/chat/completions", operation_id="createChatCompletion", status_code=200,
           summary="Chat completions; with `collection` in the body, answered from it with citations")
-    async def chat_completions(self, request: Request, service: Service, asker: Asker) -> Any:
+    async def chat_completions(self, request: Request, service: NamedDependency[Service], asker: NamedDependency[Asker]) -> Any:
         body = await request.body()
         data = _decode(body)
         collection = data.get("collection")
@@ -110,7 +112,7 @@ class OpenAIController(Controller):
                     "OPENAI_API_KEY is not set on the server")
             from api.passthrough import forward
 
-            return await forward(request, "chat/completions", body=body)
+            return await forward(request)  # the body read above is replayed from Litestar's cache
         if not isinstance(collection, str):
             raise InvalidInput("collection must be a string")
         question = _question(data.get("messages"))

@@ -129,6 +129,10 @@ def _has_body(headers: list[tuple[str, str]], raw: list[tuple[bytes, bytes]]) ->
     return chunked or any(v.strip() not in ("", "0") for v in lengths)
 
 
+def _too_large(limit_mb: int) -> HTTPException:
+    return HTTPException(status_code=413, detail=f"request body exceeds RAG_MAX_UPLOAD_MB ({limit_mb} MB)")
+
+
 async def _request_body(request: Request, limit_mb: int) -> AsyncIterator[bytes]:
     # Litestar's stream enforces the app's request_max_body_size (RAG_MAX_UPLOAD_MB) as bytes
     # arrive; say which setting refused it.
@@ -137,7 +141,7 @@ async def _request_body(request: Request, limit_mb: int) -> AsyncIterator[bytes]
             if chunk:
                 yield chunk
     except RequestEntityTooLarge:
-        raise HTTPException(status_code=413, detail=f"request body exceeds RAG_MAX_UPLOAD_MB ({limit_mb} MB)") from None
+        raise _too_large(limit_mb) from None
 
 
 async def forward(request: Request) -> ASGIStreamingResponse:
@@ -148,8 +152,7 @@ async def forward(request: Request) -> ASGIStreamingResponse:
         raise MissingCredentials("the OpenAI passthrough needs OPENAI_API_KEY; it is not set")
     limit = settings.max_upload_mb * 1024 * 1024
     if (request.content_length or 0) > limit:
-        raise HTTPException(status_code=413,
-                            detail=f"request body exceeds RAG_MAX_UPLOAD_MB ({settings.max_upload_mb} MB)")
+        raise _too_large(settings.max_upload_mb)
     raw = request.scope["headers"]
     headers = _forwardable(raw, _REQUEST_DROPPED)
     headers.append(("authorization", f"Bearer {settings.openai_api_key}"))
@@ -198,8 +201,8 @@ def _operation_id(handler: HTTPRouteHandler, method: Method, components: list) -
 def _build_router() -> Router:
     handlers = [
         # status_code only quiets the check that DELETE answers 204 without a body: the upstream decides.
-        route(path, http_method=list(methods), operation_id=_operation_id, tags=["passthrough"], status_code=200,
-              summary=f"Forwarded to the OpenAI upstream: {path.split('/')[1]}")(forward)
+        route(path, http_method=list(methods), operation_id=_operation_id, tags=["passthrough"],
+              status_code=200, summary=f"Forwarded to the OpenAI upstream: {path.split('/')[1]}")(forward)
         for path, methods in PASSTHROUGH_ROUTES
     ]
     return Router(path=PREFIX, route_handlers=handlers)

@@ -15,8 +15,8 @@ Filter = Annotated[dict[str, Any] | None, Meta(description="Metadata filter: {ke
 class CollectionCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
     embedder: Annotated[str | None, Meta(description="local (default) or openai")] = None
-    chunk_size: Annotated[int | None, Meta(ge=16, le=8191)] = None
-    chunk_overlap: Annotated[int | None, Meta(ge=0, le=8190)] = None
+    chunk_size: Annotated[int, Meta(ge=16, le=8191)] | None = None
+    chunk_overlap: Annotated[int, Meta(ge=0, le=8190)] | None = None
 
 
 class DocumentIn(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,12 +44,12 @@ class AskIn(Struct, kw_only=True, forbid_unknown_fields=True):
     mode: Mode = "hybrid"
     filter: Filter = None
     model: Annotated[str | None, Meta(description="extractive, or a chat model when a key is set")] = None
-    temperature: Annotated[float | None, Meta(ge=0, le=2)] = None
-    max_tokens: Annotated[int | None, Meta(ge=1, le=128_000)] = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=128_000)] | None = None
     stream: bool = False
 
 
 class SimilarityIn(Struct, kw_only=True, forbid_unknown_fields=True):
     a: str | None = None
     b: str | None = None
-    pairs: Annotated[list[tuple[str, str]] | None, Meta(max_length=10_000)] = None
+    pairs: Annotated[list[tuple[str, str]], Meta(max_length=10_000)] | None = None

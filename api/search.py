@@ -6,7 +6,9 @@ import json
 from collections.abc import Iterator
 
 import numpy as np
-from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar import Controller, Response, post
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -22,7 +24,7 @@ class SearchController(Controller):
     tags = ["search"]
 
     @post("/search", operation_id="search", summary="Search a collection", sync_to_thread=True, status_code=200)
-    def search(self, service: Service, name: str, data: SearchIn) -> dict:
+    def search(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[SearchIn]) -> dict:
         hits = service.retriever.search(name, data.query, k=data.k, mode=data.mode, filter=data.filter,
                                         min_score=data.min_score)
         return {"hits": [h.to_dict() for h in hits]}
@@ -31,11 +33,11 @@ class SearchController(Controller):
           status_code=200,
           description="With stream=true: Server-Sent Events `delta` {text}, one `citations` [...], then "
                       "`done` {model, usage}, or `error` {message, status}.")
-    def ask(self, service: Service, asker: Asker, name: str, data: AskIn) -> dict | ServerSentEvent:
+    def ask(self, asker: NamedDependency[Asker], name: FromPath[str], data: JSONBody[AskIn]) -> Response:
         options = {"k": data.k, "mode": data.mode, "filter": data.filter, "model": data.model,
                    "temperature": data.temperature, "max_tokens": data.max_tokens}
         if not data.stream:
-            return asker.answer(name, data.question, **options).to_dict()
+            return Response(asker.answer(name, data.question, **options).to_dict())
         # Input and upstream errors raise here, before the stream opens, and get their status.
         events = asker.stream(name, data.question, **options)
         return ServerSentEvent(_sse(events))
@@ -52,7 +54,7 @@ class SimilarityController(Controller):
 
     @post(operation_id="similarity", summary="Cosine similarity of texts (local embedder)", sync_to_thread=True,
           status_code=200)
-    def similarity(self, service: Service, data: SimilarityIn) -> dict:
+    def similarity(self, service: NamedDependency[Service], data: JSONBody[SimilarityIn]) -> dict:
         if data.pairs is not None:
             if data.a is not None or data.b is not None:
                 raise InvalidInput("give either a and b, or pairs")

@@ -301,6 +301,63 @@ def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
         out.print(f"{float(score):.4f}")
 
 
+# -- answering and serving -----------------------------------------------------------------------
+
+@main.command()
+@click.argument("question")
+@collection_option
+@click.option("-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Passages to answer from.")
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
+@click.option("--model", help="extractive, or a chat model (needs OPENAI_API_KEY); default: RAG_CHAT_MODEL "
+                              "with a key, else extractive.")
+@click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, model, usage}.")
+def ask(question: str, collection: str, k: int, mode: str, model: str | None, as_json: bool) -> None:
+    """Answer a question from a collection, with citations."""
+    from rag.answer import Asker
+
+    service = _service()
+    with service_errors():
+        answer = Asker(service.retriever, service.settings).answer(collection, question, k=k, mode=mode, model=model)
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    out.print(answer.answer, markup=False, highlight=False)
+    for c in answer.citations:
+        where = c.source + (f", page {c.page}" if c.page else "")
+        out.print(f"[{c.index}] {where} (chars {c.start_char}-{c.end_char})", markup=False, highlight=False)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="RAG_HOST")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, envvar="RAG_PORT")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Serve on a non-loopback address without RAG_API_KEYS (anyone who can reach it can use it).")
+def serve(host: str, port: int, insecure_no_auth: bool) -> None:
+    """Serve the HTTP API (docs at /schema/swagger)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    if not settings.api_keys and not _is_loopback(host) and not insecure_no_auth:
+        raise CliError(f"refusing to serve on {host} without auth: set RAG_API_KEYS, or pass --insecure-no-auth")
+    with service_errors():
+        app = create_app(settings)
+    err.print(f"serving on http://{host}:{port} (docs: /schema/swagger)")
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
 # -- evaluation ----------------------------------------------------------------------------------
 
 @main.command("eval")

@@ -21,8 +21,9 @@ from rag.tokens import DEFAULT_ENCODING, get_encoding
 DEFAULT_CHUNK_SIZE = 200
 DEFAULT_CHUNK_OVERLAP = 32
 
-# A sentence ends at . ! ? (and any closing quotes or brackets) followed by white space.
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+")
+# A sentence ends at . ! ? (and any closing quotes or brackets) followed by white space, or at a
+# line break that ends a paragraph or a heading.
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n|\n(?=\s*[-*•\d])")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

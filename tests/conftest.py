@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from openai_server import openai_server  # noqa: F401  (fixture)
 from rag.config import get_settings
 
 

