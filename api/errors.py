@@ -8,6 +8,7 @@ mistake may surface as a 500.
 from __future__ import annotations
 
 import logging
+import re
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -57,6 +58,10 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response:
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         first = exc.extra[0] if isinstance(exc.extra[0], dict) else {}
         param = first.get("key")
+        # msgspec names a missing field only in its message: "Object missing required field `query`".
+        missing = re.search(r"missing required field `([^`]+)`", str(first.get("message", "")))
+        if missing:
+            param = missing.group(1)
         message = "; ".join(
             f"{e.get('key') or 'body'}: {e.get('message')}" for e in exc.extra if isinstance(e, dict)
         ) or exc.detail

@@ -276,16 +276,25 @@ class Asker:
     def _extractive(self, collection: Collection, question: str, hits: list[Hit]) -> Iterator[AnswerEvent]:
         """Quote the retrieved sentences closest in meaning to the question, each cited."""
         candidates: list[tuple[int, int, int, str]] = []  # (passage n, start, end, sentence)
+        contexts: list[str] = []  # what is embedded: the sentence under its nearest heading
         for n, h in enumerate(hits, start=1):
+            heading = h.section or h.title
             for a, b in sentence_spans(h.text):
                 sentence = h.text[a:b]
-                if len(sentence) >= 20 and not sentence.isupper():
+                if _is_heading(sentence):
+                    heading = sentence
+                    continue
+                if len(sentence) >= 20:
                     candidates.append((n, h.start_char + a, h.start_char + b, sentence))
+                    # "It has 540 panels" only answers "how many panels on the school roof" once
+                    # the reader knows it sits under "The school array".
+                    contexts.append(f"{heading}: {sentence}" if heading else sentence)
         chosen: list[tuple[float, int, int, int, str]] = []
         if candidates:
             embedder = self.retriever.embedder_for(collection)
             q = embedder.embed_one(question)
-            sims = embedder.embed([c[3] for c in candidates], truncate=True) @ q
+            sims = embedder.embed(contexts, truncate=True) @ q
+            sims = sims + np.array([_answer_type_bonus(question, c[3]) for c in candidates])
             best = float(sims.max())
             # Keep the best sentence and those nearly as good, at most three; a best match this
             # weak means the passages do not answer the question.
@@ -315,6 +324,26 @@ class Asker:
         cited = [n for _, n, _, _, _ in chosen]
         yield AnswerEvent("citations", [asdict(c) for c in citations_for(hits, cited, quotes)])
         yield AnswerEvent("done", {"model": EXTRACTIVE, "usage": _usage(question, hits, text)})
+
+
+_QUANTITY_QUESTION = re.compile(
+    r"\s*(how (many|much|long|old|big|large|far|often)|when|what (year|date|time|percentage|price|cost))\b", re.I)
+
+
+def _answer_type_bonus(question: str, sentence: str) -> float:
+    """Classic answer-type matching: a question for a number or a date prefers sentences that hold
+    one, and "how many panels" prefers "540 panels" above all."""
+    if not _QUANTITY_QUESTION.match(question) or not any(ch.isdigit() for ch in sentence):
+        return 0.0
+    m = re.match(r"\s*how (?:many|much)\s+(\w+?)(?:e?s)?\b", question, re.I)
+    if m and re.search(rf"\d[\d,.]*\s+(?:\w+\s+)?{re.escape(m.group(1))}", sentence, re.I):
+        return 0.2
+    return 0.05
+
+
+def _is_heading(span: str) -> bool:
+    """A short line with no sentence punctuation at its end: a heading inside a chunk."""
+    return len(span) < 80 and "\n" not in span and not span.rstrip().endswith((".", "!", "?", ":", ";", ","))
 
 
 def _usage(question: str, hits: list[Hit], answer: str) -> dict:
