@@ -18,8 +18,9 @@ import anyio
 import msgspec
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.response import Stream
+from litestar.response.base import ASGIResponse
 
 from rag.answer import EXTRACTIVE, Asker
 from rag.embeddings import get_embedder
@@ -30,6 +31,21 @@ from rag.service import Service
 
 class ModelNotFound(NotFound):
     """No such model here."""
+
+
+class _Relayed(Response):
+    """An ASGI response built already (the passthrough's), handed to Litestar as it is.
+
+    A handler annotated `Any` has its non-`Response` results serialised as JSON, so the
+    passthrough's `ASGIStreamingResponse` must travel inside a `Response`.
+    """
+
+    def __init__(self, asgi_response: ASGIResponse):
+        super().__init__(content=None)
+        self.asgi_response = asgi_response
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        return self.asgi_response
 
 
 def _decode(body: bytes) -> dict[str, Any]:
@@ -112,7 +128,7 @@ class OpenAIController(Controller):
                     "OPENAI_API_KEY is not set on the server")
             from api.passthrough import forward
 
-            return await forward(request)  # the body read above is replayed from Litestar's cache
+            return _Relayed(await forward(request))  # the body read above is replayed from Litestar's cache
         if not isinstance(collection, str):
             raise InvalidInput("collection must be a string")
         question = _question(data.get("messages"))

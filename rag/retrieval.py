@@ -16,7 +16,8 @@ from rag.store import Collection, Store, validate_filter
 MODES = ("dense", "lexical", "hybrid")
 # Chosen by measurement on SciFact's train split (see README, "Retrieval defaults").
 DEFAULT_MODE = "hybrid"
-RRF_K = 60  # reciprocal rank fusion's damping constant (Cormack et al., SIGIR 2009)
+HYBRID_DEPTH = 100  # each mode's list is this deep (at least) before fusion
+DENSE_WEIGHT = 0.5  # fusion weight of the dense score; lexical gets the rest
 MAX_K = 1000
 
 
@@ -27,7 +28,8 @@ class Hit:
     chunk_id: int
     document_id: int
     score: float
-    """dense: cosine similarity; lexical: BM25; hybrid: reciprocal-rank-fusion score."""
+    """dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max scaled
+    to [0, 1] over its list."""
     text: str
     source: str
     title: str | None
@@ -78,7 +80,7 @@ class Retriever:
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
-        depth = k if mode != "hybrid" else max(k * 2, 100)
+        depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
         if mode in ("dense", "hybrid"):
             vector = self.embedder_for(collection).embed_one(query)
             dense = self.indexes.current(collection).search(vector, depth, allowed)
@@ -110,17 +112,29 @@ class Retriever:
         return hits
 
 
-def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], dense_weight: float = DENSE_WEIGHT
          ) -> list[tuple[int, float, float | None, float | None]]:
-    """Reciprocal rank fusion: score = sum of 1 / (RRF_K + rank) over the lists a chunk is in."""
-    scores: dict[int, float] = {}
-    d_scores = dict(dense)
-    l_scores = dict(lexical)
-    for ranking in (dense, lexical):
-        for rank, (cid, _) in enumerate(ranking, start=1):
-            scores[cid] = scores.get(cid, 0.0) + 1.0 / (RRF_K + rank)
-    order = sorted(scores, key=lambda c: (-scores[c], c))
-    return [(c, scores[c], d_scores.get(c), l_scores.get(c)) for c in order]
+    """Convex combination of min-max scaled scores; a chunk missing from a list scores 0 there.
+
+    Measured on SciFact's train split against reciprocal rank fusion (README, "Retrieval
+    defaults"): nDCG@10 0.730 against 0.713 for RRF with k = 60.
+    """
+    d_scores, l_scores = dict(dense), dict(lexical)
+    d_norm, l_norm = _min_max(dense), _min_max(lexical)
+    fused = {c: dense_weight * d_norm.get(c, 0.0) + (1 - dense_weight) * l_norm.get(c, 0.0)
+             for c in d_norm.keys() | l_norm.keys()}
+    order = sorted(fused, key=lambda c: (-fused[c], c))
+    return [(c, fused[c], d_scores.get(c), l_scores.get(c)) for c in order]
+
+
+def _min_max(ranking: list[tuple[int, float]]) -> dict[int, float]:
+    if not ranking:
+        return {}
+    scores = [s for _, s in ranking]
+    lo, hi = min(scores), max(scores)
+    if hi <= lo:
+        return {c: 1.0 for c, _ in ranking}
+    return {c: (s - lo) / (hi - lo) for c, s in ranking}
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

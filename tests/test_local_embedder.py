@@ -149,6 +149,14 @@ def test_cached_model_is_reused(embedder: LocalEmbedder, model_cache: Path) -> N
     np.testing.assert_allclose(again.embed([CAT]), embedder.embed([CAT]), atol=1e-6)
 
 
+def test_unloadable_cached_model_is_rebuilt(embedder: LocalEmbedder, tmp_path: Path) -> None:
+    broken = tmp_path / embedder.model_path.name
+    broken.write_bytes(b"not an onnx model")
+    rebuilt = LocalEmbedder(cache_dir=tmp_path)
+    assert rebuilt.model_path == broken and broken.stat().st_size > 80_000_000
+    assert cos(rebuilt.embed_one(CAT), embedder.embed_one(CAT)) >= 0.99999
+
+
 def test_changed_builder_gets_a_new_cache_name(monkeypatch: pytest.MonkeyPatch) -> None:
     folder = model_dir()
     before = local._cache_key(folder)

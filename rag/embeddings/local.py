@@ -20,7 +20,7 @@ import numpy as np
 
 from rag.embeddings import numpy_reference, onnx_graph
 from rag.embeddings.base import Embedder, TooLong
-from rag.errors import ConfigError
+from rag.errors import ConfigError, InvalidInput
 
 __all__ = ["LocalEmbedder", "MODEL_ID", "model_dir"]
 
@@ -83,7 +83,11 @@ class LocalEmbedder(Embedder):
 
         folder = model_dir()
         self._folder = folder
-        self._config = numpy_reference.BertConfig.from_json(folder / "config.json")
+        try:
+            self._config = numpy_reference.BertConfig.from_json(folder / "config.json")
+        except (ValueError, KeyError) as e:
+            raise ConfigError(f"{folder}/config.json is not the expected BERT config ({e}); "
+                              f"reinstall: {_INSTALL_HINT}") from None
         if self._config.hidden_size != self.dim:
             raise ConfigError(f"{folder}: hidden size {self._config.hidden_size}, expected {self.dim}")
 
@@ -100,23 +104,35 @@ class LocalEmbedder(Embedder):
             raise ConfigError(f"{folder}/tokenizer.json does not frame texts as [CLS] … [SEP]")
 
         self._weights: dict[str, np.ndarray] | None = None  # for the numpy reference, loaded lazily
-        self.model_path = self._ensure_onnx(Path(cache_dir))
-        self._weights = None  # 90 MB that serving never needs once the graph is built
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = _session_threads()
         options.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside each op
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
-                                             providers=["CPUExecutionProvider"])
+
+        cache_dir = Path(cache_dir)
+        self.model_path, built = self._ensure_onnx(cache_dir)
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception:
+            if built:
+                raise
+            # A cached file that does not load (disk trouble, an interrupted copy) is only a
+            # cache: build it afresh rather than fail until someone deletes it by hand.
+            self.model_path.unlink(missing_ok=True)
+            self.model_path, _ = self._ensure_onnx(cache_dir)
+            self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+        self._weights = None  # 90 MB that serving never needs once the graph is built
 
     # -- model file ---------------------------------------------------------------------------
 
-    def _ensure_onnx(self, cache_dir: Path) -> Path:
-        """The cached ONNX model for these weights and this builder, built if missing."""
+    def _ensure_onnx(self, cache_dir: Path) -> tuple[Path, bool]:
+        """The cached ONNX model for these weights and this builder, and whether it was just built."""
         path = cache_dir / f"{MODEL_ID}-{_cache_key(self._folder)}.onnx"
         if path.is_file():
-            return path
+            return path, False
         cache_dir.mkdir(parents=True, exist_ok=True)
         model = onnx_graph.build_model(self._reference_weights(), self._config)
         # Write beside the target, then rename: a crash or a concurrent builder never leaves a
@@ -131,7 +147,7 @@ class LocalEmbedder(Embedder):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return path
+        return path, True
 
     def _reference_weights(self) -> dict[str, np.ndarray]:
         if self._weights is None:
@@ -143,7 +159,7 @@ class LocalEmbedder(Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each text's length in word pieces, [CLS] and [SEP] included, untruncated."""
         if isinstance(texts, str):
-            raise TypeError("count_tokens() takes a sequence of texts, not one string")
+            raise InvalidInput("count_tokens() takes a sequence of texts, not one string")
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str], truncate: bool) -> list[list[int]]:
