@@ -220,7 +220,8 @@ class Asker:
             elif event.type == "error":
                 raise UpstreamError(event.data["message"], status=event.data["status"])
         # Tidy the space a removed marker leaves before punctuation.
-        answer = re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(text)).strip()
+        answer = re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(text))
+        answer = re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", answer).strip()
         return Answer(answer, [Citation(**c) for c in citations], done.get("model", ""), done.get("usage", {}))
 
     # -- the chat model --------------------------------------------------------------------------

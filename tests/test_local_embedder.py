@@ -131,6 +131,8 @@ def test_count_tokens_is_exact_and_untruncated(embedder: LocalEmbedder) -> None:
     untruncated = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
     untruncated.no_truncation()
     assert count == len(untruncated.encode(LONG).ids)
+    with pytest.raises(InvalidInput):
+        embedder.count_tokens("hello world")
 
 
 @pytest.mark.parametrize("bad", ["", "   \n"])
