@@ -25,7 +25,7 @@ bench: install
 	$(BIN)/python -m bench
 
 serve: install
-	$(BIN)/rag ingest corpora --collection $(COLLECTION)
+	$(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)
 	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
 clean:
