@@ -36,7 +36,7 @@ def health(state: State) -> dict:
     service: Service = state.service
     with service.store.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-    return {"status": "ok", "store": "ok", "indexes_loaded": len(service.indexes._indexes),
+    return {"status": "ok", "store": "ok", "indexes_loaded": service.indexes.loaded,
             "collections": len(service.store.list_collections())}
 
 

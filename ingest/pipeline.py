@@ -158,6 +158,7 @@ class Pipeline:
         self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
                                embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
         self.on_progress = on_progress
+        self._files = (0, 0)  # (files done, files in this run), for progress reports
 
     # Public entry points ---------------------------------------------------------------------
 
@@ -172,6 +173,7 @@ class Pipeline:
         self.indexes.current(self.collection)  # load or rebuild once, then follow our own commits
         pending: list[_Pending] = []
 
+        self._files = (0, len(files))
         for n, path in enumerate(files, start=1):
             source = str(path)
             try:
@@ -188,7 +190,8 @@ class Pipeline:
                 if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
                     self._flush(pending, summary)
                     pending = []
-            self._report(n, len(files), summary)
+            self._files = (n, len(files))
+            self._report(summary)
         self._flush(pending, summary)
 
         if prune:
@@ -274,9 +277,11 @@ class Pipeline:
             summary.document_ids[p.doc.source] = change.document_id
             summary.chunks += len(p.chunks)
             summary.tokens += sum(c.token_count for c in p.chunks)
+        self._report(summary)  # a single large JSON Lines file shows progress too
 
-    def _report(self, done: int, total: int, summary: IngestSummary) -> None:
+    def _report(self, summary: IngestSummary) -> None:
         if self.on_progress:
+            done, total = self._files
             self.on_progress(Progress(done, total, summary.chunks, summary.tokens))
 
 

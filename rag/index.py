@@ -107,6 +107,11 @@ class IndexCache:
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
 
+    @property
+    def loaded(self) -> int:
+        """How many collections' indexes this process holds in memory."""
+        return len(self._indexes)
+
     def path(self, collection_id: int) -> Path:
         return self.index_dir / f"collection-{collection_id}.faiss"
 
