@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
 from openai_server import openai_server  # noqa: F401  (fixture)
-from rag.config import get_settings
+from rag.config import Settings, get_settings
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
 
 
 class NetworkAccessAttempted(AssertionError):
@@ -78,3 +82,26 @@ def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def seeded_home(tmp_path_factory) -> Path:
+    """A data folder with the sample corpus ingested as collection `wren`, once per module."""
+    from ingest.pipeline import Pipeline
+    from rag.service import Service
+
+    home = tmp_path_factory.mktemp("seed")
+    service = Service(Settings(home=home))
+    coll = service.create_collection("wren")
+    emb = service.retriever.embedder_for(coll)
+    summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([CORPUS])
+    assert not summary.failed and len(summary.added) == 17
+    service.close()
+    return home
+
+
+@pytest.fixture
+def home(seeded_home: Path, rag_env: Path) -> Path:
+    """A copy of the seeded data folder as this test's RAG_HOME."""
+    shutil.copytree(seeded_home, rag_env)
+    return rag_env

@@ -8,7 +8,6 @@ the prompt it received and can be told to fail, stall or say something with bad 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,10 +16,8 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from ingest.pipeline import Pipeline
 from rag.answer import SYSTEM_PROMPT, CitationFilter, build_messages
 from rag.config import Settings, get_settings
-from rag.service import Service
 from rag.tokens import count_chat_tokens, encoding_for_model
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
@@ -33,25 +30,6 @@ FILTERED_PLAIN = "The school has 540 panels [1]. See also and [2]."  # whole ans
 
 
 # -- fixtures -------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def seeded_home(tmp_path_factory) -> Path:
-    """A data folder with the sample corpus ingested once per module; tests get copies."""
-    home = tmp_path_factory.mktemp("seed")
-    service = Service(Settings(home=home))
-    coll = service.create_collection("wren")
-    emb = service.retriever.embedder_for(coll)
-    summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([CORPUS])
-    assert not summary.failed and len(summary.added) == 17
-    service.close()
-    return home
-
-
-@pytest.fixture
-def home(seeded_home: Path, rag_env: Path) -> Path:
-    shutil.copytree(seeded_home, rag_env)
-    return rag_env
-
 
 @pytest.fixture
 def start(home, openai_server, monkeypatch):

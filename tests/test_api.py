@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -13,30 +12,9 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import create_app
-from ingest.pipeline import Pipeline
 from rag.config import Settings, get_settings
-from rag.service import Service
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
-
-
-@pytest.fixture(scope="module")
-def seeded_home(tmp_path_factory) -> Path:
-    """A data folder with the sample corpus ingested once per module; tests get copies."""
-    home = tmp_path_factory.mktemp("seed")
-    service = Service(Settings(home=home))
-    coll = service.create_collection("wren")
-    emb = service.retriever.embedder_for(coll)
-    summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([CORPUS])
-    assert not summary.failed and len(summary.added) == 17
-    service.close()
-    return home
-
-
-@pytest.fixture
-def home(seeded_home: Path, rag_env: Path) -> Path:
-    shutil.copytree(seeded_home, rag_env)
-    return rag_env
 
 
 def make_client(monkeypatch=None, **env: str) -> TestClient:
