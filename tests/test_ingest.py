@@ -203,3 +203,32 @@ def test_kill_9_midway_then_rerun_completes_without_duplicates(tmp_path: Path):
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     docs, chunks = consistent("geo")
     assert docs == 1500 and chunks >= 1500
+
+
+def test_eval_on_a_small_beir_folder(tmp_path: Path):
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = {"d1": ("Aspirin", "Aspirin lowers the risk of a second heart attack."),
+            "d2": ("Vitamin D", "Vitamin D helps the gut absorb calcium from food."),
+            "d3": ("Sleep", "Adults who sleep under six hours show slower reaction times."),
+            "d4": ("Coffee", "Caffeine blocks adenosine receptors and delays sleepiness.")}
+    (beir / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x})
+                                                 for k, (t, x) in docs.items()))
+    (beir / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in [
+        {"_id": "q1", "text": "calcium absorption"}, {"_id": "q2", "text": "heart attack prevention"},
+        {"_id": "q3", "text": "an unjudged query"}]))
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td1\t1\n")
+    for mode in ("dense", "lexical", "hybrid"):
+        result = json.loads(run("eval", "--beir", str(beir), "-c", "tiny", "--mode", mode, "--json").stdout)
+        assert set(result) == {"ndcg@10", "recall@100", "mrr@10", "queries", "mode"}
+        assert result["queries"] == 2 and result["mode"] == mode
+        assert result["mrr@10"] == pytest.approx(1.0) and result["recall@100"] == pytest.approx(1.0)
+    assert "--split" in run("eval", "--help").stdout
+    assert "missing" in run("eval", "--beir", str(beir), "-c", "tiny", "--split", "dev", code=2).stderr
+
+
+def test_help_lists_every_command():
+    text = run("--help").stdout
+    for command in ("ingest", "search", "ask", "similarity", "serve", "collections", "documents", "eval", "reindex"):
+        assert command in text
+    assert subprocess.run([sys.executable, "-m", "ingest.cli", "--help"], capture_output=True).returncode == 0
