@@ -318,7 +318,14 @@ class Asker:
         for n, (a, b) in spans.items():
             h = hits[n - 1]
             quotes[n] = (a, b, h.text[a - h.start_char:b - h.start_char])
-        parts = [f"{sentence} [{n}]" for _, n, _, _, sentence in chosen]
+        # Passages in the order of their best sentence; within one, sentences in document order
+        # (steps of a procedure stay in sequence). White space is folded for reading; the quotes
+        # keep the exact text.
+        rank: dict[int, int] = {}
+        for _, n, _, _, _ in chosen:
+            rank.setdefault(n, len(rank))
+        chosen.sort(key=lambda c: (rank[c[1]], c[2]))
+        parts = [f"{' '.join(sentence.split())} [{n}]" for _, n, _, _, sentence in chosen]
         text = " ".join(parts)
         for i, part in enumerate(parts):
             yield AnswerEvent("delta", {"text": part if i == 0 else " " + part})

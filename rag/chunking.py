@@ -132,6 +132,10 @@ class Chunker:
         current: list[_Unit] = []
         total = 0
         for unit in units:
+            # A new page starts a new chunk, so a citation's page number is the page of all its text.
+            if current and unit.page != current[-1].page:
+                chunks.append(self._draft(text, current, size))
+                current, total = [], 0
             # A heading starts a new chunk once the current one is half full: sections stay whole.
             if current and (total + unit.tokens > size or (unit.heading and total >= size // 2)):
                 chunks.append(self._draft(text, current, size))

@@ -99,3 +99,11 @@ def test_bad_settings_are_refused():
         Chunker(8, 0)
     with pytest.raises(ValueError):
         Chunker(64, 64)
+
+
+def test_chunks_never_span_pages():
+    one, two = "Short page one.", (SENTENCE * 2).strip()
+    text = one + "\n\n" + two
+    els = [El(one, 0, len(one), page=1), El(two, len(one) + 2, len(text), page=2)]
+    chunks = Chunker(200, 32).chunk(text, els)
+    assert [(c.page, c.text) for c in chunks] == [(1, one), (2, two)]
