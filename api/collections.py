@@ -3,46 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated
 
 import anyio
 import msgspec
 from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter, PathParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from api.errors import error_response
 from api.schemas import CollectionCreate, DocumentsIn
-from ingest.loaders import document_from_text
-from ingest.pipeline import load_upload
+from ingest.loaders import document_from_text, load_bytes
 from ingest.queue import IngestQueue
 from rag.errors import InvalidInput, RagError, UnsupportedFile
 from rag.service import Service
-from rag.store import Collection, Document
 
 Limit = Parameter(ge=1, le=1000, default=100, description="Page size.")
-
-
-def collection_dict(c: Collection) -> dict[str, Any]:
-    return {
-        "name": c.name,
-        "embedder": {"kind": c.embedder.kind, "model": c.embedder.model_id, "dim": c.embedder.dim},
-        "chunk_size": c.chunk_size, "chunk_overlap": c.chunk_overlap,
-        "documents": c.documents, "chunks": c.chunks, "created_at": c.created_at,
-    }
-
-
-def document_dict(d: Document) -> dict[str, Any]:
-    out = {
-        "id": d.id, "source": d.source, "title": d.title, "status": d.status, "error": d.error,
-        "metadata": d.metadata, "chunks": d.chunks, "content_hash": d.content_hash,
-        "created_at": d.created_at, "updated_at": d.updated_at,
-    }
-    if d.text is not None:
-        out["text"] = d.text
-    return out
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id is a 400, not an overflow
+DocumentId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="Document id.")]
 
 
 class CollectionsController(Controller):
@@ -52,18 +32,18 @@ class CollectionsController(Controller):
     @get(operation_id="listCollections", summary="List collections", sync_to_thread=True)
     def list_collections(self, service: NamedDependency[Service], limit: int = Limit, after: FromQuery[str | None] = None) -> dict:
         rows = [c for c in service.store.list_collections() if after is None or c.name > after]
-        return {"data": [collection_dict(c) for c in rows[:limit]], "has_more": len(rows) > limit}
+        return {"data": [c.to_dict() for c in rows[:limit]], "has_more": len(rows) > limit}
 
     @post(operation_id="createCollection", summary="Create a collection", sync_to_thread=True,
           status_code=HTTP_201_CREATED)
     def create_collection(self, service: NamedDependency[Service], data: JSONBody[CollectionCreate]) -> dict:
         c = service.create_collection(data.name, embedder=data.embedder, chunk_size=data.chunk_size,
                                       chunk_overlap=data.chunk_overlap)
-        return collection_dict(c)
+        return c.to_dict()
 
     @get("/{name:str}", operation_id="getCollection", summary="Show a collection", sync_to_thread=True)
     def get_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> dict:
-        return collection_dict(service.store.get_collection(name, counts=True))
+        return service.store.get_collection(name, counts=True).to_dict()
 
     @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and its documents",
             sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
@@ -114,25 +94,33 @@ class DocumentsController(Controller):
         else:
             raise UnsupportedFile(f"send multipart/form-data files or application/json, not {content_type}")
         accepted = await anyio.to_thread.run_sync(lambda: ingest_queue.submit(collection, docs, wait=wait))
-        return Response({"data": [a.__dict__ for a in accepted]},
-                        status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
+        data = [{k: v for k, v in a.__dict__.items() if k != "http_status"} for a in accepted]
+        failed = [a for a in accepted if a.status == "failed"]
+        if wait and failed:
+            # Not all are ready: answer with the first failure's meaning (e.g. an upstream 429).
+            status = failed[0].http_status or 500
+            response = error_response(status, "; ".join(f"{a.source}: {a.error}" for a in failed),
+                                      "ingest_failed", "documents")
+            response.content["error"]["documents"] = data
+            return response
+        return Response({"data": data}, status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
 
     @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True)
     def list_documents(self, service: NamedDependency[Service], name: FromPath[str], limit: int = Limit,
-                       after: int | None = Parameter(default=None, description="Last id of the previous page.")) -> dict:
+                       after: int | None = Parameter(default=None, ge=0, le=MAX_ID, description="Last id of the previous page.")) -> dict:
         collection = service.store.get_collection(name)
         rows = service.store.list_documents(collection.id, limit=limit + 1, after=after)
-        return {"data": [document_dict(d) for d in rows[:limit]], "has_more": len(rows) > limit}
+        return {"data": [d.to_dict() for d in rows[:limit]], "has_more": len(rows) > limit}
 
     @get("/{document_id:int}", operation_id="getDocument", summary="A document with its extracted text",
          sync_to_thread=True)
-    def get_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: FromPath[int]) -> dict:
+    def get_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: DocumentId) -> dict:
         collection = service.store.get_collection(name)
-        return document_dict(service.store.get_document(collection.id, document_id))
+        return service.store.get_document(collection.id, document_id).to_dict()
 
     @delete("/{document_id:int}", operation_id="deleteDocument", summary="Delete a document",
             sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
-    def delete_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: FromPath[int]) -> None:
+    def delete_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: DocumentId) -> None:
         collection = service.store.get_collection(name)
         removed = service.store.delete_documents(collection.id, [document_id])
         service.indexes.apply(collection, removed)
@@ -143,7 +131,7 @@ def _parse_uploads(uploads: list[tuple[str | None, bytes]]) -> tuple[list, list[
     for filename, data in uploads:
         name = filename or "(unnamed file)"
         try:
-            docs.extend(load_upload(name, data))
+            docs.extend(load_bytes(name, data))
         except RagError as e:
             bad.append((name, e))
     return docs, bad

@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
@@ -31,6 +31,21 @@ from rag.service import Service
 
 class ModelNotFound(NotFound):
     """No such model here."""
+
+
+class CollectionChat(msgspec.Struct, kw_only=True):
+    """The fields of a chat completion answered from a collection (other OpenAI fields ignored)."""
+
+    collection: str
+    messages: list[dict[str, Any]]
+    model: str | None = None
+    k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    mode: str = "hybrid"
+    filter: dict[str, Any] | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    stream: bool = False
 
 
 class _Relayed(Response):
@@ -68,7 +83,8 @@ def _question(messages: Any) -> str:
             if isinstance(content, str):
                 text = content
             elif isinstance(content, list):
-                text = " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                text = " ".join(p["text"] for p in content
+                                if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
             else:
                 text = ""
             if text.strip():
@@ -129,16 +145,19 @@ class OpenAIController(Controller):
             from api.passthrough import forward
 
             return _Relayed(await forward(request))  # the body read above is replayed from Litestar's cache
-        if not isinstance(collection, str):
-            raise InvalidInput("collection must be a string")
-        question = _question(data.get("messages"))
-        model = asker.resolve_model(data.get("model") or None)
-        options = {"k": data.get("k", 5), "mode": data.get("mode", "hybrid"), "filter": data.get("filter"),
-                   "model": model, "temperature": data.get("temperature"),
-                   "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens")}
+        try:
+            body_in = msgspec.convert(data, CollectionChat)
+        except msgspec.ValidationError as e:
+            raise InvalidInput(f"invalid body: {e}") from None
+        question = _question(body_in.messages)
+        model = asker.resolve_model(body_in.model or None)
+        options = {"k": body_in.k, "mode": body_in.mode, "filter": body_in.filter, "model": model,
+                   "temperature": body_in.temperature,
+                   "max_tokens": body_in.max_completion_tokens or body_in.max_tokens}
+        collection = body_in.collection
         ident = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
-        if not data.get("stream"):
+        if not body_in.stream:
             answer = await anyio.to_thread.run_sync(lambda: asker.answer(collection, question, **options))
             return {
                 "id": ident, "object": "chat.completion", "created": created, "model": answer.model,

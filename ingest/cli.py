@@ -86,8 +86,8 @@ def main() -> None:
 @click.option("--prune", is_flag=True, help="Delete documents under these paths that are gone.")
 @click.option("--chunk-size", type=click.IntRange(16, 8191), help="Chunk size in tokens (new collection).")
 @click.option("--overlap", type=click.IntRange(0, 8190), help="Chunk overlap in tokens (new collection).")
-@click.option("--embedder", type=click.Choice(["local", "openai"]), envvar="RAG_EMBEDDER",
-              help="Embedder of a new collection (default: local).")
+@click.option("--embedder", type=click.Choice(["local", "openai"]),
+              help="Embedder of a new collection (default: RAG_EMBEDDER, else local).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
     """Ingest files and folders into a collection (created on first use). Idempotent."""
@@ -152,7 +152,7 @@ def list_collections(as_json: bool = False) -> None:
     service = _service()
     rows = service.store.list_collections()
     if as_json:
-        out.print_json(json.dumps({"data": [_collection_dict(c) for c in rows]}))
+        out.print_json(json.dumps({"data": [c.to_dict() for c in rows]}))
         return
     table = Table("name", "embedder", "chunking", "documents", "chunks")
     for c in rows:
@@ -161,20 +161,13 @@ def list_collections(as_json: bool = False) -> None:
     out.print(table)
 
 
-def _collection_dict(c) -> dict:
-    return {"name": c.name, "embedder": {"kind": c.embedder.kind, "model": c.embedder.model_id,
-                                         "dim": c.embedder.dim},
-            "chunk_size": c.chunk_size, "chunk_overlap": c.chunk_overlap, "documents": c.documents,
-            "chunks": c.chunks, "created_at": c.created_at}
-
-
 @collections.command("show")
 @click.argument("name")
 def show_collection(name: str) -> None:
     """Show one collection as JSON."""
     service = _service()
     with service_errors():
-        out.print_json(json.dumps(_collection_dict(service.store.get_collection(name, counts=True))))
+        out.print_json(json.dumps(service.store.get_collection(name, counts=True).to_dict()))
 
 
 @collections.command("delete")
@@ -207,7 +200,7 @@ def list_documents(collection: str, limit: int, as_json: bool) -> None:
         coll = service.store.get_collection(collection)
         docs = service.store.list_documents(coll.id, limit=limit)
     if as_json:
-        out.print_json(json.dumps({"data": [{k: v for k, v in d.__dict__.items() if k != "text"} for d in docs]}))
+        out.print_json(json.dumps({"data": [d.to_dict() for d in docs]}))
         return
     table = Table("id", "source", "status", "chunks", "updated")
     for d in docs:
@@ -381,17 +374,19 @@ def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bo
     service = _service()
     with service_errors():
         coll = service.open_collection(collection, create=True)
-        if service.store.get_collection(collection, counts=True).documents == 0:
-            err.print(f"ingesting {beir_dir / 'corpus.jsonl'} into {collection} ...")
-            emb = service.retriever.embedder_for(coll)
-            summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([beir_dir / "corpus.jsonl"])
-            err.print(f"ingested {len(summary.added)} documents, {summary.chunks} chunks in {summary.seconds:.0f}s")
+        # Always run the ingest: it is idempotent (unchanged records cost a hash), and an earlier
+        # interrupted run must not leave a partial corpus to be scored.
+        emb = service.retriever.embedder_for(coll)
+        summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([beir_dir / "corpus.jsonl"])
+        if summary.added or summary.updated:
+            err.print(f"ingested {len(summary.added) + len(summary.updated)} documents, {summary.chunks} chunks "
+                      f"in {summary.seconds:.0f}s")
         queries = load_queries(beir_dir / "queries.jsonl")
         qrels = {q: j for q, j in load_qrels(qrels_path).items() if q in queries}
         runs = {}
         for qid in qrels:
             hits = best_chunk_per_document(service.retriever, coll, queries[qid], documents=100, mode=mode)
-            runs[qid] = [h.source.rsplit("#", 1)[-1] for h in hits]
+            runs[qid] = [str(h.metadata.get("_id", h.source.rsplit("#", 1)[-1])) for h in hits]
     result = {**score_runs(runs, qrels), "mode": mode}
     if as_json:
         out.print_json(json.dumps(result))

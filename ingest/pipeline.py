@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_bytes, load_file
+from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_file
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
-from rag.errors import InvalidInput, RagError, UnsupportedFile
+from rag.errors import InvalidInput, RagError
 from rag.index import IndexCache
 from rag.store import ChunkDraft, Collection, Store
 
@@ -106,7 +106,8 @@ def discover(paths: Sequence[str | Path], glob: str | None = None) -> tuple[list
             if candidate.suffix.lower() not in SUPPORTED_SUFFIXES:
                 skipped.append(Failure(str(candidate), f"unsupported file type {candidate.suffix or '(none)'}"))
                 continue
-            files[candidate] = None
+            # Sources are resolved paths: a link and its target are one document, seen once.
+            files[candidate.resolve()] = None
     return list(files), skipped, roots
 
 
@@ -159,6 +160,7 @@ class Pipeline:
                                embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
         self.on_progress = on_progress
         self._files = (0, 0)  # (files done, files in this run), for progress reports
+        self._expect_ids: dict[str, int] = {}
 
     # Public entry points ---------------------------------------------------------------------
 
@@ -199,15 +201,22 @@ class Pipeline:
             doomed = {src: ident for src, (ident, _, _) in known.items()
                       if not keep(src) and _under(src, roots, glob)}
             if doomed:
-                removed, stamp = self.store.delete_documents(self.collection.id, list(doomed.values()))
+                removed, stamp = self.store.delete_documents(self.collection.id, list(doomed.values()),
+                                                             missing_ok=True)
                 self.indexes.apply(self.collection, (removed, stamp))
                 summary.removed.extend(sorted(doomed))
         self.indexes.save(self.collection)
         summary.seconds = time.perf_counter() - started
         return summary
 
-    def ingest_documents(self, docs: Iterable[LoadedDocument]) -> IngestSummary:
-        """Ingest documents already loaded (HTTP uploads, JSON bodies); all-or-nothing per document."""
+    def ingest_documents(self, docs: Iterable[LoadedDocument], *, expect_ids: dict[str, int] | None = None,
+                         save: bool = True) -> IngestSummary:
+        """Ingest documents already loaded (HTTP uploads, JSON bodies); all-or-nothing per document.
+
+        `expect_ids` maps a source to the id the API queued it under (see `Store.put_document`);
+        `save` writes the FAISS index at the end (a caller ingesting many in turn saves once).
+        """
+        self._expect_ids = expect_ids or {}
         started = time.perf_counter()
         summary = IngestSummary()
         known = self.store.document_hashes(self.collection.id)
@@ -222,7 +231,8 @@ class Pipeline:
                 continue
             pending.append(self._prepare(doc, digest, known, summary))
         self._flush(pending, summary)
-        self.indexes.save(self.collection)
+        if save:
+            self.indexes.save(self.collection)
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -270,7 +280,7 @@ class Pipeline:
             change = self.store.put_document(
                 self.collection.id, source=p.doc.source, content_hash=p.content_hash, title=p.doc.title,
                 text_=p.doc.text, metadata=p.doc.metadata, chunks=p.chunks, vectors=vecs,
-                dim=self.embedder.dim,
+                dim=self.embedder.dim, expect_id=self._expect_ids.get(p.doc.source),
             )
             self.indexes.apply(self.collection, change, vecs)
             (summary.updated if p.is_update else summary.added).append(p.doc.source)
@@ -283,12 +293,3 @@ class Pipeline:
         if self.on_progress:
             done, total = self._files
             self.on_progress(Progress(done, total, summary.chunks, summary.tokens))
-
-
-def load_upload(name: str, data: bytes) -> list[LoadedDocument]:
-    """Parse one uploaded file (the HTTP path), with the same loaders as the command line."""
-    if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise UnsupportedFile(
-            f"{name or '(unnamed file)'}: unsupported file type; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
-        )
-    return load_bytes(name, data)

@@ -112,8 +112,13 @@ class CitationFilter:
                 else:
                     out.append(rest)
                 break
-            out.append(self._check(buf[j:k + 1]))
-            i = k + 1
+            marker = buf[j:k + 1]
+            if _MARKER.fullmatch(marker):
+                out.append(self._check(marker))
+                i = k + 1
+            else:  # "[see [9]": keep the "[" as text and look again from the next character
+                out.append("[")
+                i = j + 1
         return "".join(out)
 
     def finish(self) -> str:
@@ -194,19 +199,22 @@ class Asker:
         Input errors raise before the first event (so the API can answer 4xx); an upstream
         failure after streaming began becomes one `error` event.
         """
+        requested = model is not None
         model = self.resolve_model(model)
         if isinstance(collection, str):
             collection = self.retriever.store.get_collection(collection)
-        if max_tokens is not None and max_tokens < 1:
-            raise InvalidInput("max_tokens must be at least 1")
-        if temperature is not None and not 0 <= temperature <= 2:
-            raise InvalidInput("temperature must be between 0 and 2")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
+                                       or max_tokens < 1):
+            raise InvalidInput("max_tokens must be a whole number of at least 1")
+        if temperature is not None and (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+                                        or not 0 <= temperature <= 2):
+            raise InvalidInput("temperature must be a number between 0 and 2")
         hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter)
         if model == EXTRACTIVE:
             return self._extractive(collection, question, hits)
         window = context_window(model, self.settings.chat_context_tokens)
         hits = fit_to_window(question, hits, model, window, max_tokens or DEFAULT_MAX_TOKENS)
-        return self._chat(question, hits, model, temperature, max_tokens)
+        return self._chat(question, hits, model, temperature, max_tokens, requested)
 
     def answer(self, collection: Collection | str, question: str, **options) -> Answer:
         text, citations, done = [], [], {}
@@ -227,7 +235,9 @@ class Asker:
     # -- the chat model --------------------------------------------------------------------------
 
     def _chat(self, question: str, hits: list[Hit], model: str, temperature: float | None,
-              max_tokens: int | None) -> Iterator[AnswerEvent]:
+              max_tokens: int | None, requested: bool = False) -> Iterator[AnswerEvent]:
+        import openai
+
         from rag.openai_client import shared_client, translate_openai_error
 
         messages = build_messages(question, hits)
@@ -241,6 +251,11 @@ class Asker:
         try:
             # Opening the stream raises for 4xx/5xx/timeouts before any event is produced.
             stream = client.chat.completions.create(**options)
+        except (openai.BadRequestError, openai.NotFoundError) as e:
+            if requested:  # the caller named the model: the upstream's refusal is the caller's to fix
+                raise InvalidInput(f"the upstream refused model {model!r} ({e.status_code}): "
+                                   f"{translate_openai_error(e)}") from e
+            raise translate_openai_error(e) from e
         except Exception as e:  # the SDK's errors, after its retries
             raise translate_openai_error(e) from e
         return self._relay(stream, hits, model, messages)

@@ -121,15 +121,25 @@ class IndexCache:
 
     def current(self, collection: Collection) -> VectorIndex:
         """The collection's index at the store's present change number."""
+        with self._lock(collection.id):
+            return self._current(collection)
+
+    def search(self, collection: Collection, query: np.ndarray, k: int,
+               allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Search the current index. FAISS allows no write during a search, and this process's
+        ingest worker updates indexes in place, so a search holds the collection's lock too."""
+        with self._lock(collection.id):
+            return self._current(collection).search(query, k, allowed)
+
+    def _current(self, collection: Collection) -> VectorIndex:
         cid = collection.id
-        with self._lock(cid):
-            stamp = self.store.change_number(cid)
-            index = self._indexes.get(cid)
-            if index is not None and index.stamp == stamp:
-                return index
-            index = self._load_if_current(cid, stamp) or self._rebuild(collection)
-            self._indexes[cid] = index
+        stamp = self.store.change_number(cid)
+        index = self._indexes.get(cid)
+        if index is not None and index.stamp == stamp:
             return index
+        index = self._load_if_current(cid, stamp) or self._rebuild(collection)
+        self._indexes[cid] = index
+        return index
 
     def _load_if_current(self, cid: int, stamp: int) -> VectorIndex | None:
         path = self.path(cid)

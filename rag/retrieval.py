@@ -83,7 +83,7 @@ class Retriever:
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
         if mode in ("dense", "hybrid"):
             vector = self.embedder_for(collection).embed_one(query)
-            dense = self.indexes.current(collection).search(vector, depth, allowed)
+            dense = self.indexes.search(collection, vector, depth, allowed)
         if mode in ("lexical", "hybrid"):
             match = match_expression(query)
             if match:

@@ -104,6 +104,13 @@ class Collection:
     documents: int = 0
     chunks: int = 0
 
+    def to_dict(self) -> dict:
+        """The collection as the API and `rag collections --json` show it."""
+        return {"name": self.name,
+                "embedder": {"kind": self.embedder.kind, "model": self.embedder.model_id, "dim": self.embedder.dim},
+                "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "documents": self.documents,
+                "chunks": self.chunks, "created_at": self.created_at}
+
     def check_embedder(self, spec: EmbedderSpec) -> None:
         """Refuse to mix vectors: a collection answers only to the embedder that built it."""
         if spec != self.embedder:
@@ -128,6 +135,15 @@ class Document:
     updated_at: str
     chunks: int = 0
     text: str | None = None
+
+    def to_dict(self) -> dict:
+        """The document as the API and `rag documents list --json` show it (text only if loaded)."""
+        out = {"id": self.id, "source": self.source, "title": self.title, "status": self.status,
+               "error": self.error, "metadata": self.metadata, "chunks": self.chunks,
+               "content_hash": self.content_hash, "created_at": self.created_at, "updated_at": self.updated_at}
+        if self.text is not None:
+            out["text"] = self.text
+        return out
 
 
 @dataclass(frozen=True)
@@ -319,8 +335,13 @@ class Store:
         chunks: Sequence[ChunkDraft],
         vectors: np.ndarray,
         dim: int,
+        expect_id: int | None = None,
     ) -> Replaced:
-        """Insert or replace the document at `source` with its chunks, in one transaction."""
+        """Insert or replace the document at `source` with its chunks, in one transaction.
+
+        With `expect_id` (a document the API queued), the row must still be there under that id:
+        a document deleted while it waited raises `DocumentNotFound` instead of coming back.
+        """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(chunks), dim):
             raise ValueError(f"vectors have shape {vectors.shape}, expected {(len(chunks), dim)}")
@@ -328,6 +349,8 @@ class Store:
         with self.write() as s:
             existing = s.scalar(select(DocumentRow).where(
                 DocumentRow.collection_id == collection_id, DocumentRow.source == source))
+            if expect_id is not None and (existing is None or existing.id != expect_id):
+                raise DocumentNotFound(f"document {expect_id} was deleted before it was ingested")
             removed: list[int] = []
             if existing is None:
                 doc = DocumentRow(collection_id=collection_id, source=source, created_at=now)
@@ -379,12 +402,13 @@ class Store:
             s.flush()
             return doc.id
 
-    def set_status(self, document_id: int, status: str, error: str | None = None) -> None:
+    def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
+        """Set a document's status; False if the document no longer exists."""
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         with self.write() as s:
-            s.execute(update(DocumentRow).where(DocumentRow.id == document_id)
-                      .values(status=status, error=error, updated_at=_now()))
+            return s.execute(update(DocumentRow).where(DocumentRow.id == document_id)
+                             .values(status=status, error=error, updated_at=_now())).rowcount > 0
 
     def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
         """Record a document that could not be ingested. A failed re-ingest of a document that was
@@ -407,15 +431,18 @@ class Store:
             s.flush()
             return doc.id
 
-    def delete_documents(self, collection_id: int, document_ids: Sequence[int]) -> tuple[list[int], int]:
-        """Delete documents and their chunks; returns (removed chunk ids, new change number)."""
+    def delete_documents(self, collection_id: int, document_ids: Sequence[int], *, missing_ok: bool = False
+                         ) -> tuple[list[int], int]:
+        """Delete documents and their chunks; returns (removed chunk ids, new change number).
+        An id that is not there raises `DocumentNotFound` and deletes nothing, unless `missing_ok`."""
         ids = sorted(set(document_ids))
         with self.write() as s:
             found = set(s.scalars(select(DocumentRow.id).where(
                 DocumentRow.collection_id == collection_id, DocumentRow.id.in_(ids))))
             missing = [i for i in ids if i not in found]
-            if missing:
+            if missing and not missing_ok:
                 raise DocumentNotFound(f"no document with id {', '.join(map(str, missing))} in this collection")
+            ids = sorted(found)
             removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(ids))))
             s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(ids)))
             s.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))

@@ -311,3 +311,33 @@ def test_filter_flushes_an_unterminated_bracket_at_the_end():
     # A held "[" that grows too long to be a marker is released without waiting for the end.
     g = CitationFilter(3)
     assert g.feed("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10") == "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
+
+
+def test_filter_checks_markers_inside_other_brackets():
+    f = CitationFilter(2)
+    assert f.feed("x [see [99] y") == "x [see  y"
+    assert f.feed(" a [[7]] b [[2]]") == " a [] b [[2]]"
+    g = CitationFilter(2)
+    assert g.feed("[1") == ""
+    assert g.feed(" and then [9] too") == "[1 and then  too"
+    assert f.cited == [2] and g.cited == []
+
+
+def test_a_model_the_caller_names_and_the_upstream_refuses_is_400(client, openai_server):
+    openai_server.fail_next(404, path="/v1/chat/completions")
+    r = client.post("/collections/wren/ask", json={"question": "How much is a share?", "model": "gpt-typo"})
+    assert r.status_code == 400, r.text
+    assert "gpt-typo" in r.json()["error"]["message"]
+
+
+def test_wait_true_answers_with_the_failures_status(start, openai_server):
+    client = start()
+    created = client.post("/collections", json={"name": "remote", "embedder": "openai"})
+    assert created.status_code == 201, created.text
+    openai_server.fail_next(429, times=5, path="/v1/embeddings")
+    r = client.post("/collections/remote/documents?wait=true", json={"documents": [{"text": "Bees make honey."}]})
+    assert r.status_code == 429, r.text
+    [doc] = r.json()["error"]["documents"]
+    assert doc["status"] == "failed" and "rate" in doc["error"].lower()
+    ok = client.post("/collections/remote/documents?wait=true", json={"documents": [{"text": "Bees make honey."}]})
+    assert ok.status_code == 201 and ok.json()["data"][0]["status"] == "ready"

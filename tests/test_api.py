@@ -13,6 +13,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from rag.config import Settings, get_settings
+from rag.service import Service
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
 
@@ -285,3 +286,67 @@ def test_openapi_schema_and_offline_docs(client):
     page = client.get("/schema/swagger").text
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
     assert client.get("/schema/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_user_mistakes_in_ids_and_chat_bodies_are_400s_not_500s(client):
+    error_of(client.get("/collections/wren/documents/10000000000000000000"), 400)
+    error_of(client.get("/collections/wren/documents?after=10000000000000000000"), 400)
+    msgs = [{"role": "user", "content": "How much is a share?"}]
+    base = {"model": "extractive", "collection": "wren", "messages": msgs}
+    for bad in ({"temperature": "0.7"}, {"max_tokens": "100"}, {"k": 1000}, {"collection": 5},
+                {"messages": [{"role": "user", "content": [{"type": "text", "text": None}]}]}):
+        assert error_of(client.post("/v1/chat/completions", json={**base, **bad}), 400)["message"], bad
+
+
+def test_a_document_deleted_while_queued_stays_deleted(home):
+    from ingest.loaders import document_from_text
+    from ingest.pipeline import Pipeline
+    from rag.errors import DocumentNotFound
+
+    service = Service(Settings.from_env())
+    coll = service.store.get_collection("wren")
+    doc = document_from_text("late-note", "A note that is deleted before the worker reaches it.")
+    doc_id = service.store.queue_document(coll.id, source=doc.source, content_hash="h", title=None,
+                                          text_=doc.text, metadata={})
+    service.store.delete_documents(coll.id, [doc_id])
+    pipeline = Pipeline(service.store, service.indexes, coll, service.retriever.embedder_for(coll))
+    with pytest.raises(DocumentNotFound):
+        pipeline.ingest_documents([doc], expect_ids={doc.source: doc_id})
+    assert "late-note" not in service.store.document_hashes(coll.id)
+    service.close()
+
+
+def test_searches_and_in_place_index_updates_can_run_together(home):
+    """The API's ingest worker edits an index in place while request threads search it."""
+    import threading
+
+    from ingest.loaders import document_from_text
+    from ingest.pipeline import Pipeline
+
+    service = Service(Settings.from_env())
+    coll = service.store.get_collection("wren")
+    emb = service.retriever.embedder_for(coll)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        try:
+            while not stop.is_set():
+                service.retriever.search(coll, "solar panels on the school", k=10, mode="dense")
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=search_loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    pipeline = Pipeline(service.store, service.indexes, coll, emb)
+    for i in range(15):
+        pipeline.ingest_documents([document_from_text(f"note-{i % 5}", f"Revision {i} of note {i % 5} about panels.")],
+                                  save=False)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    ids, _, _ = service.store.vectors(coll.id)
+    assert sorted(service.indexes.current(coll).ids().tolist()) == sorted(ids.tolist())
+    service.close()

@@ -232,3 +232,25 @@ def test_help_lists_every_command():
     for command in ("ingest", "search", "ask", "similarity", "serve", "collections", "documents", "eval", "reindex"):
         assert command in text
     assert subprocess.run([sys.executable, "-m", "ingest.cli", "--help"], capture_output=True).returncode == 0
+
+
+def test_symlinks_are_their_targets_and_are_never_pruned_by_mistake(tmp_path: Path):
+    root = tmp_path / "notes"
+    (root / ".versions").mkdir(parents=True)
+    (root / ".versions" / "v3.md").write_text("# Plan\n\nVersion three of the plan: build the barn array first.\n")
+    (root / "current.md").symlink_to(root / ".versions" / "v3.md")
+    (root / "also-current.md").symlink_to(root / ".versions" / "v3.md")
+    first = ingest_json(str(root), "-c", "notes", "--prune")
+    assert first["added"] == 1 and first["removed"] == 0
+    for _ in range(2):
+        again = ingest_json(str(root), "-c", "notes", "--prune")
+        assert (again["added"], again["updated"], again["unchanged"], again["removed"]) == (0, 0, 1, 0)
+    docs = json.loads(run("documents", "list", "-c", "notes", "--json").stdout)["data"]
+    assert [d["source"] for d in docs] == [str((root / ".versions" / "v3.md").resolve())]
+
+
+def test_rag_embedder_setting_does_not_block_existing_collections(folder: Path, monkeypatch):
+    ingest_json(str(folder), "-c", "notes")
+    monkeypatch.setenv("RAG_EMBEDDER", "openai")
+    get_settings.cache_clear()
+    assert ingest_json(str(folder), "-c", "notes")["unchanged"] == 3
