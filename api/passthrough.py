@@ -36,6 +36,7 @@ from litestar.types import Method
 
 from rag.config import Settings
 from rag.errors import MissingCredentials, UpstreamTimeout, UpstreamUnavailable
+from rag.openai_client import CONNECT_TIMEOUT_S
 
 __all__ = ["DEFAULT_UPSTREAM", "PASSTHROUGH_ROUTES", "passthrough_lifespan", "passthrough_router"]
 
@@ -88,7 +89,6 @@ PASSTHROUGH_ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
 """Paths under /v1 (Litestar syntax) and the methods forwarded; anything else is 404/405 here."""
 
 PREFIX = "/v1"
-CONNECT_TIMEOUT_S = 5.0
 POOL_TIMEOUT_S = 10.0
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30.0)
 

@@ -25,7 +25,6 @@ from rag.errors import (
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "DEFAULT_MAX_RETRIES",
-    "make_async_client",
     "make_client",
     "shared_client",
     "translate_openai_error",
@@ -61,12 +60,6 @@ def make_client(settings: Settings, *, max_retries: int | None = None,
     Raises `MissingCredentials` when OPENAI_API_KEY is not set.
     """
     return openai.OpenAI(**_client_options(settings, max_retries, timeout_s))
-
-
-def make_async_client(settings: Settings, *, max_retries: int | None = None,
-                      timeout_s: float | None = None) -> openai.AsyncOpenAI:
-    """The asyncio twin of `make_client`, for code running on the API's event loop."""
-    return openai.AsyncOpenAI(**_client_options(settings, max_retries, timeout_s))
 
 
 @cache
