@@ -278,8 +278,11 @@ def test_openai_compatible_chat_with_a_collection(client):
 
 
 def test_openapi_schema_and_offline_docs(client):
+    from openapi_spec_validator import validate
+
     schema = client.get("/schema/openapi.json").json()
     assert schema["openapi"].startswith("3.")
+    validate(schema)  # raises on any violation of the OpenAPI 3 schema
     ops = {op["operationId"] for path in schema["paths"].values() for op in path.values() if isinstance(op, dict) and "operationId" in op}
     assert {"search", "ask", "similarity", "createCollection", "addDocuments", "createEmbeddings",
             "createChatCompletion", "listModels", "health"} <= ops
