@@ -254,3 +254,15 @@ def test_rag_embedder_setting_does_not_block_existing_collections(folder: Path, 
     monkeypatch.setenv("RAG_EMBEDDER", "openai")
     get_settings.cache_clear()
     assert ingest_json(str(folder), "-c", "notes")["unchanged"] == 3
+
+
+def test_glob_selects_files_and_bounds_prune(folder: Path):
+    only_md = ingest_json(str(folder), "-c", "notes", "--glob", "*.md")
+    assert only_md["added"] == 1 and only_md["skipped"] == []
+    ingest_json(str(folder), "-c", "notes")  # now everything
+    (folder / "solar.txt").unlink()
+    # A prune limited to *.md must not remove the vanished .txt file's document...
+    assert ingest_json(str(folder), "-c", "notes", "--glob", "*.md", "--prune")["removed"] == 0
+    # ...while one over *.txt does.
+    assert ingest_json(str(folder), "-c", "notes", "--glob", "*.txt", "--prune")["removed"] == 1
+    consistent("notes")
