@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -100,20 +101,16 @@ def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_js
         emb = service.retriever.embedder_for(coll)
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[chunks]} chunks, {task.fields[rate]} tok/s"),
+            TextColumn("{task.fields[docs]} documents, {task.fields[chunks]} chunks, {task.fields[rate]} tokens/s"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=not err.is_terminal,
             disable=not err.is_terminal,
         ) as bar:
-            task = bar.add_task("files", total=None, chunks=0, rate="-")
-            started = [None]
+            task = bar.add_task("files", total=None, docs=0, chunks=0, rate="-")
+            started = time.perf_counter()
 
             def on_progress(p) -> None:
-                import time
-
-                if started[0] is None:
-                    started[0] = time.perf_counter()
-                elapsed = max(time.perf_counter() - started[0], 1e-6)
-                bar.update(task, total=p.files_total, completed=p.files_done, chunks=p.chunks,
+                elapsed = max(time.perf_counter() - started, 1e-3)
+                bar.update(task, total=p.files_total, completed=p.files_done, docs=p.documents, chunks=p.chunks,
                            rate=f"{p.tokens / elapsed:,.0f}")
 
             summary = Pipeline(service.store, service.indexes, coll, emb, on_progress=on_progress).ingest_paths(

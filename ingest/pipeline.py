@@ -65,9 +65,10 @@ class Progress:
 
     files_done: int
     files_total: int
+    documents: int
+    """Documents finished so far (added, updated or unchanged): a large JSON Lines file is one file."""
     chunks: int
     tokens: int
-    message: str | None = None
 
 
 ProgressFn = Callable[[Progress], None]
@@ -292,4 +293,5 @@ class Pipeline:
     def _report(self, summary: IngestSummary) -> None:
         if self.on_progress:
             done, total = self._files
-            self.on_progress(Progress(done, total, summary.chunks, summary.tokens))
+            documents = len(summary.added) + len(summary.updated) + len(summary.unchanged)
+            self.on_progress(Progress(done, total, documents, summary.chunks, summary.tokens))
