@@ -77,7 +77,6 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
     async def resources(app: Litestar) -> AsyncIterator[None]:
         service = Service(settings)
         queue = IngestQueue(service)
-        queue.recover_interrupted()
         app.state.settings = settings
         app.state.service = service
         app.state.ingest_queue = queue

@@ -1,17 +1,19 @@
 """Documents accepted over HTTP: recorded as `queued` at once, ingested on one worker thread.
 
-One worker is enough: SQLite takes one writer at a time, and the embedder already uses every core.
-A document still `queued` or `processing` when the server stopped is marked `failed` at the next
-start, with a message asking for it again: its upload is never silently dropped.
+One worker per process is enough: SQLite takes one writer at a time, and the embedder already uses
+every core. Several API processes may share the database, so each worker stamps the documents it
+queued with its id and beats a heartbeat; a document whose worker stopped beating (the process
+died) is marked `failed` with a message asking for it again, by whichever process notices first.
+An upload is never silently dropped, and a live process's uploads are never failed by another.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-from sqlalchemy import text
 
 from ingest.loaders import LoadedDocument
 from ingest.pipeline import Pipeline, document_hash
@@ -21,7 +23,9 @@ from rag.store import Collection
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "ingestion was interrupted by a server restart; upload the document again"
+INTERRUPTED = "ingestion was interrupted because its server stopped; upload the document again"
+HEARTBEAT_S = 15.0
+STALE_AFTER_S = 60.0  # four missed heartbeats: the worker's process is gone
 
 
 @dataclass(frozen=True)
@@ -35,16 +39,31 @@ class Accepted:
 
 
 class IngestQueue:
-    def __init__(self, service: Service):
+    def __init__(self, service: Service, *, heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S):
         self.service = service
+        self.worker_id = uuid.uuid4().hex
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+        self._heartbeat_s = heartbeat_s
+        self._stale_after_s = stale_after_s
+        self._stop = threading.Event()
+        self._beat()
+        self._beater = threading.Thread(target=self._beat_until_stopped, name="ingest-heartbeat", daemon=True)
+        self._beater.start()
 
-    def recover_interrupted(self) -> int:
-        with self.service.store.write() as s:
-            return s.execute(
-                text("UPDATE documents SET status = 'failed', error = :e WHERE status IN ('queued', 'processing')"),
-                {"e": INTERRUPTED},
-            ).rowcount
+    def _beat(self) -> int:
+        """Prove this worker alive, and fail the uploads of workers that are not."""
+        self.service.store.heartbeat(self.worker_id)
+        failed = self.service.store.fail_orphaned(self._stale_after_s, INTERRUPTED)
+        if failed:
+            log.warning("%d queued document(s) of a stopped server marked failed", failed)
+        return failed
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stop.wait(self._heartbeat_s):
+            try:
+                self._beat()
+            except Exception:  # a busy or briefly unreachable database: try again next beat
+                log.exception("ingest heartbeat failed")
 
     def submit(self, collection: Collection, docs: list[LoadedDocument], *, wait: bool) -> list[Accepted]:
         """Queue documents as one job; with `wait`, return once each is ready or failed."""
@@ -59,7 +78,8 @@ class IngestQueue:
                 accepted.append(Accepted(entry[0], doc.source, "ready"))
                 continue
             doc_id = store.queue_document(collection.id, source=doc.source, content_hash=digest,
-                                          title=doc.title, text_=doc.text, metadata=doc.metadata)
+                                          title=doc.title, text_=doc.text, metadata=doc.metadata,
+                                          owner=self.worker_id)
             jobs.append((doc_id, doc))
             accepted.append(Accepted(doc_id, doc.source, "queued"))
         if not jobs:
@@ -114,4 +134,8 @@ class IngestQueue:
         return failures
 
     def shutdown(self) -> None:
+        """Finish the queued work, then stop beating and leave."""
         self._executor.shutdown(wait=True, cancel_futures=False)
+        self._stop.set()
+        self._beater.join()
+        self.service.store.retire_worker(self.worker_id)

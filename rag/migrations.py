@@ -71,8 +71,16 @@ def _initial(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+def _ingest_workers(conn: Connection) -> None:
+    # Several API processes may share one database: each records which queued documents are its
+    # own and proves it is alive, so a restart fails only the uploads of processes that are gone.
+    conn.execute(text("ALTER TABLE documents ADD COLUMN owner TEXT"))
+    conn.execute(text("CREATE TABLE ingest_workers (id TEXT PRIMARY KEY, heartbeat_at REAL NOT NULL)"))
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
+    ("0002_ingest_workers", _ingest_workers),
 ]
 
 

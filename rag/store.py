@@ -9,6 +9,7 @@ when it tries to upgrade a read transaction. Every change to a collection's chun
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +76,14 @@ class DocumentRow(Base):
     metadata_json: Mapped[str] = mapped_column("metadata", Text, default="{}")
     created_at: Mapped[str]
     updated_at: Mapped[str]
+    owner: Mapped[str | None] = mapped_column(default=None)
+    """The ingest worker that queued this document (while it is queued or processing)."""
+
+
+class IngestWorkerRow(Base):
+    __tablename__ = "ingest_workers"
+    id: Mapped[str] = mapped_column(primary_key=True)
+    heartbeat_at: Mapped[float]
 
 
 class ChunkRow(Base):
@@ -363,6 +372,7 @@ class Store:
             doc.title = title
             doc.text = text_
             doc.status = "ready"
+            doc.owner = None
             doc.error = None
             doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
             doc.updated_at = now
@@ -384,7 +394,7 @@ class Store:
             return Replaced(doc.id, removed, added, change)
 
     def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
-                       text_: str, metadata: dict) -> int:
+                       text_: str, metadata: dict, owner: str | None = None) -> int:
         """Record a document accepted for ingestion (status `queued`). A document already stored
         at `source` keeps its chunks searchable until its replacement is committed."""
         now = _now()
@@ -398,9 +408,32 @@ class Store:
                 s.add(doc)
             doc.status = "queued"
             doc.error = None
+            doc.owner = owner
             doc.updated_at = now
             s.flush()
             return doc.id
+
+    def heartbeat(self, worker_id: str) -> None:
+        """Record that the ingest worker `worker_id` is alive now."""
+        with self.write() as s:
+            s.execute(text("INSERT INTO ingest_workers(id, heartbeat_at) VALUES (:w, :t) "
+                           "ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"),
+                      {"w": worker_id, "t": time.time()})
+
+    def retire_worker(self, worker_id: str) -> None:
+        with self.write() as s:
+            s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.id == worker_id))
+
+    def fail_orphaned(self, stale_after_s: float, message: str) -> int:
+        """Mark failed the queued or processing documents whose worker stopped beating; returns
+        how many. Workers silent for `stale_after_s` are forgotten."""
+        cutoff = time.time() - stale_after_s
+        with self.write() as s:
+            s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.heartbeat_at < cutoff))
+            return s.execute(text(
+                "UPDATE documents SET status = 'failed', error = :m, owner = NULL "
+                "WHERE status IN ('queued', 'processing') "
+                "AND (owner IS NULL OR owner NOT IN (SELECT id FROM ingest_workers))"), {"m": message}).rowcount
 
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
         """Set a document's status; False if the document no longer exists."""
@@ -408,7 +441,9 @@ class Store:
             raise ValueError(f"unknown status {status!r}")
         with self.write() as s:
             return s.execute(update(DocumentRow).where(DocumentRow.id == document_id)
-                             .values(status=status, error=error, updated_at=_now())).rowcount > 0
+                             .values(status=status, error=error, updated_at=_now(),
+                                     owner=DocumentRow.owner if status in ("queued", "processing") else None)
+                             ).rowcount > 0
 
     def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
         """Record a document that could not be ingested. A failed re-ingest of a document that was

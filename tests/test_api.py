@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import text
 
 from api.app import create_app
 from rag.config import Settings, get_settings
@@ -352,4 +353,33 @@ def test_searches_and_in_place_index_updates_can_run_together(home):
     assert errors == []
     ids, _, _ = service.store.vectors(coll.id)
     assert sorted(service.indexes.current(coll).ids().tolist()) == sorted(ids.tolist())
+    service.close()
+
+
+def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(home):
+    from ingest.queue import INTERRUPTED, IngestQueue
+
+    service = Service(Settings.from_env())
+    coll = service.store.get_collection("wren")
+    alive = IngestQueue(service, heartbeat_s=3600)
+
+    def queued(source: str, owner: str | None) -> int:
+        return service.store.queue_document(coll.id, source=source, content_hash="h", title=None,
+                                            text_="Some text.", metadata={}, owner=owner)
+
+    mine = queued("alive-upload", alive.worker_id)
+    orphan = queued("dead-upload", "worker-of-a-crashed-server")
+    legacy = queued("ownerless-upload", None)
+    newcomer = IngestQueue(service, heartbeat_s=3600)  # another server starting on the same database
+    status = lambda i: service.store.get_document(coll.id, i, with_text=False)  # noqa: E731
+    assert status(mine).status == "queued"
+    assert status(orphan).status == "failed" and status(orphan).error == INTERRUPTED
+    assert status(legacy).status == "failed"
+    # The first server stops beating (its process died): the next sweep fails its uploads.
+    with service.store.write() as s:
+        s.execute(text("UPDATE ingest_workers SET heartbeat_at = 0 WHERE id = :w"), {"w": alive.worker_id})
+    newcomer._beat()
+    assert status(mine).status == "failed"
+    newcomer.shutdown()
+    alive._stop.set()
     service.close()
