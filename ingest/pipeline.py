@@ -45,10 +45,8 @@ class IngestSummary:
     """Files met while walking a folder that no loader reads (not counted as failures)."""
     chunks: int = 0
     tokens: int = 0
-    embedded_chunks: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
-    document_ids: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -228,7 +226,6 @@ class Pipeline:
             entry = known.get(doc.source)
             if entry and entry[1] == digest and entry[2] == "ready":
                 summary.unchanged.append(doc.source)
-                summary.document_ids[doc.source] = entry[0]
                 continue
             pending.append(self._prepare(doc, digest, known, summary))
         self._flush(pending, summary)
@@ -273,7 +270,6 @@ class Pipeline:
         t0 = time.perf_counter()
         vectors = self.embedder.embed(texts) if texts else np.empty((0, self.embedder.dim), np.float32)
         summary.embed_seconds += time.perf_counter() - t0
-        summary.embedded_chunks += len(texts)
         offset = 0
         for p in pending:
             vecs = vectors[offset: offset + len(p.chunks)]
@@ -285,7 +281,6 @@ class Pipeline:
             )
             self.indexes.apply(self.collection, change, vecs)
             (summary.updated if p.is_update else summary.added).append(p.doc.source)
-            summary.document_ids[p.doc.source] = change.document_id
             summary.chunks += len(p.chunks)
             summary.tokens += sum(c.token_count for c in p.chunks)
         self._report(summary)  # a single large JSON Lines file shows progress too
