@@ -334,7 +334,7 @@ def test_wait_true_answers_with_the_failures_status(start, openai_server):
     client = start()
     created = client.post("/collections", json={"name": "remote", "embedder": "openai"})
     assert created.status_code == 201, created.text
-    openai_server.fail_next(429, times=5, path="/v1/embeddings")
+    openai_server.fail_next(429, times=3, path="/v1/embeddings")  # the first try and both retries
     r = client.post("/collections/remote/documents?wait=true", json={"documents": [{"text": "Bees make honey."}]})
     assert r.status_code == 429, r.text
     [doc] = r.json()["error"]["documents"]
