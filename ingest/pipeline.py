@@ -124,6 +124,12 @@ def document_hash(doc: LoadedDocument) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def is_unchanged(known: dict[str, tuple[int, str, str]], source: str, digest: str) -> bool:
+    """Whether the store already holds this exact content at `source`, ingested successfully."""
+    entry = known.get(source)
+    return entry is not None and entry[1] == digest and entry[2] == "ready"
+
+
 def _under(source: str, roots: list[Path], glob: str | None) -> bool:
     path = Path(source.split("#", 1)[0])
     for root in roots:
@@ -187,7 +193,7 @@ class Pipeline:
                                                    error=str(e))
                 docs = []
             for doc, digest in docs:
-                pending.append(self._prepare(doc, digest, known, summary))
+                pending.append(self._prepare(doc, digest, known))
                 if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
                     self._flush(pending, summary)
                     pending = []
@@ -223,11 +229,10 @@ class Pipeline:
         pending = []
         for doc in docs:
             digest = document_hash(doc)
-            entry = known.get(doc.source)
-            if entry and entry[1] == digest and entry[2] == "ready":
+            if is_unchanged(known, doc.source, digest):
                 summary.unchanged.append(doc.source)
                 continue
-            pending.append(self._prepare(doc, digest, known, summary))
+            pending.append(self._prepare(doc, digest, known))
         self._flush(pending, summary)
         if save:
             self.indexes.save(self.collection)
@@ -245,21 +250,19 @@ class Pipeline:
             for doc in load_file(path):
                 digest = document_hash(doc)
                 seen.add(doc.source)
-                entry = known.get(doc.source)
-                if entry and entry[1] == digest and entry[2] == "ready":
+                if is_unchanged(known, doc.source, digest):
                     summary.unchanged.append(doc.source)
                 else:
                     out.append((doc, digest))
             return out
         seen.add(source)
         digest = file_hash(path)
-        entry = known.get(source)
-        if entry and entry[1] == digest and entry[2] == "ready":
+        if is_unchanged(known, source, digest):
             summary.unchanged.append(source)
             return []
         return [(doc, digest) for doc in load_file(path)]
 
-    def _prepare(self, doc: LoadedDocument, digest: str, known: dict, summary: IngestSummary) -> _Pending:
+    def _prepare(self, doc: LoadedDocument, digest: str, known: dict) -> _Pending:
         chunks = self.chunker.chunk(doc.text, doc.elements)
         return _Pending(doc, digest, chunks, doc.source in known)
 

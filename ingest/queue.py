@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ingest.loaders import LoadedDocument
-from ingest.pipeline import Pipeline, document_hash
+from ingest.pipeline import Pipeline, document_hash, is_unchanged
 from rag.errors import DocumentNotFound, RagError
 from rag.service import Service
 from rag.store import Collection
@@ -73,9 +73,8 @@ class IngestQueue:
         jobs: list[tuple[int, LoadedDocument]] = []
         for doc in docs:
             digest = document_hash(doc)
-            entry = known.get(doc.source)
-            if entry and entry[1] == digest and entry[2] == "ready":
-                accepted.append(Accepted(entry[0], doc.source, "ready"))
+            if is_unchanged(known, doc.source, digest):
+                accepted.append(Accepted(known[doc.source][0], doc.source, "ready"))
                 continue
             doc_id = store.queue_document(collection.id, source=doc.source, content_hash=digest,
                                           title=doc.title, text_=doc.text, metadata=doc.metadata,
