@@ -14,7 +14,6 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
-from sqlalchemy import text
 
 from api.auth import require_api_key
 from api.collections import CollectionsController, DocumentsController
@@ -23,7 +22,6 @@ from api.openai_compat import OpenAIController
 from api.search import SearchController, SimilarityController
 from ingest.queue import IngestQueue
 from rag import __version__
-from rag.answer import Asker
 from rag.config import Settings, get_settings
 from rag.service import Service
 
@@ -34,10 +32,9 @@ log = logging.getLogger(__name__)
      tags=["health"], sync_to_thread=True)
 def health(state: State) -> dict:
     service: Service = state.service
-    with service.store.engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-    return {"status": "ok", "store": "ok", "indexes_loaded": service.indexes.loaded,
-            "collections": len(service.store.list_collections())}
+    status = service.health()
+    return {"status": "ok", "store": "ok", "indexes_loaded": status.indexes_loaded,
+            "collections": status.collections}
 
 
 def _swagger_assets() -> Path:
@@ -46,24 +43,8 @@ def _swagger_assets() -> Path:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
-def _warm_up(service: Service) -> None:
-    """Load the local model and every collection's index now, not on the first request."""
-    from rag.embeddings import get_embedder
-
-    get_embedder("local", service.settings).embed(["warm up"])
-    for collection in service.store.list_collections():
-        try:
-            service.indexes.current(collection)
-        except Exception as e:  # one bad collection must not stop the server
-            log.warning("could not load the index of %s: %s", collection.name, e)
-
-
 def _service(state: State) -> Service:
     return state.service
-
-
-def _asker(state: State) -> Asker:
-    return state.asker
 
 
 def _ingest_queue(state: State) -> IngestQueue:
@@ -80,9 +61,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         app.state.settings = settings
         app.state.service = service
         app.state.ingest_queue = queue
-        app.state.asker = Asker(service.retriever, settings)
         if warm_up:
-            await anyio.to_thread.run_sync(_warm_up, service)
+            await anyio.to_thread.run_sync(service.warm_up)
         try:
             yield
         finally:
@@ -101,7 +81,6 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         ],
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
-            "asker": Provide(_asker, sync_to_thread=False),
             "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],

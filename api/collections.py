@@ -13,11 +13,11 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, PathParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from api.errors import error_response
+from api.errors import path_param as _path_param
 from api.schemas import CollectionCreate, DocumentsIn
 from ingest.loaders import document_from_text, load_bytes
 from ingest.queue import IngestQueue
-from rag.errors import InvalidInput, RagError, UnsupportedFile
+from rag.errors import FilesRejected, IngestFailed, InvalidInput, RagError, UnsupportedFile
 from rag.service import Service
 
 Limit = Parameter(ge=1, le=1000, default=100, description="Page size.")
@@ -31,7 +31,7 @@ class CollectionsController(Controller):
 
     @get(operation_id="listCollections", summary="List collections", sync_to_thread=True)
     def list_collections(self, service: NamedDependency[Service], limit: int = Limit, after: FromQuery[str | None] = None) -> dict:
-        rows = [c for c in service.store.list_collections() if after is None or c.name > after]
+        rows = [c for c in service.list_collections() if after is None or c.name > after]
         return {"data": [c.to_dict() for c in rows[:limit]], "has_more": len(rows) > limit}
 
     @post(operation_id="createCollection", summary="Create a collection", sync_to_thread=True,
@@ -43,7 +43,7 @@ class CollectionsController(Controller):
 
     @get("/{name:str}", operation_id="getCollection", summary="Show a collection", sync_to_thread=True)
     def get_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> dict:
-        return service.store.get_collection(name, counts=True).to_dict()
+        return service.get_collection(name, counts=True).to_dict()
 
     @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and its documents",
             sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
@@ -61,30 +61,24 @@ class DocumentsController(Controller):
                       "all are ready or failed. Any unsupported (415) or unreadable (400) file: nothing is ingested.")
     async def add_documents(self, request: Request, service: NamedDependency[Service], ingest_queue: NamedDependency[IngestQueue], name: FromPath[str],
                             wait: FromQuery[bool] = False) -> Response:
-        collection = await anyio.to_thread.run_sync(service.store.get_collection, name)
+        collection = await anyio.to_thread.run_sync(service.get_collection, name)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
             form = await request.form()
             files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
             if not files:
-                raise InvalidInput("the multipart body has no file parts")
+                raise InvalidInput("the multipart body has no file parts", param="files")
             uploads = [(f.filename, await f.read()) for f in files]
             docs, bad = await anyio.to_thread.run_sync(_parse_uploads, uploads)
             if bad:
-                unsupported = any(isinstance(e, UnsupportedFile) for _, e in bad)
-                response = error_response(
-                    415 if unsupported else 400,
-                    "nothing was ingested: " + "; ".join(str(e) for _, e in bad),
-                    "unsupported_file" if unsupported else "invalid_request_error", "files")
-                response.content["error"]["files"] = [{"name": n, "error": str(e)} for n, e in bad]
-                return response
+                raise FilesRejected(bad)
         elif content_type.startswith("application/json") or not content_type:
             try:
                 body = msgspec.json.decode(await request.body(), type=DocumentsIn)
             except msgspec.ValidationError as e:
-                raise InvalidInput(f"invalid body: {e}") from None
+                raise InvalidInput(f"invalid body: {e}", param=_path_param(e)) from None
             except msgspec.DecodeError as e:
-                raise InvalidInput(f"the body is not valid JSON: {e}") from None
+                raise InvalidInput(f"the body is not valid JSON: {e}", param="body") from None
             docs = [
                 document_from_text(
                     d.source or "text:" + hashlib.sha256(d.text.encode()).hexdigest()[:16],
@@ -94,36 +88,29 @@ class DocumentsController(Controller):
         else:
             raise UnsupportedFile(f"send multipart/form-data files or application/json, not {content_type}")
         accepted = await anyio.to_thread.run_sync(lambda: ingest_queue.submit(collection, docs, wait=wait))
-        data = [{k: v for k, v in a.__dict__.items() if k != "http_status"} for a in accepted]
+        data = [{"id": a.id, "source": a.source, "status": a.status, "error": a.error} for a in accepted]
         failed = [a for a in accepted if a.status == "failed"]
         if wait and failed:
-            # Not all are ready: answer with the first failure's meaning (e.g. an upstream 429).
-            status = failed[0].http_status or 500
-            response = error_response(status, "; ".join(f"{a.source}: {a.error}" for a in failed),
-                                      "ingest_failed", "documents")
-            response.content["error"]["documents"] = data
-            return response
+            first = next((a.failure for a in failed if a.failure is not None), None)
+            raise IngestFailed("; ".join(f"{a.source}: {a.error}" for a in failed),
+                               first=first or RagError("ingest failed"), documents=data)
         return Response({"data": data}, status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
 
     @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True)
     def list_documents(self, service: NamedDependency[Service], name: FromPath[str], limit: int = Limit,
                        after: int | None = Parameter(default=None, ge=0, le=MAX_ID, description="Last id of the previous page.")) -> dict:
-        collection = service.store.get_collection(name)
-        rows = service.store.list_documents(collection.id, limit=limit + 1, after=after)
+        rows = service.list_documents(name, limit=limit + 1, after=after)
         return {"data": [d.to_dict() for d in rows[:limit]], "has_more": len(rows) > limit}
 
     @get("/{document_id:int}", operation_id="getDocument", summary="A document with its extracted text",
          sync_to_thread=True)
     def get_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: DocumentId) -> dict:
-        collection = service.store.get_collection(name)
-        return service.store.get_document(collection.id, document_id).to_dict()
+        return service.get_document(name, document_id).to_dict()
 
     @delete("/{document_id:int}", operation_id="deleteDocument", summary="Delete a document",
             sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
     def delete_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: DocumentId) -> None:
-        collection = service.store.get_collection(name)
-        removed = service.store.delete_documents(collection.id, [document_id])
-        service.indexes.apply(collection, removed)
+        service.delete_documents(name, [document_id])
 
 
 def _parse_uploads(uploads: list[tuple[str | None, bytes]]) -> tuple[list, list[tuple[str, RagError]]]:

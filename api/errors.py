@@ -1,8 +1,10 @@
 """The one place errors become HTTP responses.
 
-Routes under /v1 answer in OpenAI's error shape, so OpenAI's SDKs raise their usual classes; the
-rest answer `{"error": {"message", "type", "param"}}` too, so clients need one parser. No user
-mistake may surface as a 500.
+Every error body is OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, so OpenAI's
+SDKs raise their usual classes and other clients need one parser. The service's own errors say how
+they are reported (`status`, `type`, `code`, `param`: see `rag/errors.py`); this module only reads
+those attributes, and translates Litestar's own exceptions (validation, auth, routing, body size)
+into the same shape. No user mistake may surface as a 500.
 """
 
 from __future__ import annotations
@@ -10,46 +12,82 @@ from __future__ import annotations
 import logging
 import re
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from rag import errors
 
+__all__ = ["EXCEPTION_HANDLERS", "ErrorBody", "ErrorDetail", "error_response", "path_param"]
+
 log = logging.getLogger(__name__)
 
-_STATUS: list[tuple[type[Exception], int, str]] = [
-    (errors.NotFound, 404, "not_found_error"),
-    (errors.AlreadyExists, 409, "conflict_error"),
-    (errors.EmbedderMismatch, 409, "embedder_mismatch"),
-    (errors.UnsupportedFile, 415, "unsupported_file"),
-    (errors.UnreadableFile, 400, "invalid_request_error"),
-    (errors.InvalidInput, 400, "invalid_request_error"),
-    (errors.MissingCredentials, 503, "missing_credentials"),
-    (errors.ConfigError, 503, "configuration_error"),
-]
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    """What went wrong, in OpenAI's error shape."""
+
+    message: str
+    """A sentence that says what to fix."""
+    type: str
+    """OpenAI's error type (`invalid_request_error`, `not_found_error`, `rate_limit_error`, ...)."""
+    param: str | None = None
+    """The request field at fault, when there is one (always, for a 400)."""
+    code: str | None = None
+    """Stable machine-readable code, e.g. `collection_not_found`, `embedder_mismatch`."""
 
 
-def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error response's body."""
+
+    error: ErrorDetail
 
 
-def error_response(status: int, message: str, type_: str, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    return Response(error_body(message, type_, param), status_code=status, media_type=MediaType.JSON,
-                    headers=headers)
+# Litestar's own exceptions, by status: (OpenAI type, stable code).
+_HTTP_KINDS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_input"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("not_found_error", "route_not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "upload_too_large"),
+    415: ("unsupported_file", "unsupported_media_type"),
+}
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None,
+               **details: object) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code, **details}}
+
+
+def error_response(status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
+                   headers: dict[str, str] | None = None, **details: object) -> Response:
+    return Response(error_body(message, type_, param, code, **details), status_code=status,
+                    media_type=MediaType.JSON, headers=headers)
+
+
+def path_param(exc: msgspec.ValidationError | str) -> str | None:
+    """The field a msgspec validation message names: "... - at `$.documents[0].text`" gives
+    `documents[0].text`; "Object missing required field `query`" gives `query`."""
+    message = str(exc)
+    at = re.search(r"at `\$\.?([^`]*)`", message)
+    missing = re.search(r"missing required field `([^`]+)`", message)
+    if at and missing:
+        return f"{at.group(1)}.{missing.group(1)}" if at.group(1) else missing.group(1)
+    if missing:
+        return missing.group(1)
+    if at:
+        return at.group(1) or None
+    return None
 
 
 def rag_error_handler(_: Request, exc: errors.RagError) -> Response:
-    if isinstance(exc, errors.UpstreamError):
-        headers = {"x-request-id": exc.request_id} if exc.request_id else None
-        kind = {429: "rate_limit_error", 504: "timeout_error"}.get(exc.status, "upstream_error")
-        return error_response(exc.status, str(exc), kind, headers=headers)
-    for cls, status, kind in _STATUS:
-        if isinstance(exc, cls):
-            return error_response(status, str(exc), kind, getattr(exc, "param", None))
-    log.exception("unmapped service error", exc_info=exc)
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, str(exc), "server_error")
+    headers = None
+    if isinstance(exc, errors.UpstreamError) and exc.request_id:
+        headers = {"x-request-id": exc.request_id}
+    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError):
+        log.error("service error: %s", exc, exc_info=exc)
+    return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers, **exc.details)
 
 
 def http_error_handler(_: Request, exc: HTTPException) -> Response:
@@ -59,24 +97,24 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response:
         first = exc.extra[0] if isinstance(exc.extra[0], dict) else {}
         param = first.get("key")
         # msgspec names a missing field only in its message: "Object missing required field `query`".
-        missing = re.search(r"missing required field `([^`]+)`", str(first.get("message", "")))
-        if missing:
-            param = missing.group(1)
+        param = path_param(str(first.get("message", ""))) or param
         message = "; ".join(
             f"{e.get('key') or 'body'}: {e.get('message')}" for e in exc.extra if isinstance(e, dict)
         ) or exc.detail
-    kind = "authentication_error" if isinstance(exc, NotAuthorizedException) else "invalid_request_error"
+        if param is None:
+            param = "body"
+    kind, code = _HTTP_KINDS.get(exc.status_code, ("invalid_request_error", "invalid_request"))
     if exc.status_code >= 500:
-        kind = "server_error"
+        kind, code = "server_error", "internal_error"
     headers = dict(exc.headers or {})
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", "Bearer")
-    return error_response(exc.status_code, message, kind, param, headers=headers or None)
+    return error_response(exc.status_code, message, kind, param, code, headers=headers or None)
 
 
 def unexpected_error_handler(_: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
-    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "server_error")
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "server_error", code="internal_error")
 
 
 EXCEPTION_HANDLERS = {

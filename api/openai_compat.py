@@ -22,15 +22,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
 
-from rag.answer import EXTRACTIVE, Asker
-from rag.embeddings import get_embedder
+from rag.answer import EXTRACTIVE
 from rag.embeddings.local import MODEL_ID as LOCAL_MODEL
-from rag.errors import InvalidInput, NotFound
+from rag.errors import InvalidInput, ModelNotFound
 from rag.service import Service
 
-
-class ModelNotFound(NotFound):
-    """No such model here."""
+from api.errors import path_param
 
 
 class CollectionChat(msgspec.Struct, kw_only=True):
@@ -67,16 +64,16 @@ def _decode(body: bytes) -> dict[str, Any]:
     try:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as e:
-        raise InvalidInput(f"the body is not valid JSON: {e}") from None
+        raise InvalidInput(f"the body is not valid JSON: {e}", param="body") from None
     if not isinstance(data, dict):
-        raise InvalidInput("the body must be a JSON object")
+        raise InvalidInput("the body must be a JSON object", param="body")
     return data
 
 
 def _question(messages: Any) -> str:
     """The last user message's text: what to retrieve passages for."""
     if not isinstance(messages, list) or not messages:
-        raise InvalidInput("messages must be a non-empty list")
+        raise InvalidInput("messages must be a non-empty list", param="messages")
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
@@ -89,7 +86,7 @@ def _question(messages: Any) -> str:
                 text = ""
             if text.strip():
                 return text
-    raise InvalidInput("messages has no user message with text to answer")
+    raise InvalidInput("messages has no user message with text to answer", param="messages")
 
 
 class OpenAIController(Controller):
@@ -109,22 +106,22 @@ class OpenAIController(Controller):
     def embeddings(self, service: NamedDependency[Service], data: JSONBody[dict[str, Any]]) -> dict:
         model = data.get("model")
         if model != LOCAL_MODEL:
-            raise ModelNotFound(f"model {model!r} is not served here; use {LOCAL_MODEL!r}")
+            raise ModelNotFound(f"model {model!r} is not served here; use {LOCAL_MODEL!r}", param="model")
         inputs = data.get("input")
         if isinstance(inputs, str):
             inputs = [inputs]
         if not isinstance(inputs, list) or not inputs or not all(isinstance(t, str) for t in inputs):
-            raise InvalidInput("input must be a string or a non-empty list of strings (token arrays are not supported)")
+            raise InvalidInput("input must be a string or a non-empty list of strings (token arrays are not supported)",
+                               param="input")
         if data.get("dimensions") is not None:
-            raise InvalidInput(f"{LOCAL_MODEL} has a fixed size of 384 dimensions; omit dimensions")
+            raise InvalidInput(f"{LOCAL_MODEL} has a fixed size of 384 dimensions; omit dimensions", param="dimensions")
         fmt = data.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
-            raise InvalidInput("encoding_format must be float or base64")
-        embedder = get_embedder("local", service.settings)
-        vectors = embedder.embed(inputs, truncate=True)
-        tokens = sum(min(n, embedder.max_input_tokens) for n in embedder.count_tokens(inputs))
+            raise InvalidInput("encoding_format must be float or base64", param="encoding_format")
+        embedded = service.embed(inputs)
+        tokens = embedded.tokens
         rows = []
-        for i, v in enumerate(vectors):
+        for i, v in enumerate(embedded.vectors):
             # base64 is the float32 bytes, little-endian, as OpenAI sends them (the SDK's default).
             value = base64.b64encode(v.astype("<f4").tobytes()).decode() if fmt == "base64" else v.tolist()
             rows.append({"object": "embedding", "index": i, "embedding": value})
@@ -133,7 +130,7 @@ class OpenAIController(Controller):
 
     @post("/chat/completions", operation_id="createChatCompletion", status_code=200,
           summary="Chat completions; with `collection` in the body, answered from it with citations")
-    async def chat_completions(self, request: Request, service: NamedDependency[Service], asker: NamedDependency[Asker]) -> Any:
+    async def chat_completions(self, request: Request, service: NamedDependency[Service]) -> Any:
         body = await request.body()
         data = _decode(body)
         collection = data.get("collection")
@@ -141,16 +138,16 @@ class OpenAIController(Controller):
             if not service.settings.openai_enabled:
                 raise InvalidInput(
                     "without a \"collection\" in the body this needs an upstream chat model, and "
-                    "OPENAI_API_KEY is not set on the server")
+                    "OPENAI_API_KEY is not set on the server", param="collection")
             from api.passthrough import forward
 
             return _Relayed(await forward(request))  # the body read above is replayed from Litestar's cache
         try:
             body_in = msgspec.convert(data, CollectionChat)
         except msgspec.ValidationError as e:
-            raise InvalidInput(f"invalid body: {e}") from None
+            raise InvalidInput(f"invalid body: {e}", param=path_param(e)) from None
         question = _question(body_in.messages)
-        model = asker.resolve_model(body_in.model or None)
+        model = service.resolve_model(body_in.model or None)
         options = {"k": body_in.k, "mode": body_in.mode, "filter": body_in.filter, "model": model,
                    "temperature": body_in.temperature,
                    "max_tokens": body_in.max_completion_tokens or body_in.max_tokens}
@@ -158,7 +155,7 @@ class OpenAIController(Controller):
         ident = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body_in.stream:
-            answer = await anyio.to_thread.run_sync(lambda: asker.answer(collection, question, **options))
+            answer = await anyio.to_thread.run_sync(lambda: service.answer(collection, question, **options))
             return {
                 "id": ident, "object": "chat.completion", "created": created, "model": answer.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
@@ -166,7 +163,7 @@ class OpenAIController(Controller):
                 "usage": answer.usage,
                 "citations": [c.__dict__ for c in answer.citations],
             }
-        events = await anyio.to_thread.run_sync(lambda: asker.stream(collection, question, **options))
+        events = await anyio.to_thread.run_sync(lambda: service.stream(collection, question, **options))
         return Stream(_chunks(events, ident, created, model), media_type="text/event-stream",
                       headers={"Cache-Control": "no-cache"})
 

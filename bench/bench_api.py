@@ -44,7 +44,7 @@ def free_port() -> int:
 def ensure_collection(home: Path, docs: int) -> None:
     service = Service(Settings(home=home))
     try:
-        if any(c.name == COLLECTION and c.documents for c in service.store.list_collections()):
+        if any(c.name == COLLECTION and c.documents for c in service.list_collections()):
             return
     finally:
         service.close()
@@ -87,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     body = lambda q: {"query": q, "k": 10, "mode": "hybrid"}  # noqa: E731
 
     service = Service(Settings(home=home))
-    collection = service.store.get_collection(COLLECTION, counts=True)
-    service.retriever.search(collection, "warm up", k=10)
+    collection = service.get_collection(COLLECTION, counts=True)
+    service.search(collection, "warm up", k=10)
     print(f"/search, hybrid, k=10, {len(queries)} queries, {collection.chunks} chunks:")
     results = {"in_process_1": line("in process, 1 thread", *run(
-        lambda q: service.retriever.search(collection, q, k=10), queries, 1))}
+        lambda q: service.search(collection, q, k=10), queries, 1))}
     results["in_process_n"] = line(f"in process, {args.clients} threads", *run(
-        lambda q: service.retriever.search(collection, q, k=10), queries, args.clients))
+        lambda q: service.search(collection, q, k=10), queries, args.clients))
     service.close()
 
     port = free_port()

@@ -1,7 +1,7 @@
-"""The `rag` command line: a thin shell over `rag/` and `ingest/pipeline`.
+"""The `rag` command line: a thin shell over `rag.service.Service` and `ingest/pipeline`.
 
 Results go to stdout; progress, logs and errors to stderr, so `rag search --json | jq` works.
-Exit status: 0 success, 1 some files failed to ingest, 2 usage or input errors.
+Exit statuses are `rag.errors.EXIT_CODES`: each service error carries its own (`exit_code`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,16 +30,22 @@ err = Console(stderr=True)
 
 
 class CliError(click.ClickException):
+    """A one-line message on stderr and the exit status the error calls for (usage: 2)."""
+
     exit_code = 2
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @contextmanager
-def service_errors():
-    """Turn the service's errors into a one-line message and exit status 2."""
+def service_errors() -> Iterator[None]:
+    """Turn the service's errors into a one-line message and their exit status."""
     try:
         yield
     except RagError as e:
-        raise CliError(str(e)) from None
+        raise CliError(str(e), e.exit_code) from None
 
 
 def _settings() -> Settings:
@@ -98,7 +105,7 @@ def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_js
     with service_errors():
         coll = service.open_collection(collection, create=True, embedder=embedder, chunk_size=chunk_size,
                                        chunk_overlap=overlap)
-        emb = service.retriever.embedder_for(coll)
+        writer = service.writer(coll)
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[docs]} documents, {task.fields[chunks]} chunks, {task.fields[rate]} tokens/s"),
@@ -113,8 +120,7 @@ def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_js
                 bar.update(task, total=p.files_total, completed=p.files_done, docs=p.documents, chunks=p.chunks,
                            rate=f"{p.tokens / elapsed:,.0f}")
 
-            summary = Pipeline(service.store, service.indexes, coll, emb, on_progress=on_progress).ingest_paths(
-                paths, glob=glob_, prune=prune)
+            summary = Pipeline(writer, on_progress=on_progress).ingest_paths(paths, glob=glob_, prune=prune)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
@@ -147,7 +153,8 @@ def collections(ctx: click.Context) -> None:
 def list_collections(as_json: bool = False) -> None:
     """List collections."""
     service = _service()
-    rows = service.store.list_collections()
+    with service_errors():
+        rows = service.list_collections()
     if as_json:
         out.print_json(json.dumps({"data": [c.to_dict() for c in rows]}))
         return
@@ -164,7 +171,7 @@ def show_collection(name: str) -> None:
     """Show one collection as JSON."""
     service = _service()
     with service_errors():
-        out.print_json(json.dumps(service.store.get_collection(name, counts=True).to_dict()))
+        out.print_json(json.dumps(service.get_collection(name, counts=True).to_dict()))
 
 
 @collections.command("delete")
@@ -174,7 +181,7 @@ def delete_collection(name: str, yes: bool) -> None:
     """Delete a collection with all its documents."""
     service = _service()
     with service_errors():
-        service.store.get_collection(name)
+        service.get_collection(name)
         if not yes:
             click.confirm(f"Delete collection {name!r} and all its documents?", abort=True, err=True)
         service.delete_collection(name)
@@ -194,8 +201,7 @@ def list_documents(collection: str, limit: int, as_json: bool) -> None:
     """List the documents of a collection."""
     service = _service()
     with service_errors():
-        coll = service.store.get_collection(collection)
-        docs = service.store.list_documents(coll.id, limit=limit)
+        docs = service.list_documents(collection, limit=limit)
     if as_json:
         out.print_json(json.dumps({"data": [d.to_dict() for d in docs]}))
         return
@@ -212,10 +218,8 @@ def delete_documents(collection: str, document_ids: tuple[int, ...]) -> None:
     """Delete documents by id."""
     service = _service()
     with service_errors():
-        coll = service.store.get_collection(collection)
-        removed, stamp = service.store.delete_documents(coll.id, list(document_ids))
-        service.indexes.current(coll)
-    err.print(f"deleted {len(document_ids)} document(s), {len(removed)} chunk(s)")
+        deleted = service.delete_documents(collection, list(document_ids))
+    err.print(f"deleted {len(deleted.document_ids)} document(s), {deleted.chunks} chunk(s)")
 
 
 @main.command()
@@ -224,10 +228,8 @@ def reindex(collection: str) -> None:
     """Rebuild a collection's FAISS index from the store."""
     service = _service()
     with service_errors():
-        coll = service.store.get_collection(collection)
-        service.indexes.forget(coll.id)
-        index = service.indexes.current(coll)
-    err.print(f"{collection}: index rebuilt with {len(index)} vectors")
+        vectors = service.reindex(collection)
+    err.print(f"{collection}: index rebuilt with {vectors} vectors")
 
 
 # -- search and similarity -----------------------------------------------------------------------
@@ -243,7 +245,7 @@ def search(query: str, collection: str, k: int, mode: str, filter_: str | None, 
     """Search a collection."""
     service = _service()
     with service_errors():
-        hits = service.retriever.search(collection, query, k=k, mode=mode, filter=_json_option(filter_, "--filter"))
+        hits = service.search(collection, query, k=k, mode=mode, filter=_json_option(filter_, "--filter"))
     if as_json:
         out.print_json(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return
@@ -276,19 +278,16 @@ def _read_pairs(handle) -> list[tuple[str, str]]:
               show_default=True)
 def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
     """Cosine similarity of two texts, or of each pair in a TSV."""
-    from rag.embeddings import get_embedder
-
     if pairs is None and len(texts) != 2:
         raise CliError("give two texts, or --pairs FILE")
     if pairs is not None and texts:
         raise CliError("give either two texts or --pairs, not both")
     todo = _read_pairs(pairs) if pairs is not None else [texts]
+    service = _service()
     with service_errors():
-        emb = get_embedder(embedder, _settings())
-        a = emb.embed([p[0] for p in todo], truncate=True)
-        b = emb.embed([p[1] for p in todo], truncate=True)
-    for score in (a * b).sum(axis=1):
-        out.print(f"{float(score):.4f}")
+        scores = service.similarity(todo, kind=embedder)
+    for score in scores:
+        out.print(f"{score:.4f}")
 
 
 # -- answering and serving -----------------------------------------------------------------------
@@ -303,11 +302,9 @@ def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, model, usage}.")
 def ask(question: str, collection: str, k: int, mode: str, model: str | None, as_json: bool) -> None:
     """Answer a question from a collection, with citations."""
-    from rag.answer import Asker
-
     service = _service()
     with service_errors():
-        answer = Asker(service.retriever, service.settings).answer(collection, question, k=k, mode=mode, model=model)
+        answer = service.answer(collection, question, k=k, mode=mode, model=model)
     if as_json:
         out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
@@ -362,7 +359,6 @@ def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bo
     from ingest.pipeline import Pipeline
     from rag.evaluation import evaluate as score_runs
     from rag.evaluation import load_qrels, load_queries
-    from rag.retrieval import best_chunk_per_document
 
     qrels_path = beir_dir / "qrels" / f"{split}.tsv"
     for needed in (beir_dir / "corpus.jsonl", beir_dir / "queries.jsonl", qrels_path):
@@ -373,8 +369,7 @@ def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bo
         coll = service.open_collection(collection, create=True)
         # Always run the ingest: it is idempotent (unchanged records cost a hash), and an earlier
         # interrupted run must not leave a partial corpus to be scored.
-        emb = service.retriever.embedder_for(coll)
-        summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([beir_dir / "corpus.jsonl"])
+        summary = Pipeline(service.writer(coll)).ingest_paths([beir_dir / "corpus.jsonl"])
         if summary.added or summary.updated:
             err.print(f"ingested {len(summary.added) + len(summary.updated)} documents, {summary.chunks} chunks "
                       f"in {summary.seconds:.0f}s")
@@ -382,7 +377,7 @@ def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bo
         qrels = {q: j for q, j in load_qrels(qrels_path).items() if q in queries}
         runs = {}
         for qid in qrels:
-            hits = best_chunk_per_document(service.retriever, coll, queries[qid], documents=100, mode=mode)
+            hits = service.best_chunk_per_document(coll, queries[qid], documents=100, mode=mode)
             runs[qid] = [str(h.metadata.get("_id", h.source.rsplit("#", 1)[-1])) for h in hits]
     result = {**score_runs(runs, qrels), "mode": mode}
     if as_json:

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_file
-from rag.chunking import Chunker
-from rag.embeddings import Embedder
 from rag.errors import InvalidInput, RagError
-from rag.index import IndexCache
-from rag.store import ChunkDraft, Collection, Store
+from rag.store import ChunkDraft
+from rag.writer import CollectionWriter, KnownDocument
 
 EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one embed call
 
@@ -124,10 +122,10 @@ def document_hash(doc: LoadedDocument) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def is_unchanged(known: dict[str, tuple[int, str, str]], source: str, digest: str) -> bool:
+def is_unchanged(known: dict[str, KnownDocument], source: str, digest: str) -> bool:
     """Whether the store already holds this exact content at `source`, ingested successfully."""
     entry = known.get(source)
-    return entry is not None and entry[1] == digest and entry[2] == "ready"
+    return entry is not None and entry.content_hash == digest and entry.status == "ready"
 
 
 def _under(source: str, roots: list[Path], glob: str | None) -> bool:
@@ -152,17 +150,12 @@ class _Pending:
 
 
 class Pipeline:
-    """Ingests into one collection with one embedder; the store and indexes are shared."""
+    """Ingests into one collection through its writer (`Service.writer`)."""
 
-    def __init__(self, store: Store, indexes: IndexCache, collection: Collection, embedder: Embedder,
-                 *, on_progress: ProgressFn | None = None):
-        collection.check_embedder(embedder.spec)
-        self.store = store
-        self.indexes = indexes
-        self.collection = collection
-        self.embedder = embedder
-        self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
-                               embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
+    def __init__(self, writer: CollectionWriter, *, on_progress: ProgressFn | None = None):
+        self.writer = writer
+        self.embedder = writer.embedder
+        self.chunker = writer.chunker
         self.on_progress = on_progress
         self._files = (0, 0)  # (files done, files in this run), for progress reports
         self._expect_ids: dict[str, int] = {}
@@ -174,10 +167,10 @@ class Pipeline:
         started = time.perf_counter()
         files, skipped, roots = discover(paths, glob)
         summary = IngestSummary(skipped=skipped)
-        known = self.store.document_hashes(self.collection.id)
+        known = self.writer.known()
         seen: set[str] = set()
         failed_prefixes: list[str] = []
-        self.indexes.current(self.collection)  # load or rebuild once, then follow our own commits
+        self.writer.open_index()  # load or rebuild once, then follow our own commits
         pending: list[_Pending] = []
 
         self._files = (0, len(files))
@@ -189,8 +182,7 @@ class Pipeline:
                 summary.failed.append(Failure(source, str(e)))
                 failed_prefixes.append(source)
                 if path.suffix.lower() != ".jsonl":
-                    self.store.put_failed_document(self.collection.id, source=source, content_hash="",
-                                                   error=str(e))
+                    self.writer.put_failed_document(source=source, content_hash="", error=str(e))
                 docs = []
             for doc, digest in docs:
                 pending.append(self._prepare(doc, digest, known))
@@ -203,14 +195,11 @@ class Pipeline:
 
         if prune:
             keep = lambda s: s in seen or any(s == p or s.startswith(p + "#") for p in failed_prefixes)  # noqa: E731
-            doomed = {src: ident for src, (ident, _, _) in known.items()
-                      if not keep(src) and _under(src, roots, glob)}
+            doomed = {src: k.id for src, k in known.items() if not keep(src) and _under(src, roots, glob)}
             if doomed:
-                removed, stamp = self.store.delete_documents(self.collection.id, list(doomed.values()),
-                                                             missing_ok=True)
-                self.indexes.apply(self.collection, (removed, stamp))
+                self.writer.delete_documents(list(doomed.values()), missing_ok=True)
                 summary.removed.extend(sorted(doomed))
-        self.indexes.save(self.collection)
+        self.writer.save_index()
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -224,8 +213,8 @@ class Pipeline:
         self._expect_ids = expect_ids or {}
         started = time.perf_counter()
         summary = IngestSummary()
-        known = self.store.document_hashes(self.collection.id)
-        self.indexes.current(self.collection)
+        known = self.writer.known()
+        self.writer.open_index()
         pending = []
         for doc in docs:
             digest = document_hash(doc)
@@ -235,13 +224,13 @@ class Pipeline:
             pending.append(self._prepare(doc, digest, known))
         self._flush(pending, summary)
         if save:
-            self.indexes.save(self.collection)
+            self.writer.save_index()
         summary.seconds = time.perf_counter() - started
         return summary
 
     # Steps -----------------------------------------------------------------------------------
 
-    def _load_if_changed(self, path: Path, known: dict, seen: set[str], summary: IngestSummary
+    def _load_if_changed(self, path: Path, known: dict[str, KnownDocument], seen: set[str], summary: IngestSummary
                          ) -> list[tuple[LoadedDocument, str]]:
         source = str(path)
         if path.suffix.lower() == ".jsonl":
@@ -262,7 +251,7 @@ class Pipeline:
             return []
         return [(doc, digest) for doc in load_file(path)]
 
-    def _prepare(self, doc: LoadedDocument, digest: str, known: dict) -> _Pending:
+    def _prepare(self, doc: LoadedDocument, digest: str, known: dict[str, KnownDocument]) -> _Pending:
         chunks = self.chunker.chunk(doc.text, doc.elements)
         return _Pending(doc, digest, chunks, doc.source in known)
 
@@ -277,12 +266,10 @@ class Pipeline:
         for p in pending:
             vecs = vectors[offset: offset + len(p.chunks)]
             offset += len(p.chunks)
-            change = self.store.put_document(
-                self.collection.id, source=p.doc.source, content_hash=p.content_hash, title=p.doc.title,
-                text_=p.doc.text, metadata=p.doc.metadata, chunks=p.chunks, vectors=vecs,
-                dim=self.embedder.dim, expect_id=self._expect_ids.get(p.doc.source),
-            )
-            self.indexes.apply(self.collection, change, vecs)
+            self.writer.put_document(
+                source=p.doc.source, content_hash=p.content_hash, title=p.doc.title, text=p.doc.text,
+                metadata=p.doc.metadata, chunks=p.chunks, vectors=vecs,
+                expect_id=self._expect_ids.get(p.doc.source))
             (summary.updated if p.is_update else summary.added).append(p.doc.source)
             summary.chunks += len(p.chunks)
             summary.tokens += sum(c.token_count for c in p.chunks)

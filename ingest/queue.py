@@ -20,6 +20,7 @@ from ingest.pipeline import Pipeline, document_hash, is_unchanged
 from rag.errors import DocumentNotFound, RagError
 from rag.service import Service
 from rag.store import Collection
+from rag.writer import CollectionWriter
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ class Accepted:
     source: str
     status: str
     error: str | None = None
-    http_status: int | None = None
-    """For a failed document: the status that says why (429, 502, 504 from an upstream, else 500)."""
+    failure: RagError | None = None
+    """For a document that failed while the caller waited: why (a front end reports its status)."""
 
 
 class IngestQueue:
@@ -52,8 +53,7 @@ class IngestQueue:
 
     def _beat(self) -> int:
         """Prove this worker alive, and fail the uploads of workers that are not."""
-        self.service.store.heartbeat(self.worker_id)
-        failed = self.service.store.fail_orphaned(self._stale_after_s, INTERRUPTED)
+        failed = self.service.beat(self.worker_id, stale_after_s=self._stale_after_s, orphan_message=INTERRUPTED)
         if failed:
             log.warning("%d queued document(s) of a stopped server marked failed", failed)
         return failed
@@ -67,69 +67,60 @@ class IngestQueue:
 
     def submit(self, collection: Collection, docs: list[LoadedDocument], *, wait: bool) -> list[Accepted]:
         """Queue documents as one job; with `wait`, return once each is ready or failed."""
-        store = self.service.store
-        known = store.document_hashes(collection.id)
+        writer = self.service.writer(collection)
+        known = writer.known()
         accepted: list[Accepted] = []
         jobs: list[tuple[int, LoadedDocument]] = []
         for doc in docs:
             digest = document_hash(doc)
             if is_unchanged(known, doc.source, digest):
-                accepted.append(Accepted(known[doc.source][0], doc.source, "ready"))
+                accepted.append(Accepted(known[doc.source].id, doc.source, "ready"))
                 continue
-            doc_id = store.queue_document(collection.id, source=doc.source, content_hash=digest,
-                                          title=doc.title, text_=doc.text, metadata=doc.metadata,
-                                          owner=self.worker_id)
+            doc_id = writer.queue_document(source=doc.source, content_hash=digest, title=doc.title,
+                                           text=doc.text, metadata=doc.metadata, owner=self.worker_id)
             jobs.append((doc_id, doc))
             accepted.append(Accepted(doc_id, doc.source, "queued"))
         if not jobs:
             return accepted
-        future = self._executor.submit(self._ingest, collection, jobs)
+        future = self._executor.submit(self._ingest, writer, jobs)
         if not wait:
             return accepted
-        statuses = future.result()
+        failures = future.result()
         done = []
         for a in accepted:
             if a.status == "ready":
                 done.append(a)
                 continue
             try:
-                doc = store.get_document(collection.id, a.id, with_text=False)
+                doc = writer.document(a.id)
             except DocumentNotFound:  # deleted while it waited
                 continue
-            done.append(Accepted(a.id, a.source, doc.status, doc.error, statuses.get(a.id)))
+            done.append(Accepted(a.id, a.source, doc.status, doc.error, failures.get(a.id)))
         return done
 
-    def _ingest(self, collection: Collection, jobs: list[tuple[int, LoadedDocument]]) -> dict[int, int]:
-        """Ingest one request's documents in turn, saving the index once; returns the HTTP status
-        of each failure (an upstream embedder's 429/502/504 keeps its meaning)."""
-        store = self.service.store
-        failures: dict[int, int] = {}
-        try:
-            embedder = self.service.retriever.embedder_for(collection)
-            pipeline = Pipeline(store, self.service.indexes, collection, embedder)
-        except RagError as e:
-            for doc_id, _ in jobs:
-                store.set_status(doc_id, "failed", str(e))
-                failures[doc_id] = getattr(e, "status", 500)
-            return failures
+    def _ingest(self, writer: CollectionWriter, jobs: list[tuple[int, LoadedDocument]]) -> dict[int, RagError]:
+        """Ingest one request's documents in turn, saving the index once; returns each failure's
+        error (an upstream embedder's rate limit or timeout keeps its meaning)."""
+        failures: dict[int, RagError] = {}
+        pipeline = Pipeline(writer)
         for doc_id, doc in jobs:
-            if not store.set_status(doc_id, "processing"):
+            if not writer.set_status(doc_id, "processing"):
                 continue  # deleted while queued
             try:
                 pipeline.ingest_documents([doc], expect_ids={doc.source: doc_id}, save=False)
             except DocumentNotFound:
                 continue  # deleted while it was being embedded: it stays deleted
             except RagError as e:
-                store.set_status(doc_id, "failed", str(e))
-                failures[doc_id] = getattr(e, "status", 500)
+                writer.set_status(doc_id, "failed", str(e))
+                failures[doc_id] = e
             except Exception as e:  # a bug must not leave the document "processing" forever
                 log.exception("ingesting %s failed", doc.source)
-                store.set_status(doc_id, "failed", f"internal error: {e}")
-                failures[doc_id] = 500
+                writer.set_status(doc_id, "failed", f"internal error: {e}")
+                failures[doc_id] = RagError(f"internal error: {e}")
         try:
-            self.service.indexes.save(collection)
+            writer.save_index()
         except OSError as e:
-            log.warning("could not save the index of %s: %s", collection.name, e)
+            log.warning("could not save the index of %s: %s", writer.collection.name, e)
         return failures
 
     def shutdown(self) -> None:
@@ -137,4 +128,4 @@ class IngestQueue:
         self._executor.shutdown(wait=True, cancel_futures=False)
         self._stop.set()
         self._beater.join()
-        self.service.store.retire_worker(self.worker_id)
+        self.service.retire_worker(self.worker_id)

@@ -10,10 +10,14 @@ quotes the retrieved sentences closest in meaning to the question.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import openai
 
 from rag.chunking import sentence_spans
 from rag.config import Settings
@@ -147,7 +151,7 @@ def fit_to_window(question: str, hits: list[Hit], model: str, window: int, reply
     """The longest prefix of `hits` whose prompt leaves `reply_tokens` free in the window."""
     budget = window - reply_tokens
     if count_chat_tokens(build_messages(question, []), model) > budget:
-        raise InvalidInput("the question alone does not fit the chat model's context window")
+        raise InvalidInput("the question alone does not fit the chat model's context window", param="question")
     kept: list[Hit] = []
     for hit in hits:
         if count_chat_tokens(build_messages(question, [*kept, hit]), model) > budget:
@@ -172,9 +176,11 @@ def citations_for(hits: list[Hit], cited: list[int], quotes: dict[int, tuple[int
 class Asker:
     """Retrieves passages for a question and answers from them."""
 
-    def __init__(self, retriever: Retriever, settings: Settings):
+    def __init__(self, retriever: Retriever, settings: Settings, *, client: Callable[[], openai.OpenAI]):
         self.retriever = retriever
         self.settings = settings
+        self.client = client
+        """Provider of the OpenAI client, called only when a chat model answers."""
 
     def resolve_model(self, model: str | None) -> str:
         if model is None:
@@ -182,13 +188,13 @@ class Asker:
         if model != EXTRACTIVE and not self.settings.openai_enabled:
             raise InvalidInput(
                 f"model {model!r} needs OPENAI_API_KEY on the server; without it only "
-                f"{EXTRACTIVE!r} answers")
+                f"{EXTRACTIVE!r} answers", param="model")
         return model
 
     def retrieve(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
                  mode: str = DEFAULT_MODE, filter: dict | None = None) -> list[Hit]:
         if not isinstance(question, str) or not question.strip():
-            raise InvalidInput("question must be a non-empty string")
+            raise InvalidInput("question must be a non-empty string", param="question")
         return self.retriever.search(collection, question, k=k, mode=mode, filter=filter)
 
     def stream(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
@@ -205,10 +211,10 @@ class Asker:
             collection = self.retriever.store.get_collection(collection)
         if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool)
                                        or max_tokens < 1):
-            raise InvalidInput("max_tokens must be a whole number of at least 1")
+            raise InvalidInput("max_tokens must be a whole number of at least 1", param="max_tokens")
         if temperature is not None and (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
                                         or not 0 <= temperature <= 2):
-            raise InvalidInput("temperature must be a number between 0 and 2")
+            raise InvalidInput("temperature must be a number between 0 and 2", param="temperature")
         hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter)
         if model == EXTRACTIVE:
             return self._extractive(collection, question, hits)
@@ -226,7 +232,7 @@ class Asker:
             elif event.type == "done":
                 done = event.data
             elif event.type == "error":
-                raise UpstreamError(event.data["message"], status=event.data["status"])
+                raise UpstreamError.for_status(event.data["status"], event.data["message"])
         # Tidy the space a removed marker leaves before punctuation.
         answer = re.sub(r"[ \t]+([.,;:!?])", r"\1", "".join(text))
         answer = re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", answer).strip()
@@ -238,7 +244,7 @@ class Asker:
               max_tokens: int | None, requested: bool = False) -> Iterator[AnswerEvent]:
         import openai
 
-        from rag.openai_client import shared_client, translate_openai_error
+        from rag.openai_client import translate_openai_error
 
         messages = build_messages(question, hits)
         options: dict = {"model": model, "messages": messages, "stream": True,
@@ -247,14 +253,14 @@ class Asker:
             options["temperature"] = temperature
         if max_tokens is not None:
             options["max_completion_tokens"] = max_tokens
-        client = shared_client(self.settings)
+        client = self.client()
         try:
             # Opening the stream raises for 4xx/5xx/timeouts before any event is produced.
             stream = client.chat.completions.create(**options)
         except (openai.BadRequestError, openai.NotFoundError) as e:
             if requested:  # the caller named the model: the upstream's refusal is the caller's to fix
                 raise InvalidInput(f"the upstream refused model {model!r} ({e.status_code}): "
-                                   f"{translate_openai_error(e)}") from e
+                                   f"{translate_openai_error(e)}", param="model") from e
             raise translate_openai_error(e) from e
         except Exception as e:  # the SDK's errors, after its retries
             raise translate_openai_error(e) from e

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, text
 
+from rag.errors import MigrationError
+
 Step = Callable[[Connection], None]
 
 
@@ -94,7 +96,7 @@ def migrate(conn: Connection) -> int:
     known = {name for name, _ in MIGRATIONS}
     unknown = applied - known
     if unknown:
-        raise RuntimeError(
+        raise MigrationError(
             f"the database has migrations this version does not know ({', '.join(sorted(unknown))}): "
             "it was written by a newer release"
         )

@@ -17,6 +17,7 @@ from rag.config import Settings
 from rag.errors import (
     MissingCredentials,
     UpstreamError,
+    UpstreamRefused,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -112,8 +113,7 @@ def translate_openai_error(exc: Exception) -> UpstreamError:
             hint = "check the model settings (RAG_CHAT_MODEL, RAG_OPENAI_EMBEDDING_MODEL) and OPENAI_BASE_URL"
         else:
             hint = "the service's request was refused"
-        return UpstreamError(f"the OpenAI upstream answered {status} ({hint}): {message}",
-                             status=502, request_id=rid)
+        return UpstreamRefused(f"the OpenAI upstream answered {status} ({hint}): {message}", request_id=rid)
     if isinstance(exc, openai.APIResponseValidationError):
         return UpstreamUnavailable(f"the OpenAI upstream sent a malformed response: {exc.message}",
                                    request_id=exc.response.headers.get("x-request-id"))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from rag.config import Settings
-from rag.embeddings import Embedder, get_embedder
+from rag.embeddings import Embedder
 from rag.errors import InvalidInput
 from rag.index import IndexCache
 from rag.lexical import match_expression
@@ -48,31 +48,27 @@ class Hit:
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}", param="mode")
     return mode
 
 
 class Retriever:
     """Runs searches against the store and the process's FAISS indexes."""
 
-    def __init__(self, store: Store, indexes: IndexCache, settings: Settings):
+    def __init__(self, store: Store, indexes: IndexCache, embedder_for: Callable[[Collection], Embedder]):
         self.store = store
         self.indexes = indexes
-        self.settings = settings
-
-    def embedder_for(self, collection: Collection) -> Embedder:
-        embedder = get_embedder(collection.embedder.kind, self.settings)
-        collection.check_embedder(embedder.spec)
-        return embedder
+        self.embedder_for = embedder_for
+        """The collection's embedder, checked against the collection (the service's)."""
 
     def search(self, collection: Collection | str, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
                filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
         if isinstance(collection, str):
             collection = self.store.get_collection(collection)
         if not isinstance(query, str) or not query.strip():
-            raise InvalidInput("query must be a non-empty string")
+            raise InvalidInput("query must be a non-empty string", param="query")
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}")
+            raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}", param="k")
         check_mode(mode)
         filters = validate_filter(filter)
         allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters else None

@@ -1,36 +1,139 @@
-"""The parts a front end needs, opened together: store, indexes, retriever.
+"""The one façade of the library, and its composition root.
 
-The command line and the HTTP API both hold one `Service` and call the same functions through it.
+The command line, the HTTP API and the upload worker hold one `Service` and call its methods; none
+of them sees the store, the indexes or the retriever behind it. A service owns everything it builds
+from its settings (store, indexes, embedders, the OpenAI client), so two services with different
+settings in one process share no mutable state; only the local model's immutable weights are shared.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rag.answer import Answer, AnswerEvent, Asker
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
-from rag.embeddings import get_embedder
+from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
 from rag.index import IndexCache
-from rag.retrieval import Retriever
-from rag.store import Collection, Store
+from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
+from rag.store import Collection, Document, Store
+from rag.writer import CollectionWriter
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["DeletedDocuments", "Embedded", "Health", "Service"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What `/health` reports: the store answered, and how much is loaded."""
+
+    indexes_loaded: int
+    collections: int
+
+
+@dataclass(frozen=True)
+class DeletedDocuments:
+    document_ids: list[int]
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Embedded:
+    vectors: np.ndarray
+    """(n, dim) float32, L2-normalised."""
+    tokens: int
+    """Tokens the model read (inputs truncated to what it reads)."""
+    model: str
 
 
 class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = Store(settings.database_path)
-        self.indexes = IndexCache(self.store, settings.index_dir)
-        self.retriever = Retriever(self.store, self.indexes, settings)
+        self._store = Store(settings.database_path)
+        self._indexes = IndexCache(self._store, settings.index_dir)
+        self._embedders: dict[str, Embedder] = {}
+        self._embedders_lock = threading.Lock()
+        self._client: openai.OpenAI | None = None
+        self._client_lock = threading.Lock()
+        self._retriever = Retriever(self._store, self._indexes, self.embedder_for)
+        self._asker = Asker(self._retriever, settings, client=self.openai_client)
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
+        if self._client is not None:
+            self._client.close()
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- parts built on first use ----------------------------------------------------------------
+
+    def openai_client(self) -> openai.OpenAI:
+        """This service's client for the configured upstream (made once; safe to share between
+        threads). Raises `MissingCredentials` when OPENAI_API_KEY is not set."""
+        with self._client_lock:
+            if self._client is None:
+                from rag.openai_client import make_client
+
+                self._client = make_client(self.settings)
+            return self._client
+
+    def embedder(self, kind: str) -> Embedder:
+        """This service's embedder of that kind (built once)."""
+        with self._embedders_lock:
+            if kind not in self._embedders:
+                self._embedders[kind] = make_embedder(kind, self.settings, self.openai_client)
+            return self._embedders[kind]
+
+    def embedder_for(self, collection: Collection) -> Embedder:
+        """The collection's embedder; refuses one whose vectors would not match its own."""
+        embedder = self.embedder(collection.embedder.kind)
+        collection.check_embedder(embedder.spec)
+        return embedder
+
+    def health(self) -> Health:
+        """Raises if the store cannot be read."""
+        return Health(indexes_loaded=self._indexes.loaded, collections=len(self._store.list_collections()))
+
+    def warm_up(self) -> None:
+        """Load the local model and every collection's index now, not on the first request."""
+        self.embedder("local").embed(["warm up"])
+        for collection in self._store.list_collections():
+            try:
+                self._indexes.current(collection)
+            except Exception as e:  # one bad collection must not stop the server
+                log.warning("could not load the index of %s: %s", collection.name, e)
+
+    # -- collections -----------------------------------------------------------------------------
+
+    def list_collections(self) -> list[Collection]:
+        return self._store.list_collections()
+
+    def get_collection(self, name: str, *, counts: bool = False) -> Collection:
+        return self._store.get_collection(name, counts=counts)
 
     def create_collection(self, name: str, *, embedder: str | None = None, chunk_size: int | None = None,
                           chunk_overlap: int | None = None) -> Collection:
         kind = embedder or self.settings.embedder
-        if kind not in ("local", "openai"):
-            raise InvalidInput(f"embedder must be local or openai, got {kind!r}")
-        spec = get_embedder(kind, self.settings).spec
-        return self.store.create_collection(
+        if kind not in embedder_kinds():
+            raise InvalidInput(f"embedder must be one of {', '.join(embedder_kinds())}, got {kind!r}",
+                               param="embedder")
+        spec = self.embedder(kind).spec
+        return self._store.create_collection(
             name, spec,
             DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size,
             DEFAULT_CHUNK_OVERLAP if chunk_overlap is None else chunk_overlap,
@@ -41,7 +144,7 @@ class Service:
         """The named collection; with `create`, made on first use. Options given for an existing
         collection must match what it was built with: its vectors and chunks depend on them."""
         try:
-            collection = self.store.get_collection(name)
+            collection = self._store.get_collection(name)
         except CollectionNotFound:
             if not create:
                 raise
@@ -50,15 +153,102 @@ class Service:
         if embedder is not None and embedder != collection.embedder.kind:
             raise InvalidInput(
                 f"collection {name!r} uses the {collection.embedder.kind} embedder "
-                f"({collection.embedder.model_id}); it cannot be ingested with {embedder}")
+                f"({collection.embedder.model_id}); it cannot be ingested with {embedder}", param="embedder")
         if chunk_size is not None and chunk_size != collection.chunk_size:
-            raise InvalidInput(f"collection {name!r} was chunked at {collection.chunk_size} tokens, not {chunk_size}")
+            raise InvalidInput(f"collection {name!r} was chunked at {collection.chunk_size} tokens, not {chunk_size}",
+                               param="chunk_size")
         if chunk_overlap is not None and chunk_overlap != collection.chunk_overlap:
             raise InvalidInput(
-                f"collection {name!r} was chunked with overlap {collection.chunk_overlap}, not {chunk_overlap}")
+                f"collection {name!r} was chunked with overlap {collection.chunk_overlap}, not {chunk_overlap}",
+                param="chunk_overlap")
         return collection
 
     def delete_collection(self, name: str) -> Collection:
-        gone = self.store.delete_collection(name)
-        self.indexes.forget(gone.id)
+        gone = self._store.delete_collection(name)
+        self._indexes.forget(gone.id)
         return gone
+
+    def reindex(self, name: str) -> int:
+        """Rebuild the collection's index from the store; returns how many vectors it holds."""
+        collection = self._store.get_collection(name)
+        self._indexes.forget(collection.id)
+        return len(self._indexes.current(collection))
+
+    # -- documents -------------------------------------------------------------------------------
+
+    def list_documents(self, name: str, *, limit: int = 100, after: int | None = None) -> list[Document]:
+        """Documents in id order, `limit` of them after id `after`."""
+        collection = self._store.get_collection(name)
+        return self._store.list_documents(collection.id, limit=limit, after=after)
+
+    def get_document(self, name: str, document_id: int, *, with_text: bool = True) -> Document:
+        collection = self._store.get_collection(name)
+        return self._store.get_document(collection.id, document_id, with_text=with_text)
+
+    def delete_documents(self, name: str, document_ids: Sequence[int]) -> DeletedDocuments:
+        """Delete documents by id, all or none (an unknown id deletes nothing), from the store and
+        the index, and persist the index so the next start need not rebuild it."""
+        collection = self._store.get_collection(name)
+        self._indexes.current(collection)  # loaded first, so the delete is followed in memory and saved
+        removed, stamp = self._store.delete_documents(collection.id, document_ids)
+        self._indexes.apply(collection, (removed, stamp))
+        self._indexes.save(collection)
+        return DeletedDocuments(sorted(set(document_ids)), len(removed))
+
+    def writer(self, collection: Collection) -> CollectionWriter:
+        """The one way to write documents into a collection (the ingest pipeline and the upload
+        worker both take one)."""
+        return CollectionWriter(self._store, self._indexes, collection, self.embedder_for(collection))
+
+    # -- the ingest worker's liveness --------------------------------------------------------------
+
+    def beat(self, worker_id: str, *, stale_after_s: float, orphan_message: str) -> int:
+        """Record the worker alive, and fail the queued uploads of workers silent for
+        `stale_after_s`; returns how many uploads were failed."""
+        self._store.heartbeat(worker_id)
+        return self._store.fail_orphaned(stale_after_s, orphan_message)
+
+    def retire_worker(self, worker_id: str) -> None:
+        self._store.retire_worker(worker_id)
+
+    # -- search and answers ----------------------------------------------------------------------
+
+    def search(self, collection: str | Collection, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
+               filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
+        return self._retriever.search(collection, query, k=k, mode=mode, filter=filter, min_score=min_score)
+
+    def best_chunk_per_document(self, collection: str | Collection, query: str, *, documents: int = 100,
+                                mode: str = DEFAULT_MODE) -> list[Hit]:
+        """Documents ranked by their best chunk (what document-level evaluation scores)."""
+        if isinstance(collection, str):
+            collection = self._store.get_collection(collection)
+        return best_chunk_per_document(self._retriever, collection, query, documents=documents, mode=mode)
+
+    def resolve_model(self, model: str | None) -> str:
+        """The answering model a request gets: its own, else the chat model with a key, else extractive."""
+        return self._asker.resolve_model(model)
+
+    def answer(self, collection: str | Collection, question: str, **options: Any) -> Answer:
+        return self._asker.answer(collection, question, **options)
+
+    def stream(self, collection: str | Collection, question: str, **options: Any) -> Iterator[AnswerEvent]:
+        """Answer events; input and upstream errors raise before the first event."""
+        return self._asker.stream(collection, question, **options)
+
+    # -- embeddings ------------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str], *, kind: str = "local") -> Embedded:
+        """Vectors for texts, each truncated to what the model reads (as a query would be)."""
+        embedder = self.embedder(kind)
+        vectors = embedder.embed(texts, truncate=True)
+        tokens = sum(min(n, embedder.max_input_tokens) for n in embedder.count_tokens(texts))
+        return Embedded(vectors, tokens, embedder.model_id)
+
+    def similarity(self, pairs: Sequence[tuple[str, str]], *, kind: str = "local") -> list[float]:
+        """Cosine similarity of each pair of texts."""
+        if not pairs:
+            return []
+        embedder = self.embedder(kind)
+        a = embedder.embed([p[0] for p in pairs], truncate=True)
+        b = embedder.embed([p[1] for p in pairs], truncate=True)
+        return [float(s) for s in np.einsum("ij,ij->i", a, b)]

@@ -35,7 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import (
-    AlreadyExists,
+    CollectionExists,
     CollectionNotFound,
     DocumentNotFound,
     EmbedderMismatch,
@@ -220,17 +220,17 @@ def validate_filter(filter_: object) -> dict[str, list]:
     if filter_ is None:
         return {}
     if not isinstance(filter_, dict):
-        raise InvalidInput("filter must be an object of {key: value or [values]}")
+        raise InvalidInput("filter must be an object of {key: value or [values]}", param="filter")
     out: dict[str, list] = {}
     for key, value in filter_.items():
         if not isinstance(key, str) or not key or not key.replace("_", "").replace("-", "").replace(".", "").isalnum():
-            raise InvalidInput(f"filter key {key!r} must be letters, digits, '_', '-' or '.'")
+            raise InvalidInput(f"filter key {key!r} must be letters, digits, '_', '-' or '.'", param="filter")
         values = value if isinstance(value, list) else [value]
         if not values:
-            raise InvalidInput(f"filter {key!r} has an empty list of values")
+            raise InvalidInput(f"filter {key!r} has an empty list of values", param="filter")
         for v in values:
             if not isinstance(v, (str, int, float, bool)) or v is None:
-                raise InvalidInput(f"filter {key!r} values must be strings, numbers or booleans")
+                raise InvalidInput(f"filter {key!r} values must be strings, numbers or booleans", param="filter")
         out[key] = values
     return out
 
@@ -266,9 +266,9 @@ class Store:
 
     def create_collection(self, name: str, embedder: EmbedderSpec, chunk_size: int, chunk_overlap: int) -> Collection:
         if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
-            raise InvalidInput("collection name must be 1-100 letters, digits, '-', '_' or '.'")
+            raise InvalidInput("collection name must be 1-100 letters, digits, '-', '_' or '.'", param="name")
         if chunk_size < 16 or not 0 <= chunk_overlap < chunk_size:
-            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1")
+            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1", param="chunk_size")
         try:
             with self.write() as s:
                 row = CollectionRow(
@@ -280,7 +280,7 @@ class Store:
                 s.flush()
                 return _collection(row)
         except IntegrityError:
-            raise AlreadyExists(f"collection {name!r} already exists") from None
+            raise CollectionExists(f"collection {name!r} already exists") from None
 
     def get_collection(self, name: str, *, counts: bool = False) -> Collection:
         with self.read() as s:

@@ -93,8 +93,7 @@ def seeded_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("seed")
     service = Service(Settings(home=home))
     coll = service.create_collection("wren")
-    emb = service.retriever.embedder_for(coll)
-    summary = Pipeline(service.store, service.indexes, coll, emb).ingest_paths([CORPUS])
+    summary = Pipeline(service.writer(coll)).ingest_paths([CORPUS])
     assert not summary.failed and len(summary.added) == 17
     service.close()
     return home

@@ -14,7 +14,9 @@ from sqlalchemy import text
 
 from api.app import create_app
 from rag.config import Settings, get_settings
+from rag.index import IndexCache, VectorIndex
 from rag.service import Service
+from rag.store import Store
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
 
@@ -308,15 +310,14 @@ def test_a_document_deleted_while_queued_stays_deleted(home):
     from rag.errors import DocumentNotFound
 
     service = Service(Settings.from_env())
-    coll = service.store.get_collection("wren")
+    writer = service.writer(service.get_collection("wren"))
     doc = document_from_text("late-note", "A note that is deleted before the worker reaches it.")
-    doc_id = service.store.queue_document(coll.id, source=doc.source, content_hash="h", title=None,
-                                          text_=doc.text, metadata={})
-    service.store.delete_documents(coll.id, [doc_id])
-    pipeline = Pipeline(service.store, service.indexes, coll, service.retriever.embedder_for(coll))
+    doc_id = writer.queue_document(source=doc.source, content_hash="h", title=None, text=doc.text, metadata={},
+                                   owner="test")
+    service.delete_documents("wren", [doc_id])
     with pytest.raises(DocumentNotFound):
-        pipeline.ingest_documents([doc], expect_ids={doc.source: doc_id})
-    assert "late-note" not in service.store.document_hashes(coll.id)
+        Pipeline(writer).ingest_documents([doc], expect_ids={doc.source: doc_id})
+    assert "late-note" not in writer.known()
     service.close()
 
 
@@ -327,23 +328,23 @@ def test_searches_and_in_place_index_updates_can_run_together(home):
     from ingest.loaders import document_from_text
     from ingest.pipeline import Pipeline
 
-    service = Service(Settings.from_env())
-    coll = service.store.get_collection("wren")
-    emb = service.retriever.embedder_for(coll)
+    settings = Settings.from_env()
+    service = Service(settings)
+    coll = service.get_collection("wren")
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def search_loop() -> None:
         try:
             while not stop.is_set():
-                service.retriever.search(coll, "solar panels on the school", k=10, mode="dense")
+                service.search(coll, "solar panels on the school", k=10, mode="dense")
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
     threads = [threading.Thread(target=search_loop) for _ in range(3)]
     for t in threads:
         t.start()
-    pipeline = Pipeline(service.store, service.indexes, coll, emb)
+    pipeline = Pipeline(service.writer(coll))
     for i in range(15):
         pipeline.ingest_documents([document_from_text(f"note-{i % 5}", f"Revision {i} of note {i % 5} about panels.")],
                                   save=False)
@@ -351,35 +352,41 @@ def test_searches_and_in_place_index_updates_can_run_together(home):
     for t in threads:
         t.join()
     assert errors == []
-    ids, _, _ = service.store.vectors(coll.id)
-    assert sorted(service.indexes.current(coll).ids().tolist()) == sorted(ids.tolist())
+    pipeline.writer.save_index()
+    store = Store(settings.database_path)
+    ids, _, _ = store.vectors(coll.id)
+    assert sorted(VectorIndex.load(IndexCache(store, settings.index_dir).path(coll.id)).ids().tolist()) == sorted(ids.tolist())
+    store.close()
     service.close()
 
 
 def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(home):
     from ingest.queue import INTERRUPTED, IngestQueue
 
-    service = Service(Settings.from_env())
-    coll = service.store.get_collection("wren")
+    settings = Settings.from_env()
+    service = Service(settings)
+    store = Store(settings.database_path)
+    coll = service.get_collection("wren")
     alive = IngestQueue(service, heartbeat_s=3600)
 
     def queued(source: str, owner: str | None) -> int:
-        return service.store.queue_document(coll.id, source=source, content_hash="h", title=None,
-                                            text_="Some text.", metadata={}, owner=owner)
+        return store.queue_document(coll.id, source=source, content_hash="h", title=None,
+                                    text_="Some text.", metadata={}, owner=owner)
 
     mine = queued("alive-upload", alive.worker_id)
     orphan = queued("dead-upload", "worker-of-a-crashed-server")
     legacy = queued("ownerless-upload", None)
     newcomer = IngestQueue(service, heartbeat_s=3600)  # another server starting on the same database
-    status = lambda i: service.store.get_document(coll.id, i, with_text=False)  # noqa: E731
+    status = lambda i: service.get_document("wren", i, with_text=False)  # noqa: E731
     assert status(mine).status == "queued"
     assert status(orphan).status == "failed" and status(orphan).error == INTERRUPTED
     assert status(legacy).status == "failed"
     # The first server stops beating (its process died): the next sweep fails its uploads.
-    with service.store.write() as s:
+    with store.write() as s:
         s.execute(text("UPDATE ingest_workers SET heartbeat_at = 0 WHERE id = :w"), {"w": alive.worker_id})
     newcomer._beat()
     assert status(mine).status == "failed"
     newcomer.shutdown()
     alive._stop.set()
+    store.close()
     service.close()

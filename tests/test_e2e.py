@@ -24,7 +24,6 @@ import pytest
 
 from ingest.pipeline import Pipeline
 from rag.config import Settings
-from rag.embeddings import get_embedder
 from rag.service import Service
 
 pytestmark = pytest.mark.slow
@@ -99,7 +98,7 @@ def server_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("e2e-home")
     service = Service(Settings(home=home))
     coll = service.create_collection("wren")
-    summary = Pipeline(service.store, service.indexes, coll, service.retriever.embedder_for(coll)).ingest_paths([CORPUS])
+    summary = Pipeline(service.writer(coll)).ingest_paths([CORPUS])
     assert not summary.failed and len(summary.added) == 17
     service.close()
     return home
@@ -150,7 +149,8 @@ def test_sdk_embeddings_are_the_local_models_unit_vectors(sdk, sent, http, serve
     vectors = np.array([d.embedding for d in result.data], dtype=np.float32)
     assert vectors.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    local = get_embedder("local", Settings(home=server_home)).embed(texts)
+    with Service(Settings(home=server_home)) as service:
+        local = service.embedder("local").embed(texts)
     np.testing.assert_allclose(vectors, local, atol=1e-5)
     score = http.post("/similarity", json={"a": texts[0], "b": texts[1]}).json()["score"]
     assert float(vectors[0] @ vectors[1]) == pytest.approx(score, abs=1e-5)

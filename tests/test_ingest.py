@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from ingest.cli import main
 from rag.config import get_settings
-from rag.index import VectorIndex
-from rag.service import Service
+from rag.index import IndexCache, VectorIndex
+from rag.store import Store
 
 
 def run(*args: str, input: str | None = None, code: int = 0):
@@ -33,18 +33,19 @@ def ingest_json(*args: str, code: int = 0) -> dict:
 def consistent(collection: str) -> tuple[int, int]:
     """Assert the FAISS index on disk holds exactly the store's chunk ids; return (docs, chunks)."""
     get_settings.cache_clear()
-    service = Service(get_settings())
-    coll = service.store.get_collection(collection, counts=True)
-    ids, _, stamp = service.store.vectors(coll.id)
-    index = VectorIndex.load(service.indexes.path(coll.id))
+    settings = get_settings()
+    store = Store(settings.database_path)
+    coll = store.get_collection(collection, counts=True)
+    ids, _, stamp = store.vectors(coll.id)
+    index = VectorIndex.load(IndexCache(store, settings.index_dir).path(coll.id))
+    store.close()
     assert index.stamp == stamp
     assert sorted(index.ids().tolist()) == sorted(ids.tolist())
-    with sqlite3.connect(service.settings.database_path) as db:
+    with sqlite3.connect(settings.database_path) as db:
         dupes = db.execute("SELECT source, COUNT(*) FROM documents GROUP BY collection_id, source HAVING COUNT(*) > 1").fetchall()
         fts = db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
     assert dupes == []
     assert fts == coll.chunks
-    service.close()
     return coll.documents, coll.chunks
 
 
@@ -114,7 +115,7 @@ def test_collection_settings_are_checked(folder: Path):
     result = run("ingest", str(folder), "-c", "notes", "--chunk-size", "256", code=2)
     assert "chunked at 128 tokens" in result.stderr
     assert run("ingest", "/no/such/path", "-c", "notes", code=2).stderr.count("no such file") == 1
-    assert "no collection named 'nope'" in run("search", "x", "-c", "nope", code=2).stderr
+    assert "no collection named 'nope'" in run("search", "x", "-c", "nope", code=3).stderr
     assert "mode" in run("search", "x", "-c", "notes", "--mode", "fuzzy", code=2).stderr
 
 
@@ -148,9 +149,9 @@ def test_collections_documents_and_reindex_commands(folder: Path):
     docs = json.loads(run("documents", "list", "-c", "notes", "--json").stdout)["data"]
     run("documents", "delete", "-c", "notes", str(docs[0]["id"]))
     assert consistent("notes")[0] == 2
-    assert "no document with id 999999" in run("documents", "delete", "-c", "notes", "999999", code=2).stderr
+    assert "no document with id 999999" in run("documents", "delete", "-c", "notes", "999999", code=3).stderr
     get_settings.cache_clear()
-    Service(get_settings()).indexes.path(1).write_bytes(b"\0" * 10)  # damage the index file
+    (get_settings().index_dir / "collection-1.faiss").write_bytes(b"\0" * 10)  # damage the index file
     assert "rebuilt with" in run("reindex", "-c", "notes").stderr
     consistent("notes")
     run("collections", "delete", "notes", "--yes")

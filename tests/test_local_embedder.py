@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-import rag.embeddings as embeddings
-from rag.config import get_settings
+
+from rag.config import Settings, get_settings
 from rag.embeddings import local
 from rag.embeddings.local import LocalEmbedder, model_dir
 from rag.errors import ConfigError, InputTooLong, InvalidInput
+from rag.service import Service
 
 CAT = "The cat sits on the mat"
 FELINE = "A feline rests on the rug"
@@ -166,16 +167,36 @@ def test_changed_builder_gets_a_new_cache_name(monkeypatch: pytest.MonkeyPatch) 
     assert local._cache_key(folder) != before
 
 
-def test_get_embedder_uses_the_settings_model_folder(embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_service_builds_the_model_in_its_settings_folder(embedder: LocalEmbedder,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     settings = get_settings()
     settings.model_cache_dir.mkdir(parents=True)
     # Seed the folder with the session's build so this test does not rebuild the graph.
     shutil.copy2(embedder.model_path, settings.model_cache_dir / embedder.model_path.name)
-    monkeypatch.setattr(embeddings, "_cache", {})
-    got = embeddings.get_embedder("local", settings)
+    monkeypatch.setattr(local, "_shared_model", None)
+    with Service(settings) as service:
+        got = service.embedder("local")
     assert isinstance(got, LocalEmbedder)
     assert got.model_path == settings.model_cache_dir / embedder.model_path.name
     assert os.fspath(settings.home) in os.fspath(got.model_path)
+
+
+def test_services_share_the_model_weights_but_nothing_mutable(embedder: LocalEmbedder, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two services with different settings: one loaded model (immutable), their own stores,
+    embedder tables and OpenAI clients."""
+    monkeypatch.setattr(local, "_shared_model", embedder)
+    a = Service(Settings(home=tmp_path / "a", openai_api_key="key-a", openai_base_url="http://127.0.0.1:9/a"))
+    b = Service(Settings(home=tmp_path / "b", openai_api_key="key-b", openai_base_url="http://127.0.0.1:9/b"))
+    assert a.embedder("local") is b.embedder("local") is embedder
+    assert a.openai_client() is not b.openai_client()
+    assert (a.openai_client().api_key, b.openai_client().api_key) == ("key-a", "key-b")
+    assert a.openai_client() is a.openai_client()  # made once per service
+    a.create_collection("only-in-a")
+    assert [c.name for c in a.list_collections()] == ["only-in-a"]
+    assert b.list_collections() == []
+    a.close()
+    b.close()
 
 
 def test_missing_model_package_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,10 @@ import pytest
 from openai_server import expected_embedding
 
 from rag.config import Settings
-from rag.embeddings import get_embedder
+from rag.service import Service
 from rag.embeddings.openai import MAX_TOKENS_PER_REQUEST, OpenAIEmbedder
 from rag.errors import (
+    UpstreamRefused,
     ConfigError,
     InputTooLong,
     MissingCredentials,
@@ -214,27 +215,29 @@ def test_a_rejected_key_is_a_502_naming_the_setting(openai_server):
     openai_server.fail_next(401)
     with pytest.raises(UpstreamError) as caught:
         embedder_for(openai_server).embed(["x"])
-    assert type(caught.value) is UpstreamError
+    assert type(caught.value) is UpstreamRefused
+    assert (caught.value.status, caught.value.code) == (502, "upstream_refused")
     assert caught.value.status == 502
     assert "401" in str(caught.value) and "OPENAI_API_KEY" in str(caught.value)
     assert len(openai_server.requests) == 1  # 401 is not retried
 
 
-def test_missing_key_fails_at_once_naming_the_variable(openai_server):
-    s = Settings(openai_base_url=openai_server.url)
+def test_missing_key_fails_at_once_naming_the_variable(openai_server, tmp_path):
+    s = Settings(openai_base_url=openai_server.url, home=tmp_path)
     with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"):
         make_client(s)
     with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"):
         OpenAIEmbedder.from_settings(s)
-    with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"):
-        get_embedder("openai", s)
+    with pytest.raises(MissingCredentials, match="OPENAI_API_KEY"), Service(s) as service:
+        service.embedder("openai")
     assert openai_server.requests == []
 
 
-def test_get_embedder_builds_the_openai_embedder_from_settings(openai_server):
-    s = settings_for(openai_server, openai_embedding_dimensions=64)
-    embedder = get_embedder("openai", s)
-    assert embedder is get_embedder("openai", s)
+def test_the_service_builds_the_openai_embedder_from_settings(openai_server, tmp_path):
+    s = settings_for(openai_server, openai_embedding_dimensions=64, home=tmp_path)
+    service = Service(s)
+    embedder = service.embedder("openai")
+    assert embedder is service.embedder("openai")
     assert (embedder.kind, embedder.model_id, embedder.dim) == ("openai", "text-embedding-3-small", 64)
     assert embedder.embed(["via settings"]).shape == (1, 64)
 

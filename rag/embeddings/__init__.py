@@ -1,32 +1,57 @@
-"""Embedders: `local` (all-MiniLM-L6-v2 on onnxruntime, the default) and `openai`."""
+"""Embedders by kind: `local` (all-MiniLM-L6-v2 on onnxruntime, the default) and `openai`.
+
+A kind maps to a factory; `rag.service.Service` calls it once and owns the embedder it returns, so
+two services with different settings never share one. Tests register extra kinds (a deterministic
+fake) with `register_embedder`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rag.config import Settings
 from rag.embeddings.base import Embedder, EmbedderSpec, TooLong
 from rag.errors import ConfigError
 
-__all__ = ["Embedder", "EmbedderSpec", "TooLong", "get_embedder"]
+if TYPE_CHECKING:
+    import openai
 
-_cache: dict[tuple, Embedder] = {}
+__all__ = ["Embedder", "EmbedderFactory", "EmbedderSpec", "TooLong", "embedder_kinds", "make_embedder",
+           "register_embedder"]
+
+EmbedderFactory = Callable[[Settings, Callable[[], "openai.OpenAI"]], Embedder]
+"""Builds an embedder from the settings and a provider of the service's OpenAI client (called only
+by kinds that talk to an upstream, so a missing key fails only when such a kind is used)."""
 
 
-def get_embedder(kind: str, settings: Settings) -> Embedder:
-    """The process's embedder of that kind (built once: the local model takes a moment to load)."""
-    if kind == "local":
-        key: tuple = ("local",)  # one model per process; the cache folder only matters when building
-    elif kind == "openai":
-        key = ("openai", settings.openai_embedding_model, settings.openai_embedding_dimensions,
-               settings.openai_base_url, settings.openai_api_key)
-    else:
-        raise ConfigError(f"unknown embedder {kind!r}; choose local or openai")
-    if key not in _cache:
-        if kind == "local":
-            from rag.embeddings.local import LocalEmbedder
+def _local(settings: Settings, client: Callable[[], openai.OpenAI]) -> Embedder:
+    from rag.embeddings.local import LocalEmbedder
 
-            _cache[key] = LocalEmbedder(cache_dir=settings.model_cache_dir)
-        else:
-            from rag.embeddings.openai import OpenAIEmbedder
+    return LocalEmbedder.shared(settings.model_cache_dir)
 
-            _cache[key] = OpenAIEmbedder.from_settings(settings)
-    return _cache[key]
+
+def _openai(settings: Settings, client: Callable[[], openai.OpenAI]) -> Embedder:
+    from rag.embeddings.openai import OpenAIEmbedder
+
+    return OpenAIEmbedder.from_settings(settings, client=client())
+
+
+_KINDS: dict[str, EmbedderFactory] = {"local": _local, "openai": _openai}
+
+
+def register_embedder(kind: str, factory: EmbedderFactory) -> None:
+    """Make `kind` available to collections (used by tests for a deterministic fake)."""
+    _KINDS[kind] = factory
+
+
+def embedder_kinds() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def make_embedder(kind: str, settings: Settings, client: Callable[[], openai.OpenAI]) -> Embedder:
+    """A new embedder of that kind (the local model's immutable weights are shared by all)."""
+    factory = _KINDS.get(kind)
+    if factory is None:
+        raise ConfigError(f"unknown embedder {kind!r}; choose {' or '.join(_KINDS)}")
+    return factory(settings, client)

@@ -60,13 +60,13 @@ class Embedder(ABC):
 
     def embed(self, texts: Sequence[str], *, truncate: bool = False) -> np.ndarray:
         if isinstance(texts, str):
-            raise InvalidInput("embed() takes a sequence of texts, not one string")
+            raise InvalidInput("embed() takes a sequence of texts, not one string", param="input")
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
-                raise InvalidInput(f"text {i} is {type(text).__name__}, not a string")
+                raise InvalidInput(f"text {i} is {type(text).__name__}, not a string", param="input")
             if not text.strip():
-                raise InvalidInput(f"text {i} is empty; there is nothing to embed")
+                raise InvalidInput(f"text {i} is empty; there is nothing to embed", param="input")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -85,7 +85,7 @@ class Embedder(ABC):
                 first = texts.index(text)
                 raise InputTooLong(
                     f"text {first} has {e.tokens} tokens; {self.model_id} reads at most "
-                    f"{self.max_input_tokens} (split it, or embed with truncation)"
+                    f"{self.max_input_tokens} (split it, or embed with truncation)", param="input"
                 ) from None
             got = np.asarray(got, dtype=np.float32)
             if got.shape != (len(batch), self.dim):

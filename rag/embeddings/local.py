@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import os
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,10 @@ def _cache_key(folder: Path) -> str:
     digest.update(f"builder-{onnx_graph.BUILDER_VERSION}-opset-{onnx_graph.OPSET}".encode())
     digest.update(Path(onnx_graph.__file__).read_bytes())
     return digest.hexdigest()[:16]
+
+
+_shared_lock = threading.Lock()
+_shared_model: LocalEmbedder | None = None
 
 
 def _session_threads() -> int:
@@ -125,6 +130,17 @@ class LocalEmbedder(Embedder):
             self._session = ort.InferenceSession(str(self.model_path), sess_options=options,
                                                  providers=["CPUExecutionProvider"])
         self._weights = None  # 90 MB that serving never needs once the graph is built
+
+    @classmethod
+    def shared(cls, cache_dir: Path) -> LocalEmbedder:
+        """The process's one loaded model. Its weights, tokenizer and ONNX session are immutable
+        and thread-safe, so every service may share them; loading takes a second and 90 MB.
+        `cache_dir` matters only to the first caller, which may build the ONNX file there."""
+        with _shared_lock:
+            global _shared_model
+            if _shared_model is None:
+                _shared_model = cls(cache_dir)
+            return _shared_model
 
     # -- model file ---------------------------------------------------------------------------
 

@@ -1,0 +1,90 @@
+"""Writes into one collection: the store and the derived indexes changed together.
+
+`Service.writer(collection)` makes one; the ingest pipeline and the upload worker write through it
+and never see the store or the indexes. Every write commits to the store first (the truth) and then
+moves this process's index along, so a crash between the two leaves an index that is merely stale
+and is rebuilt on next use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.chunking import Chunker
+from rag.embeddings import Embedder
+from rag.index import IndexCache
+from rag.store import ChunkDraft, Collection, Document, Store
+
+__all__ = ["CollectionWriter", "KnownDocument"]
+
+
+@dataclass(frozen=True)
+class KnownDocument:
+    """What the store holds at a source: enough to tell an unchanged document from a changed one."""
+
+    id: int
+    content_hash: str
+    status: str
+
+
+class CollectionWriter:
+    """Document writes into one collection with the embedder and chunker it was built with."""
+
+    def __init__(self, store: Store, indexes: IndexCache, collection: Collection, embedder: Embedder):
+        collection.check_embedder(embedder.spec)
+        self._store = store
+        self._indexes = indexes
+        self.collection = collection
+        self.embedder = embedder
+        self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
+                               embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
+
+    def known(self) -> dict[str, KnownDocument]:
+        """Every document of the collection by source."""
+        return {src: KnownDocument(i, h, st)
+                for src, (i, h, st) in self._store.document_hashes(self.collection.id).items()}
+
+    def open_index(self) -> None:
+        """Load (or rebuild) the index once, so later writes follow it in memory."""
+        self._indexes.current(self.collection)
+
+    def put_document(self, *, source: str, content_hash: str, title: str | None, text: str, metadata: dict,
+                     chunks: Sequence[ChunkDraft], vectors: np.ndarray, expect_id: int | None = None) -> int:
+        """Insert or replace the document at `source` with its chunks in one transaction; returns its id.
+        With `expect_id` the document must still be the one queued under that id (see `Store.put_document`)."""
+        change = self._store.put_document(
+            self.collection.id, source=source, content_hash=content_hash, title=title, text_=text,
+            metadata=metadata, chunks=chunks, vectors=vectors, dim=self.embedder.dim, expect_id=expect_id)
+        self._indexes.apply(self.collection, change, vectors)
+        return change.document_id
+
+    def put_failed_document(self, *, source: str, content_hash: str, error: str) -> int:
+        return self._store.put_failed_document(self.collection.id, source=source, content_hash=content_hash,
+                                               error=error)
+
+    def delete_documents(self, document_ids: Sequence[int], *, missing_ok: bool = False) -> list[int]:
+        """Delete documents and their chunks; returns the removed chunk ids."""
+        removed, stamp = self._store.delete_documents(self.collection.id, document_ids, missing_ok=missing_ok)
+        self._indexes.apply(self.collection, (removed, stamp))
+        return removed
+
+    def save_index(self) -> None:
+        """Persist the index after a batch of writes."""
+        self._indexes.save(self.collection)
+
+    # -- the upload queue's bookkeeping -------------------------------------------------------------
+
+    def queue_document(self, *, source: str, content_hash: str, title: str | None, text: str, metadata: dict,
+                       owner: str) -> int:
+        return self._store.queue_document(self.collection.id, source=source, content_hash=content_hash,
+                                          title=title, text_=text, metadata=metadata, owner=owner)
+
+    def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
+        """False when the document no longer exists (deleted while queued)."""
+        return self._store.set_status(document_id, status, error)
+
+    def document(self, document_id: int) -> Document:
+        return self._store.get_document(self.collection.id, document_id, with_text=False)
