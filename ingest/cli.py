@@ -7,14 +7,15 @@ Exit statuses are `rag.errors.EXIT_CODES`: each service error carries its own (`
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-os.environ.setdefault("DO_NOT_TRACK", "1")  # before anything imports unstructured
+# No telemetry opt-out here: importing must not change os.environ. unstructured is imported only
+# when a file is parsed, and ingest.loaders.unstructured_setup.prepare_offline() sets DO_NOT_TRACK
+# and the rest right before that, for the CLI and the API alike.
 
 import click
 from rich.console import Console
