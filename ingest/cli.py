@@ -24,7 +24,7 @@ from rich.table import Table
 
 from rag.config import Settings, get_settings
 from rag.errors import RagError
-from rag.retrieval import DEFAULT_MODE, MODES
+from rag.modes import DEFAULT_MODE, MODES
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

@@ -11,11 +11,9 @@ from rag.embeddings import Embedder
 from rag.errors import InvalidInput
 from rag.index import IndexCache
 from rag.lexical import match_expression
+from rag.modes import DEFAULT_MODE, MODES
 from rag.store import Collection, Store, validate_filter
 
-MODES = ("dense", "lexical", "hybrid")
-# Chosen by measurement on SciFact's train split (see README, "Retrieval defaults").
-DEFAULT_MODE = "hybrid"
 HYBRID_DEPTH = 100  # each mode's list is this deep (at least) before fusion
 DENSE_WEIGHT = 0.5  # fusion weight of the dense score; lexical gets the rest
 MAX_K = 1000
