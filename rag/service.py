@@ -67,7 +67,7 @@ class Service:
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
         self._retriever = Retriever(self._store, self._indexes, self.embedder_for)
-        self._asker = Asker(self._retriever, settings, client=self.openai_client)
+        self._asker = Asker(self._retriever, settings, openai_client=self.openai_client)
 
     def close(self) -> None:
         self._store.close()
