@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rag.config import Settings, get_settings
+from rag.config import Settings
 from rag.errors import RagError
 from rag.modes import DEFAULT_MODE, MODES
 
@@ -51,7 +51,7 @@ def service_errors() -> Iterator[None]:
 
 def _settings() -> Settings:
     with service_errors():
-        return get_settings()
+        return Settings.from_env()
 
 
 def _service():
