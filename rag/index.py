@@ -17,7 +17,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.store import Collection, Replaced, Store
+from rag.records import Collection, Replaced
+from rag.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,12 @@ import numpy as np
 
 from rag.embeddings import Embedder
 from rag.errors import InvalidInput
+from rag.filters import validate_filter
 from rag.index import IndexCache
 from rag.lexical import match_expression
 from rag.modes import DEFAULT_MODE, MODES
-from rag.store import Collection, Store, validate_filter
+from rag.records import Collection
+from rag.store import Store
 
 HYBRID_DEPTH = 100  # each mode's list is this deep (at least) before fusion
 DENSE_WEIGHT = 0.5  # fusion weight of the dense score; lexical gets the rest

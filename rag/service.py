@@ -22,8 +22,10 @@ from rag.config import Settings
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
 from rag.index import IndexCache
+from rag.records import Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
-from rag.store import Collection, Document, Store
+from rag.store import Store
+from rag.workers import IngestWorkers
 from rag.writer import CollectionWriter
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class Service:
         self.settings = settings
         self._store = Store(settings.database_path)
         self._indexes = IndexCache(self._store, settings.index_dir)
+        self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
         self._client: openai.OpenAI | None = None
@@ -205,11 +208,11 @@ class Service:
     def beat(self, worker_id: str, *, stale_after_s: float, orphan_message: str) -> int:
         """Record the worker alive, and fail the queued uploads of workers silent for
         `stale_after_s`; returns how many uploads were failed."""
-        self._store.heartbeat(worker_id)
-        return self._store.fail_orphaned(stale_after_s, orphan_message)
+        self._workers.heartbeat(worker_id)
+        return self._workers.fail_orphaned(stale_after_s, orphan_message)
 
     def retire_worker(self, worker_id: str) -> None:
-        self._store.retire_worker(worker_id)
+        self._workers.retire_worker(worker_id)
 
     # -- search and answers ----------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ import numpy as np
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
 from rag.index import IndexCache
-from rag.store import ChunkDraft, Collection, Document, Store
+from rag.records import ChunkDraft, Collection, Document
+from rag.store import Store
 
 __all__ = ["CollectionWriter", "KnownDocument"]
 

@@ -8,7 +8,9 @@ from rag.embeddings.base import EmbedderSpec
 from rag.errors import AlreadyExists, CollectionNotFound, DocumentNotFound, EmbedderMismatch, InvalidInput
 from rag.index import IndexCache, VectorIndex
 from rag.migrations import MIGRATIONS
-from rag.store import Base, ChunkDraft, Store
+from rag.records import ChunkDraft
+from rag.schema import Base
+from rag.store import Store
 
 SPEC = EmbedderSpec("local", "test-model", 8)
 
