@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
-__all__ = ["STATUSES", "ChunkDraft", "Collection", "Document", "Replaced", "StoredChunk"]
+__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "Collection", "Document", "Replaced", "StoredChunk"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
@@ -99,10 +99,17 @@ class StoredChunk:
 
 
 @dataclass(frozen=True)
-class Replaced:
-    """What a document write changed, for the derived indexes."""
+class ChunkChange:
+    """One committed change to a collection's chunks: what the derived indexes must follow."""
 
-    document_id: int
     removed_chunk_ids: list[int]
     added_chunk_ids: list[int]
     change_number: int
+    """The collection's change number after the commit (an index is stamped with it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replaced(ChunkChange):
+    """What a document write changed: its chunks, and which document it was."""
+
+    document_id: int

@@ -6,7 +6,7 @@ when it tries to upgrade a read transaction. Every change to a collection's chun
 `change_number` in the same transaction; derived indexes are stamped with it.
 
 The repository only: the records it takes and returns are in `rag.records`, the tables it maps in
-`rag.schema`.
+`rag.schema`, and the search indexes over its chunks in `rag.indexes`.
 """
 
 from __future__ import annotations
@@ -223,7 +223,8 @@ class Store:
                     params,
                 ))
             change = self._bump(s, collection_id)
-            return Replaced(doc.id, removed, added, change)
+            return Replaced(removed_chunk_ids=removed, added_chunk_ids=added, change_number=change,
+                            document_id=doc.id)
 
     def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
                        text_: str, metadata: dict, owner: str | None = None) -> int:
@@ -359,22 +360,6 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(text(" ".join(sql)), params).scalars().all()
         return np.asarray(rows, dtype=np.int64)
-
-    def lexical_search(self, collection_id: int, match: str, k: int,
-                       allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-k (chunk id, BM25 score) for an FTS5 MATCH expression; higher is better."""
-        sql = ("SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts "
-               "JOIN chunks c ON c.id = chunks_fts.rowid "
-               "WHERE chunks_fts MATCH :q AND c.collection_id = :cid")
-        params: dict[str, object] = {"q": match, "cid": collection_id, "k": k}
-        if allowed is not None:
-            if len(allowed) == 0:
-                return []
-            sql += " AND c.id IN (SELECT value FROM json_each(:allowed))"
-            params["allowed"] = json.dumps(allowed.tolist())
-        sql += " ORDER BY bm25(chunks_fts) LIMIT :k"
-        with self.engine.connect() as conn:
-            return [(int(i), float(sc)) for i, sc in conn.execute(text(sql), params)]
 
     # -- change numbers ----------------------------------------------------------------------
 
