@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from rag.config import Settings
-from rag.index import IndexCache, VectorIndex
+from rag.indexes.dense_faiss import IndexCache, VectorIndex
 from rag.service import Service
 from rag.store import Store
 

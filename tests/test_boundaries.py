@@ -16,7 +16,7 @@ from rag.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONT_ENDS = sorted([*(ROOT / "api").glob("*.py"), ROOT / "ingest" / "cli.py", ROOT / "ingest" / "queue.py"])
-FORBIDDEN_IMPORTS = ("rag.store", "rag.index", "rag.retrieval", "rag.lexical", "rag.migrations")
+FORBIDDEN_IMPORTS = ("rag.store", "rag.schema", "rag.indexes", "rag.retrieval", "rag.migrations", "rag.workers")
 """What `api/` and `ingest/cli.py` may not import: the parts behind the façade."""
 
 PUBLIC = {name for name, _ in inspect.getmembers(Service) if not name.startswith("_")} | {"settings"}
@@ -66,7 +66,8 @@ def test_front_ends_use_only_the_public_methods_of_service(path: Path) -> None:
     bad = [f"{path.name}:{line} .{attr}" for line, attr in _uses(tree) if attr not in PUBLIC]
     assert bad == [], f"reaches past the Service façade: {bad}"
     private = [f"{path.name}:{n.lineno} .{n.attr}" for n in ast.walk(tree)
-               if isinstance(n, ast.Attribute) and n.attr in ("_store", "_indexes", "_retriever", "_asker")]
+               if isinstance(n, ast.Attribute)
+               and n.attr in ("_store", "_dense", "_lexical", "_workers", "_retriever", "_asker")]
     assert private == [], f"reaches into Service's private parts: {private}"
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from ingest.cli import main
 from rag.config import Settings
-from rag.index import IndexCache, VectorIndex
+from rag.indexes.dense_faiss import IndexCache, VectorIndex
 from rag.store import Store
 
 

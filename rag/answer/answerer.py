@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rag.answer.types import AnswerEvent
+from rag.records import Collection
 from rag.retrieval import Hit
-from rag.store import Collection
 
 
 @dataclass(frozen=True)

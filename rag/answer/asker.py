@@ -21,8 +21,8 @@ from rag.answer.types import (
 )
 from rag.config import Settings
 from rag.errors import InvalidInput, UpstreamError
+from rag.records import Collection
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever
-from rag.store import Collection
 
 if TYPE_CHECKING:
     import openai

@@ -12,8 +12,8 @@ from rag.answer.citations import citations_for
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, Usage
 from rag.chunking import sentence_spans
 from rag.embeddings import Embedder
+from rag.records import Collection
 from rag.retrieval import Hit
-from rag.store import Collection
 from rag.tokens import count_tokens
 
 EXTRACTIVE = "extractive"
