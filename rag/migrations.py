@@ -85,9 +85,27 @@ def _ingest_workers(conn: Connection) -> None:
     conn.execute(text("CREATE TABLE ingest_workers (id TEXT PRIMARY KEY, heartbeat_at REAL NOT NULL)"))
 
 
+def _chunk_changes(conn: Connection) -> None:
+    # A log of which chunks each change number added and removed, so a process whose derived index
+    # is behind the store replays what it lacks instead of rebuilding from every vector. The log of
+    # a collection is complete from `changes_from` on; an index stamped earlier is rebuilt. Existing
+    # collections start their log at their present change number (nothing before it is logged).
+    conn.execute(text("ALTER TABLE collections ADD COLUMN changes_from INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("UPDATE collections SET changes_from = change_number"))
+    conn.execute(text(
+        """CREATE TABLE chunk_changes (
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            change_number INTEGER NOT NULL,
+            chunk_id INTEGER NOT NULL,
+            added BOOLEAN NOT NULL,
+            PRIMARY KEY (collection_id, change_number, chunk_id)
+        ) WITHOUT ROWID"""))
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
     ("0002_ingest_workers", _ingest_workers),
+    ("0003_chunk_changes", _chunk_changes),
 ]
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Double, ForeignKey, Index, LargeBinary, Text, UniqueConst
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ChunkRow", "CollectionRow", "DocumentRow", "IngestWorkerRow"]
+__all__ = ["Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentRow", "IngestWorkerRow"]
 
 
 class Base(DeclarativeBase):
@@ -38,6 +38,8 @@ class CollectionRow(Base):
     chunk_overlap: Mapped[int]
     change_number: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
     created_at: Mapped[str]
+    changes_from: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    """`chunk_changes` holds every change after this change number (an index stamped earlier is rebuilt)."""
 
 
 class DocumentRow(Base):
@@ -93,3 +95,16 @@ class ChunkRow(Base):
     section: Mapped[str | None]
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     """The chunk's embedding: float32, L2-normalised, the collection's dimension."""
+
+
+class ChunkChangeRow(Base):
+    """Which chunks a change number added and removed: a lagging index replays these."""
+
+    __tablename__ = "chunk_changes"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True)
+    change_number: Mapped[int] = mapped_column(primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(primary_key=True)
+    added: Mapped[bool]
+    """True for a chunk the change added, False for one it removed."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import (
     create_engine,
+    insert,
     delete,
     event,
     func,
@@ -38,8 +39,8 @@ from rag.errors import (
     InvalidInput,
 )
 from rag.migrations import migrate
-from rag.records import STATUSES, ChunkDraft, Collection, Document, Replaced, StoredChunk
-from rag.schema import ChunkRow, CollectionRow, DocumentRow
+from rag.records import STATUSES, ChunkChange, ChunkDraft, Collection, Document, Replaced, StoredChunk
+from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentRow
 
 __all__ = ["Store"]
 
@@ -222,7 +223,7 @@ class Store:
                     ChunkRow.__table__.insert().returning(ChunkRow.id, sort_by_parameter_order=True),
                     params,
                 ))
-            change = self._bump(s, collection_id)
+            change = self._bump(s, collection_id, removed=removed, added=added)
             return Replaced(removed_chunk_ids=removed, added_chunk_ids=added, change_number=change,
                             document_id=doc.id)
 
@@ -292,7 +293,7 @@ class Store:
             removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(ids))))
             s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(ids)))
             s.execute(delete(DocumentRow).where(DocumentRow.id.in_(ids)))
-            change = self._bump(s, collection_id) if removed else self._change(s, collection_id)
+            change = self._bump(s, collection_id, removed=removed) if removed else self._change(s, collection_id)
             return removed, change
 
     def get_document(self, collection_id: int, document_id: int, *, with_text: bool = True) -> Document:
@@ -330,6 +331,20 @@ class Store:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim or 0)
         return ids, matrix, change
+
+    def vectors_of(self, *, collection_id: int, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those chunks of the collection that still exist, in id order."""
+        ids = sorted(int(i) for i in chunk_ids)
+        found: list = []
+        with self.read() as s:
+            dim = s.scalar(select(CollectionRow.dim).where(CollectionRow.id == collection_id)) or 0
+            for start in range(0, len(ids), 10_000):  # below SQLite's bound-parameter limit
+                found += s.execute(select(ChunkRow.id, ChunkRow.vector)
+                                   .where(ChunkRow.collection_id == collection_id,
+                                          ChunkRow.id.in_(ids[start:start + 10_000]))
+                                   .order_by(ChunkRow.id)).all()
+        out = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
+        return out, np.frombuffer(b"".join(r[1] for r in found), dtype=np.float32).reshape(len(found), dim)
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
         """Chunks with their document's source, title and metadata, by id."""
@@ -371,10 +386,49 @@ class Store:
         return value
 
     @staticmethod
-    def _bump(s: Session, collection_id: int) -> int:
+    def _bump(s: Session, collection_id: int, *, removed: Sequence[int] = (), added: Sequence[int] = ()) -> int:
+        """Advance the change number and log which chunks this change removed and added, in the
+        transaction that made the change."""
         s.execute(update(CollectionRow).where(CollectionRow.id == collection_id)
                   .values(change_number=CollectionRow.change_number + 1))
-        return Store._change(s, collection_id)
+        change = Store._change(s, collection_id)
+        rows = [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": False}
+                for c in removed]
+        rows += [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": True}
+                 for c in added]
+        if rows:
+            s.execute(insert(ChunkChangeRow), rows)
+        return change
+
+    def changes_since(self, collection_id: int, stamp: int) -> list[ChunkChange] | None:
+        """The changes after change number `stamp`, oldest first, or None when the log does not
+        reach back that far (the caller rebuilds its index from the store instead)."""
+        with self.read() as s:
+            row = s.execute(select(CollectionRow.change_number, CollectionRow.changes_from)
+                            .where(CollectionRow.id == collection_id)).one_or_none()
+            if row is None:
+                raise CollectionNotFound(f"collection {collection_id} no longer exists")
+            current, first = row
+            if stamp < first or stamp > current:
+                return None
+            logged = s.execute(select(ChunkChangeRow.change_number, ChunkChangeRow.chunk_id, ChunkChangeRow.added)
+                               .where(ChunkChangeRow.collection_id == collection_id,
+                                      ChunkChangeRow.change_number > stamp)
+                               .order_by(ChunkChangeRow.change_number, ChunkChangeRow.chunk_id)).all()
+        by_number: dict[int, tuple[list[int], list[int]]] = {n: ([], []) for n in range(stamp + 1, current + 1)}
+        for number, chunk_id, added in logged:
+            by_number[number][1 if added else 0].append(chunk_id)
+        return [ChunkChange(removed_chunk_ids=r, added_chunk_ids=a, change_number=n)
+                for n, (r, a) in by_number.items()]
+
+    def forget_changes(self, collection_id: int, upto: int) -> None:
+        """Drop the log up to change number `upto` (every index that matters is stamped later)."""
+        with self.write() as s:
+            s.execute(delete(ChunkChangeRow).where(ChunkChangeRow.collection_id == collection_id,
+                                                   ChunkChangeRow.change_number <= upto))
+            s.execute(update(CollectionRow).where(CollectionRow.id == collection_id,
+                                                  CollectionRow.changes_from < upto)
+                      .values(changes_from=upto))
 
 
 def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001

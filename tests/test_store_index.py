@@ -146,3 +146,40 @@ def test_index_cache_follows_the_store_and_rebuilds_when_stale_or_damaged(tmp_pa
     fresh = IndexCache(store, tmp_path / "indexes").current(c)
     assert sorted(fresh.ids().tolist()) == sorted(store.vectors(c.id)[0].tolist())
     assert VectorIndex.load(cache.path(c.id)).stamp == store.change_number(c.id)
+
+
+def test_a_lagging_index_replays_the_change_log_instead_of_rebuilding(tmp_path):
+    """Two processes on one store: B's index follows A's commits from the log, never re-reading
+    every vector; when the log no longer reaches back to B's stamp, B rebuilds."""
+    rng = np.random.default_rng(7)
+    writer, reader = Store(tmp_path / "rag.sqlite3"), Store(tmp_path / "rag.sqlite3")
+    c = writer.create_collection("docs", SPEC, 200, 20)
+    a, b = IndexCache(writer, tmp_path / "a"), IndexCache(reader, tmp_path / "b")
+    first = put(writer, c.id, "one", ["alpha", "beta"], unit(rng, 2))
+    assert sorted(b.current(c).ids().tolist()) == first.added_chunk_ids
+
+    full_reads = []
+    real_vectors = reader.vectors
+    reader.vectors = lambda cid: full_reads.append(cid) or real_vectors(cid)  # type: ignore[method-assign]
+    vectors = unit(rng, 3)
+    second = put(writer, c.id, "two", ["gamma", "delta", "epsilon"], vectors)
+    replaced = put(writer, c.id, "one", ["alpha again"], unit(rng, 1))  # removes one's two chunks
+    removed, _ = writer.delete_documents(c.id, [second.document_id])
+    third = put(writer, c.id, "three", ["zeta"], unit(rng, 1))
+    index = b.current(c)
+    assert sorted(index.ids().tolist()) == sorted(replaced.added_chunk_ids + third.added_chunk_ids)
+    assert index.stamp == writer.change_number(c.id)
+    assert full_reads == []
+
+    probe = unit(rng, 1)[0]
+    assert b.search(c, probe, 5) == a.search(c, probe, 5)  # A rebuilt from the store: same answer
+
+    writer.forget_changes(c.id, writer.change_number(c.id))
+    put(writer, c.id, "four", ["eta"], unit(rng, 1))
+    b.forget(c.id)  # drops memory and file: a restart with an index stamped before the log's start
+    stale = IndexCache(reader, tmp_path / "b")
+    reader.vectors = real_vectors  # type: ignore[method-assign]
+    assert len(stale.current(c)) == 3
+    assert writer.changes_since(c.id, 0) is None
+    writer.close()
+    reader.close()

@@ -141,25 +141,46 @@ class IndexCache:
             return self._current(collection).search(vector, k, allowed)
 
     def _current(self, collection: Collection) -> VectorIndex:
+        """In memory, else from disk; behind the store, it replays the change log; when the log
+        does not reach back to its stamp (or it is missing or damaged), rebuilt from the store."""
         cid = collection.id
         stamp = self.store.change_number(cid)
         index = self._indexes.get(cid)
         if index is not None and index.stamp == stamp:
             return index
-        index = self._load_if_current(cid, stamp) or self._rebuild(collection)
+        if index is None:
+            index = self._load_file(cid)
+        if index is not None and index.stamp != stamp:
+            index = self._catch_up(index, cid)
+        if index is None:
+            index = self._rebuild(collection)
         self._indexes[cid] = index
         return index
 
-    def _load_if_current(self, cid: int, stamp: int) -> VectorIndex | None:
+    def _load_file(self, cid: int) -> VectorIndex | None:
         path = self.path(cid)
         if not path.exists():
             return None
         try:
-            index = VectorIndex.load(path)
+            return VectorIndex.load(path)
         except Exception as e:  # unreadable: rebuilt from the store, which is the truth
             log.warning("index %s unreadable (%s); rebuilding from the store", path, e)
             return None
-        return index if index.stamp == stamp else None
+
+    def _catch_up(self, index: VectorIndex, cid: int) -> VectorIndex | None:
+        """Replay the logged changes after the index's stamp; None when the log cannot."""
+        changes = self.store.changes_since(cid, index.stamp)
+        if changes is None:
+            return None
+        removed = {c for change in changes for c in change.removed_chunk_ids}
+        # Chunk ids are never reused: a chunk added and removed within the replay is simply absent.
+        added = [c for change in changes for c in change.added_chunk_ids if c not in removed]
+        index.remove(sorted(removed))
+        if added:
+            ids, vectors = self.store.vectors_of(collection_id=cid, chunk_ids=added)
+            index.add(ids, vectors)
+        index.stamp = changes[-1].change_number if changes else index.stamp
+        return index
 
     def _rebuild(self, collection: Collection) -> VectorIndex:
         ids, vectors, stamp = self.store.vectors(collection.id)
@@ -178,10 +199,10 @@ class IndexCache:
         cid = collection.id
         with self._lock(cid):
             index = self._indexes.get(cid)
-            if index is None:
+            if index is None or (index.stamp == stamp and not removed and not added):
                 return
-            if index.stamp + 1 != stamp and not (index.stamp == stamp and not removed and not added):
-                del self._indexes[cid]
+            if index.stamp + 1 != stamp:  # another process committed in between: replay the log
+                self._current(collection)
                 return
             index.remove(removed)
             if added:
