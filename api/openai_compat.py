@@ -17,13 +17,14 @@ import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, RequestBody
 from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
 from msgspec import UNSET, UnsetType
 
 from api.errors import path_param
-from api.openapi import EVENT_STREAM, UPSTREAM_ERRORS, Event, EventStream, documented
+from api.openapi import EVENT_STREAM, UPSTREAM_ERRORS, Event, EventStream, InlineSchema, documented, json_schema
 from api.responses import (
     AnswerDelta,
     AnswerDone,
@@ -76,6 +77,15 @@ class CollectionChat(msgspec.Struct, kw_only=True):
     max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     stream: bool = False
+
+
+def _chat_body() -> RequestBody:
+    schema = json_schema(CollectionChat)
+    # Without `collection` the body is OpenAI's own, relayed to the upstream as it is.
+    schema["required"] = [f for f in schema.get("required", []) if f != "collection"]
+    schema["description"] = ("OpenAI's chat completion body. With `collection`, these fields are read (others "
+                             "are ignored); without it, the body goes to the upstream unchanged.")
+    return RequestBody(required=True, content={"application/json": OpenAPIMediaType(schema=InlineSchema(value=schema))})
 
 
 class _Relayed(Response):
@@ -170,7 +180,7 @@ class OpenAIController(Controller):
                       "OpenAI's, plus `collection`, `k`, `mode` and `filter`. Without `collection`, the "
                       "request goes to the OpenAI upstream and its answer (status, body, stream) is relayed "
                       "unchanged, in OpenAI's own shapes.",
-          **documented(400, 404, 409, 413, *UPSTREAM_ERRORS, stream=CHAT_STREAM))
+          **documented(400, 404, 409, 413, *UPSTREAM_ERRORS, stream=CHAT_STREAM, request_body=_chat_body()))
     async def chat_completions(self, request: Request, service: NamedDependency[Service]) -> Response[ChatCompletion]:
         body = await request.body()
         data = _decode(body)
@@ -203,7 +213,8 @@ class OpenAIController(Controller):
                 choices=[ChatChoice(index=0, message=ChatMessage(content=out.answer))],
                 usage=out.usage, citations=out.citations))
         events = await anyio.to_thread.run_sync(lambda: service.stream(collection, question, **options))
-        return Stream(_chunks(events, ident, created, model), media_type=EVENT_STREAM,
+        # The annotation documents the JSON answer; CHAT_STREAM documents this one.
+        return Stream(_chunks(events, ident, created, model), media_type=EVENT_STREAM,  # type: ignore[return-value]
                       headers={"Cache-Control": "no-cache"})
 
 

@@ -10,7 +10,8 @@ and reads the upload body itself. `documented(...)` gives a route handler the `r
 - an event stream as a second media type of the success response (`EventStream`): the body is a
   string, and `x-itemSchema` describes each event as OpenAPI 3.2's `itemSchema` does (`event`,
   `data`; JSON data under `contentSchema`), which 3.1 has no field for;
-- a request body the handler parses itself.
+- a request body the handler parses itself;
+- for the passthrough routes, that they relay the upstream's answers unchanged (opaque).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, TypedDict
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 
 from api.errors import ErrorBody
 
@@ -131,11 +132,12 @@ class Documented(TypedDict):
 
 
 def documented(*errors: int, public: bool = False, stream: EventStream | None = None,
-               request_body: RequestBody | None = None,
-               responses: Mapping[int, ResponseSpec] | None = None) -> Documented:
+               request_body: RequestBody | None = None, responses: Mapping[int, ResponseSpec] | None = None,
+               opaque: str | None = None) -> Documented:
     """A route's `responses` and `operation_class`: the error statuses it answers (401 added unless
-    the route is `public`), an event stream beside its JSON, a body it parses itself, and other
-    `responses` (a second success status)."""
+    the route is `public`), an event stream beside its JSON, a body it parses itself, other
+    `responses` (a second success status), or, for a route that relays another server's answers,
+    `opaque`: what it relays, documented as the `default` response in place of a success schema."""
     declared = set(errors) if public else {*errors, 401}
     specs = {status: ResponseSpec(data_container=ErrorBody, description=ERROR_DESCRIPTIONS[status],
                                   generate_examples=False)
@@ -145,13 +147,22 @@ def documented(*errors: int, public: bool = False, stream: EventStream | None = 
     @dataclass
     class DocumentedOperation(Operation):
         def __post_init__(self) -> None:
-            for status in list(self.responses or {}):
+            by_status = dict(self.responses or {})
+            for status in list(by_status):
                 # Litestar's own 400 ({status_code, detail}) on a route that cannot answer 400.
                 if int(status) >= 400 and int(status) not in declared:
-                    del self.responses[status]  # type: ignore[union-attr]
-            if stream is not None and self.responses is not None:
-                success = self.responses[str(stream.status)]
-                success.content = {**(success.content or {}), EVENT_STREAM: stream.media_type()}  # type: ignore[union-attr]
+                    del by_status[status]
+            if stream is not None:
+                success = by_status[str(stream.status)]
+                if not isinstance(success, OpenAPIResponse):
+                    raise TypeError(f"the {stream.status} response is a reference; an event stream cannot be added")
+                success.content = {**(success.content or {}), EVENT_STREAM: stream.media_type()}
+            if opaque is not None:
+                for status in [s for s in by_status if s.startswith("2")]:
+                    del by_status[status]
+                # A media type range with no schema: any body, in any content type.
+                by_status["default"] = OpenAPIResponse(description=opaque, content={"*/*": OpenAPIMediaType()})
+            self.responses = by_status
             if request_body is not None:
                 self.request_body = request_body
 
