@@ -82,12 +82,26 @@ def operations(doc: dict[str, Any]) -> dict[str, Operation]:
     return found
 
 
+def closed(node: Any) -> Any:
+    """The document with `additionalProperties: false` on every object schema that lists its
+    properties and says nothing of others: the service must document every key it sends (clients
+    may still ignore keys they do not know)."""
+    if isinstance(node, list):
+        return [closed(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: closed(v) for k, v in node.items()}
+    if isinstance(node.get("properties"), dict) and "additionalProperties" not in node:
+        out["additionalProperties"] = False
+    return out
+
+
 class Contract:
-    """Validates bodies against schemas found by JSON pointer in the document."""
+    """Validates bodies against schemas found by JSON pointer in the document (closed, see `closed`)."""
 
     def __init__(self, doc: dict[str, Any]):
         self.doc = doc
-        resource = Resource.from_contents(doc, default_specification=DRAFT202012)
+        resource = Resource.from_contents(closed(doc), default_specification=DRAFT202012)
         self.registry = Registry().with_resource(DOC_URI, resource)
 
     def at(self, pointer: str) -> Any:
@@ -324,6 +338,18 @@ def upstream_cases(server) -> Iterator[Case]:
     yield Case("createChatCompletion", 429, json=chat, before=lambda: server.fail_next(429, times=3))
     yield Case("search", 401, "no key", path=wren, json={"query": "panels"}, headers={"authorization": ""})
 
+    # A collection embedded upstream: its uploads and queries fail as the upstream does.
+    remote = {"name": "remote"}
+    doc = {"text": "The barn array has 96 panels.", "source": "barn"}
+    yield Case("createCollection", 201, "openai embedder", json={**remote, "embedder": "openai"})
+    yield Case("addDocuments", 201, "wait, embedded upstream", path=remote, query={"wait": "true"},
+               json={"documents": [doc]})
+    yield Case("addDocuments", 429, "wait, upstream rate-limited", path=remote, query={"wait": "true"},
+               json={"documents": [{**doc, "source": "barn-2"}]}, before=lambda: server.fail_next(429, times=3))
+    yield Case("search", 200, "embedded upstream", path=remote, json={"query": "barn panels"})
+    yield Case("search", 502, "upstream failing", path=remote, json={"query": "barn panels"},
+               before=lambda: server.fail_next(500, times=3))
+
 
 # -- running them ---------------------------------------------------------------------------------
 
@@ -384,6 +410,12 @@ def test_every_answer_is_declared_and_validates(run):
         if found:
             problems[exchange.case.label()] = found
     assert problems == {}
+
+
+def test_error_bodies_with_details_are_exercised(run):
+    details = {key for x in run["exchanges"] if x.response.status_code >= 400
+               for key in x.response.json()["error"]}
+    assert {"files", "documents"} <= details  # validated as ErrorDetail documents them
 
 
 def test_streams_are_server_sent_events(run):
@@ -501,6 +533,7 @@ def test_the_answer_check_catches_undeclared_statuses_types_and_bodies():
 
     assert response_problems(contract, op, Answer(200, {"n": 1})) == []
     assert response_problems(contract, op, Answer(200, {"n": "1"}))
+    assert response_problems(contract, op, Answer(200, {"n": 1, "undocumented": 2}))
     assert response_problems(contract, op, Answer(200, {}))
     assert response_problems(contract, op, Answer(404, {"n": 1}))
     assert response_problems(contract, op, Answer(200, {"n": 1}, EVENT_STREAM))
