@@ -24,7 +24,7 @@ from api.responses import Health
 from api.search import SearchController, SimilarityController
 from ingest.queue import IngestQueue
 from rag import __version__
-from rag.config import Settings, get_settings
+from rag.config import Settings
 from rag.service import Service
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _ingest_queue(state: State) -> IngestQueue:
 
 
 def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Litestar:
-    settings = settings or get_settings()
+    settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:

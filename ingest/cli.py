@@ -7,23 +7,24 @@ Exit statuses are `rag.errors.EXIT_CODES`: each service error carries its own (`
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-os.environ.setdefault("DO_NOT_TRACK", "1")  # before anything imports unstructured
+# No telemetry opt-out here: importing must not change os.environ. unstructured is imported only
+# when a file is parsed, and ingest.loaders.unstructured_setup.prepare_offline() sets DO_NOT_TRACK
+# and the rest right before that, for the CLI and the API alike.
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rag.config import Settings, get_settings
+from rag.config import Settings
 from rag.errors import RagError
-from rag.retrieval import DEFAULT_MODE, MODES
+from rag.modes import DEFAULT_MODE, MODES
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -50,7 +51,7 @@ def service_errors() -> Iterator[None]:
 
 def _settings() -> Settings:
     with service_errors():
-        return get_settings()
+        return Settings.from_env()
 
 
 def _service():

@@ -20,7 +20,7 @@ import numpy as np
 
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_file
 from rag.errors import InvalidInput, RagError
-from rag.store import ChunkDraft
+from rag.records import ChunkDraft
 from rag.writer import CollectionWriter, KnownDocument
 
 EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one embed call

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ingest.loaders import LoadedDocument
 from ingest.pipeline import Pipeline, document_hash, is_unchanged
 from rag.errors import DocumentNotFound, RagError
+from rag.records import Collection
 from rag.service import Service
-from rag.store import Collection
 from rag.writer import CollectionWriter
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rag.store import ChunkDraft
+from rag.records import ChunkDraft
 from rag.tokens import DEFAULT_ENCODING, get_encoding
 
 # Chosen by measurement on SciFact's train split (see README, "Chunking defaults").

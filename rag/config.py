@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from rag.errors import ConfigError
@@ -45,7 +44,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """The service's configuration. Build it with `Settings.from_env()` (or `get_settings()`)."""
+    """The service's configuration. Front ends build it once at start-up with `Settings.from_env()`
+    and hand it to the `Service` they make; nothing reads the environment after that."""
 
     home: Path = Path("data")
     """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model."""
@@ -108,8 +108,3 @@ class Settings:
     def openai_enabled(self) -> bool:
         return self.openai_api_key is not None
 
-
-@cache
-def get_settings() -> Settings:
-    """The process's settings, read from the environment on first use."""
-    return Settings.from_env()

@@ -9,8 +9,6 @@ what is still failing after that is handed to `translate_openai_error`.
 
 from __future__ import annotations
 
-from functools import cache
-
 import openai
 
 from rag.config import Settings
@@ -27,7 +25,6 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "DEFAULT_MAX_RETRIES",
     "make_client",
-    "shared_client",
     "translate_openai_error",
 ]
 
@@ -61,15 +58,6 @@ def make_client(settings: Settings, *, max_retries: int | None = None,
     Raises `MissingCredentials` when OPENAI_API_KEY is not set.
     """
     return openai.OpenAI(**_client_options(settings, max_retries, timeout_s))
-
-
-@cache
-def shared_client(settings: Settings) -> openai.OpenAI:
-    """The process's client for these settings: made once, so its connection pool is reused.
-
-    The SDK's client is safe to share between threads.
-    """
-    return make_client(settings)
 
 
 def _upstream_message(exc: openai.APIStatusError) -> str:

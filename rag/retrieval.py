@@ -9,13 +9,12 @@ import numpy as np
 
 from rag.embeddings import Embedder
 from rag.errors import InvalidInput
-from rag.index import IndexCache
-from rag.lexical import match_expression
-from rag.store import Collection, Store, validate_filter
+from rag.filters import validate_filter
+from rag.indexes import DenseIndex, LexicalIndex
+from rag.modes import DEFAULT_MODE, MODES
+from rag.records import Collection
+from rag.store import Store
 
-MODES = ("dense", "lexical", "hybrid")
-# Chosen by measurement on SciFact's train split (see README, "Retrieval defaults").
-DEFAULT_MODE = "hybrid"
 HYBRID_DEPTH = 100  # each mode's list is this deep (at least) before fusion
 DENSE_WEIGHT = 0.5  # fusion weight of the dense score; lexical gets the rest
 MAX_K = 1000
@@ -53,11 +52,13 @@ def check_mode(mode: str) -> str:
 
 
 class Retriever:
-    """Runs searches against the store and the process's FAISS indexes."""
+    """Runs searches against a dense and a lexical index, and reads the hits from the store."""
 
-    def __init__(self, store: Store, indexes: IndexCache, embedder_for: Callable[[Collection], Embedder]):
+    def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex,
+                 embedder_for: Callable[[Collection], Embedder]):
         self.store = store
-        self.indexes = indexes
+        self.dense = dense
+        self.lexical = lexical
         self.embedder_for = embedder_for
         """The collection's embedder, checked against the collection (the service's)."""
 
@@ -79,11 +80,9 @@ class Retriever:
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
         if mode in ("dense", "hybrid"):
             vector = self.embedder_for(collection).embed_one(query)
-            dense = self.indexes.search(collection, vector, depth, allowed)
+            dense = self.dense.search(collection, vector, depth, allowed)
         if mode in ("lexical", "hybrid"):
-            match = match_expression(query)
-            if match:
-                lexical = self.store.lexical_search(collection.id, match, depth, allowed)
+            lexical = self.lexical.search(collection, query, depth, allowed)
 
         if mode == "dense":
             ranked = [(cid, s, s, None) for cid, s in dense]

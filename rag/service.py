@@ -21,9 +21,13 @@ from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
-from rag.index import IndexCache
+from rag.indexes import DenseIndex, LexicalIndex
+from rag.indexes.dense_faiss import IndexCache
+from rag.indexes.lexical_fts5 import Fts5Index
+from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
-from rag.store import Collection, Document, Store
+from rag.store import Store
+from rag.workers import IngestWorkers
 from rag.writer import CollectionWriter
 
 if TYPE_CHECKING:
@@ -61,13 +65,16 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._store = Store(settings.database_path)
-        self._indexes = IndexCache(self._store, settings.index_dir)
+        # The implementations behind retrieval's two index protocols are chosen here, and only here.
+        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir)
+        self._lexical: LexicalIndex = Fts5Index(self._store)
+        self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
-        self._retriever = Retriever(self._store, self._indexes, self.embedder_for)
-        self._asker = Asker(self._retriever, settings, client=self.openai_client)
+        self._retriever = Retriever(self._store, self._dense, self._lexical, self.embedder_for)
+        self._asker = Asker(self._retriever, settings, openai_client=self.openai_client)
 
     def close(self) -> None:
         self._store.close()
@@ -107,14 +114,15 @@ class Service:
 
     def health(self) -> Health:
         """Raises if the store cannot be read."""
-        return Health(indexes_loaded=self._indexes.loaded, collections=len(self._store.list_collections()))
+        return Health(indexes_loaded=self._dense.loaded, collections=len(self._store.list_collections()))
 
     def warm_up(self) -> None:
         """Load the local model and every collection's index now, not on the first request."""
         self.embedder("local").embed(["warm up"])
         for collection in self._store.list_collections():
             try:
-                self._indexes.current(collection)
+                self._dense.load(collection)
+                self._lexical.load(collection)
             except Exception as e:  # one bad collection must not stop the server
                 log.warning("could not load the index of %s: %s", collection.name, e)
 
@@ -165,14 +173,17 @@ class Service:
 
     def delete_collection(self, name: str) -> Collection:
         gone = self._store.delete_collection(name)
-        self._indexes.forget(gone.id)
+        self._dense.forget(gone.id)
+        self._lexical.forget(gone.id)
         return gone
 
     def reindex(self, name: str) -> int:
-        """Rebuild the collection's index from the store; returns how many vectors it holds."""
+        """Rebuild the collection's indexes from the store; returns how many vectors it holds."""
         collection = self._store.get_collection(name)
-        self._indexes.forget(collection.id)
-        return len(self._indexes.current(collection))
+        self._dense.forget(collection.id)
+        self._lexical.forget(collection.id)
+        self._lexical.load(collection)
+        return self._dense.load(collection)
 
     # -- documents -------------------------------------------------------------------------------
 
@@ -189,27 +200,31 @@ class Service:
         """Delete documents by id, all or none (an unknown id deletes nothing), from the store and
         the index, and persist the index so the next start need not rebuild it."""
         collection = self._store.get_collection(name)
-        self._indexes.current(collection)  # loaded first, so the delete is followed in memory and saved
+        self._dense.load(collection)  # loaded first, so the delete is followed in memory and saved
+        self._lexical.load(collection)
         removed, stamp = self._store.delete_documents(collection.id, document_ids)
-        self._indexes.apply(collection, (removed, stamp))
-        self._indexes.save(collection)
+        change = ChunkChange(removed, [], stamp)
+        self._dense.apply(collection, change)
+        self._lexical.apply(collection, change)
+        self._dense.save(collection)
+        self._lexical.save(collection)
         return DeletedDocuments(sorted(set(document_ids)), len(removed))
 
     def writer(self, collection: Collection) -> CollectionWriter:
         """The one way to write documents into a collection (the ingest pipeline and the upload
         worker both take one)."""
-        return CollectionWriter(self._store, self._indexes, collection, self.embedder_for(collection))
+        return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection))
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 
     def beat(self, worker_id: str, *, stale_after_s: float, orphan_message: str) -> int:
         """Record the worker alive, and fail the queued uploads of workers silent for
         `stale_after_s`; returns how many uploads were failed."""
-        self._store.heartbeat(worker_id)
-        return self._store.fail_orphaned(stale_after_s, orphan_message)
+        self._workers.heartbeat(worker_id)
+        return self._workers.fail_orphaned(stale_after_s, orphan_message)
 
     def retire_worker(self, worker_id: str) -> None:
-        self._store.retire_worker(worker_id)
+        self._workers.retire_worker(worker_id)
 
     # -- search and answers ----------------------------------------------------------------------
 

@@ -4,24 +4,21 @@ WAL lets readers (the API) run while one writer (an ingest) commits. Writes begi
 writer waits for the lock up front (busy timeout) instead of failing with "database is locked"
 when it tries to upgrade a read transaction. Every change to a collection's chunks bumps its
 `change_number` in the same transaction; derived indexes are stamped with it.
+
+The repository only: the records it takes and returns are in `rag.records`, the tables it maps in
+`rag.schema`, and the search indexes over its chunks in `rag.indexes`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
-    ForeignKey,
-    LargeBinary,
-    String,
-    Text,
     create_engine,
     delete,
     event,
@@ -31,165 +28,20 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import (
     CollectionExists,
     CollectionNotFound,
     DocumentNotFound,
-    EmbedderMismatch,
     InvalidInput,
 )
 from rag.migrations import migrate
+from rag.records import STATUSES, ChunkDraft, Collection, Document, Replaced, StoredChunk
+from rag.schema import ChunkRow, CollectionRow, DocumentRow
 
-STATUSES = ("queued", "processing", "ready", "failed")
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class CollectionRow(Base):
-    __tablename__ = "collections"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True)
-    embedder_kind: Mapped[str]
-    embedder_model: Mapped[str]
-    dim: Mapped[int]
-    chunk_size: Mapped[int]
-    chunk_overlap: Mapped[int]
-    change_number: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[str]
-
-
-class DocumentRow(Base):
-    __tablename__ = "documents"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
-    source: Mapped[str]
-    content_hash: Mapped[str]
-    title: Mapped[str | None]
-    text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str]
-    error: Mapped[str | None]
-    metadata_json: Mapped[str] = mapped_column("metadata", Text, default="{}")
-    created_at: Mapped[str]
-    updated_at: Mapped[str]
-    owner: Mapped[str | None] = mapped_column(default=None)
-    """The ingest worker that queued this document (while it is queued or processing)."""
-
-
-class IngestWorkerRow(Base):
-    __tablename__ = "ingest_workers"
-    id: Mapped[str] = mapped_column(primary_key=True)
-    heartbeat_at: Mapped[float]
-
-
-class ChunkRow(Base):
-    __tablename__ = "chunks"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
-    collection_id: Mapped[int]
-    ordinal: Mapped[int]
-    text: Mapped[str] = mapped_column(Text)
-    token_count: Mapped[int]
-    start_char: Mapped[int]
-    end_char: Mapped[int]
-    page: Mapped[int | None]
-    section: Mapped[str | None]
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-@dataclass(frozen=True)
-class Collection:
-    id: int
-    name: str
-    embedder: EmbedderSpec
-    chunk_size: int
-    chunk_overlap: int
-    change_number: int
-    created_at: str
-    documents: int = 0
-    chunks: int = 0
-
-    def to_dict(self) -> dict:
-        """The collection as the API and `rag collections --json` show it."""
-        return {"name": self.name,
-                "embedder": {"kind": self.embedder.kind, "model": self.embedder.model_id, "dim": self.embedder.dim},
-                "chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "documents": self.documents,
-                "chunks": self.chunks, "created_at": self.created_at}
-
-    def check_embedder(self, spec: EmbedderSpec) -> None:
-        """Refuse to mix vectors: a collection answers only to the embedder that built it."""
-        if spec != self.embedder:
-            raise EmbedderMismatch(
-                f"collection {self.name!r} was built with {self.embedder.kind} embedder "
-                f"{self.embedder.model_id} ({self.embedder.dim} dimensions); "
-                f"{spec.kind} {spec.model_id} ({spec.dim}) cannot be used on it"
-            )
-
-
-@dataclass(frozen=True)
-class Document:
-    id: int
-    collection_id: int
-    source: str
-    content_hash: str
-    title: str | None
-    status: str
-    error: str | None
-    metadata: dict
-    created_at: str
-    updated_at: str
-    chunks: int = 0
-    text: str | None = None
-
-    def to_dict(self) -> dict:
-        """The document as the API and `rag documents list --json` show it (text only if loaded)."""
-        out = {"id": self.id, "source": self.source, "title": self.title, "status": self.status,
-               "error": self.error, "metadata": self.metadata, "chunks": self.chunks,
-               "content_hash": self.content_hash, "created_at": self.created_at, "updated_at": self.updated_at}
-        if self.text is not None:
-            out["text"] = self.text
-        return out
-
-
-@dataclass(frozen=True)
-class ChunkDraft:
-    """A chunk before it is stored: the chunker makes these, the store gives them ids."""
-
-    text: str
-    token_count: int
-    start_char: int
-    end_char: int
-    page: int | None = None
-    section: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    id: int
-    document_id: int
-    text: str
-    token_count: int
-    start_char: int
-    end_char: int
-    page: int | None
-    section: str | None
-    source: str
-    title: str | None
-    metadata: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Replaced:
-    """What a document write changed, for the derived indexes."""
-
-    document_id: int
-    removed_chunk_ids: list[int]
-    added_chunk_ids: list[int]
-    change_number: int
+__all__ = ["Store"]
 
 
 def _now() -> str:
@@ -213,26 +65,6 @@ def _document(row: DocumentRow, chunks: int = 0, with_text: bool = False) -> Doc
         created_at=row.created_at, updated_at=row.updated_at, chunks=chunks,
         text=row.text if with_text else None,
     )
-
-
-def validate_filter(filter_: object) -> dict[str, list]:
-    """Normalise a metadata filter `{key: value | [values]}` (keys ANDed, values ORed)."""
-    if filter_ is None:
-        return {}
-    if not isinstance(filter_, dict):
-        raise InvalidInput("filter must be an object of {key: value or [values]}", param="filter")
-    out: dict[str, list] = {}
-    for key, value in filter_.items():
-        if not isinstance(key, str) or not key or not key.replace("_", "").replace("-", "").replace(".", "").isalnum():
-            raise InvalidInput(f"filter key {key!r} must be letters, digits, '_', '-' or '.'", param="filter")
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            raise InvalidInput(f"filter {key!r} has an empty list of values", param="filter")
-        for v in values:
-            if not isinstance(v, (str, int, float, bool)) or v is None:
-                raise InvalidInput(f"filter {key!r} values must be strings, numbers or booleans", param="filter")
-        out[key] = values
-    return out
 
 
 class Store:
@@ -391,7 +223,8 @@ class Store:
                     params,
                 ))
             change = self._bump(s, collection_id)
-            return Replaced(doc.id, removed, added, change)
+            return Replaced(removed_chunk_ids=removed, added_chunk_ids=added, change_number=change,
+                            document_id=doc.id)
 
     def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
                        text_: str, metadata: dict, owner: str | None = None) -> int:
@@ -412,28 +245,6 @@ class Store:
             doc.updated_at = now
             s.flush()
             return doc.id
-
-    def heartbeat(self, worker_id: str) -> None:
-        """Record that the ingest worker `worker_id` is alive now."""
-        with self.write() as s:
-            s.execute(text("INSERT INTO ingest_workers(id, heartbeat_at) VALUES (:w, :t) "
-                           "ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"),
-                      {"w": worker_id, "t": time.time()})
-
-    def retire_worker(self, worker_id: str) -> None:
-        with self.write() as s:
-            s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.id == worker_id))
-
-    def fail_orphaned(self, stale_after_s: float, message: str) -> int:
-        """Mark failed the queued or processing documents whose worker stopped beating; returns
-        how many. Workers silent for `stale_after_s` are forgotten."""
-        cutoff = time.time() - stale_after_s
-        with self.write() as s:
-            s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.heartbeat_at < cutoff))
-            return s.execute(text(
-                "UPDATE documents SET status = 'failed', error = :m, owner = NULL "
-                "WHERE status IN ('queued', 'processing') "
-                "AND (owner IS NULL OR owner NOT IN (SELECT id FROM ingest_workers))"), {"m": message}).rowcount
 
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
         """Set a document's status; False if the document no longer exists."""
@@ -549,22 +360,6 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(text(" ".join(sql)), params).scalars().all()
         return np.asarray(rows, dtype=np.int64)
-
-    def lexical_search(self, collection_id: int, match: str, k: int,
-                       allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top-k (chunk id, BM25 score) for an FTS5 MATCH expression; higher is better."""
-        sql = ("SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts "
-               "JOIN chunks c ON c.id = chunks_fts.rowid "
-               "WHERE chunks_fts MATCH :q AND c.collection_id = :cid")
-        params: dict[str, object] = {"q": match, "cid": collection_id, "k": k}
-        if allowed is not None:
-            if len(allowed) == 0:
-                return []
-            sql += " AND c.id IN (SELECT value FROM json_each(:allowed))"
-            params["allowed"] = json.dumps(allowed.tolist())
-        sql += " ORDER BY bm25(chunks_fts) LIMIT :k"
-        with self.engine.connect() as conn:
-            return [(int(i), float(sc)) for i, sc in conn.execute(text(sql), params)]
 
     # -- change numbers ----------------------------------------------------------------------
 

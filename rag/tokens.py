@@ -1,37 +1,23 @@
 """Offline token counting with OpenAI's tokenizers.
 
 tiktoken downloads its vocabularies on first use, which cannot happen here. The project ships
-cl100k_base and o200k_base under the cache names tiktoken looks for (see data/tiktoken/README.md),
-and importing this module points `TIKTOKEN_CACHE_DIR` at them, so plain `tiktoken.get_encoding`
-and `tiktoken.encoding_for_model` work with no network anywhere in the process.
+cl100k_base and o200k_base in `data/tiktoken/` (see its README), and this module builds each
+`tiktoken.Encoding` straight from those files with the split pattern and special tokens of
+tiktoken's own constructors. Nothing is downloaded, no environment variable is read or set, and
+tiktoken's download cache is never written. Call `get_encoding` / `encoding_for_model` from this
+module: plain `tiktoken.get_encoding` would still try the network.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
+import threading
 from collections.abc import Iterable, Mapping
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
-VOCAB_DIR = Path(__file__).parent / "data" / "tiktoken"
-_CACHE_NAMES = {
-    "cl100k_base": "9b5ad71b2ce5302211f9c61530b329a4922fc6a4",
-    "o200k_base": "fb374d419588a4632f3f557e76b4b70aebbca790",
-}
-
-
-def _point_tiktoken_at_shipped_vocabularies() -> None:
-    # Respect a cache folder the user chose only if it already holds both vocabularies; otherwise
-    # tiktoken would try to download into it.
-    chosen = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if chosen and all((Path(chosen) / name).is_file() for name in _CACHE_NAMES.values()):
-        return
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(VOCAB_DIR)
-
-
-_point_tiktoken_at_shipped_vocabularies()
-
-import tiktoken  # noqa: E402  (must follow the cache set-up above)
+import tiktoken
 
 __all__ = [
     "DEFAULT_ENCODING",
@@ -43,9 +29,68 @@ __all__ = [
     "get_encoding",
 ]
 
+VOCAB_DIR = Path(__file__).parent / "data" / "tiktoken"
+
 DEFAULT_ENCODING = "cl100k_base"  # what chunk sizes are measured in; OpenAI's embedders use it
 FALLBACK_ENCODING = "o200k_base"  # for chat models tiktoken does not know: current models use it
-_SHIPPED = frozenset(_CACHE_NAMES)
+
+_ENDOFTEXT = "<|endoftext|>"
+_FIM_PREFIX = "<|fim_prefix|>"
+_FIM_MIDDLE = "<|fim_middle|>"
+_FIM_SUFFIX = "<|fim_suffix|>"
+_ENDOFPROMPT = "<|endofprompt|>"
+
+
+@dataclass(frozen=True)
+class _Vocabulary:
+    """What it takes to build one encoding: its shipped ranks file and its tokenizer rules."""
+
+    file: str
+    """File name in VOCAB_DIR (tiktoken's cache name for the download: the sha1 of its URL)."""
+    sha256: str
+    """Digest of the file as OpenAI publishes it; tiktoken checks downloads against the same."""
+    pat_str: str
+    """The regular expression that splits text into pieces before byte-pair merging."""
+    special_tokens: Mapping[str, int]
+
+
+# Must equal tiktoken_ext.openai_public's constructors; tests/test_tokens.py compares them.
+_VOCABULARIES: dict[str, _Vocabulary] = {
+    "cl100k_base": _Vocabulary(
+        file="9b5ad71b2ce5302211f9c61530b329a4922fc6a4",
+        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        pat_str=(
+            r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
+            r""" ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+        ),
+        special_tokens={
+            _ENDOFTEXT: 100257,
+            _FIM_PREFIX: 100258,
+            _FIM_MIDDLE: 100259,
+            _FIM_SUFFIX: 100260,
+            _ENDOFPROMPT: 100276,
+        },
+    ),
+    "o200k_base": _Vocabulary(
+        file="fb374d419588a4632f3f557e76b4b70aebbca790",
+        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        pat_str="|".join(
+            [
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"""
+                r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"""
+                r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""\p{N}{1,3}""",
+                r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+                r"""\s*[\r\n]+""",
+                r"""\s+(?!\S)""",
+                r"""\s+""",
+            ]
+        ),
+        special_tokens={_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
+    ),
+}
+_SHIPPED = frozenset(_VOCABULARIES)
 
 # Context windows (input + output tokens) of chat model families, longest prefix first. Published
 # by OpenAI on its model pages; a model not listed needs RAG_CHAT_CONTEXT_TOKENS.
@@ -65,22 +110,57 @@ _CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
 DEFAULT_CONTEXT_TOKENS = 8_192  # a safe floor for an unknown model when nothing is configured
 
 
-@cache
+_built: dict[str, tiktoken.Encoding] = {}
+_building = threading.Lock()  # reading 100k-200k ranks takes a moment: build each once
+
+
 def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
-    """The named encoding, loaded from the shipped vocabularies (cached per process)."""
+    """The named encoding, built from the shipped vocabulary on first use (cached per process)."""
     if name not in _SHIPPED:
         raise ValueError(f"encoding {name!r} is not shipped; available: {', '.join(sorted(_SHIPPED))}")
-    return tiktoken.get_encoding(name)
+    encoding = _built.get(name)
+    if encoding is None:
+        with _building:
+            encoding = _built.get(name)
+            if encoding is None:
+                encoding = _built[name] = _build_encoding(name, _VOCABULARIES[name])
+    return encoding
 
 
-@cache
 def encoding_for_model(model: str) -> tiktoken.Encoding:
     """The encoding a model uses; a model tiktoken does not know gets o200k_base."""
     try:
-        name = tiktoken.encoding_name_for_model(model)
+        name = tiktoken.encoding_name_for_model(model)  # a table lookup, no download
     except KeyError:
         name = FALLBACK_ENCODING
     return get_encoding(name if name in _SHIPPED else FALLBACK_ENCODING)
+
+
+def _build_encoding(name: str, vocabulary: _Vocabulary) -> tiktoken.Encoding:
+    return tiktoken.Encoding(
+        name,
+        pat_str=vocabulary.pat_str,
+        mergeable_ranks=_read_ranks(VOCAB_DIR / vocabulary.file, vocabulary.sha256),
+        special_tokens=dict(vocabulary.special_tokens),
+    )
+
+
+def _read_ranks(path: Path, sha256: str) -> dict[bytes, int]:
+    """A `.tiktoken` file's token -> rank table: one "<base64 token> <rank>" per line.
+
+    Read here rather than with `tiktoken.load.load_tiktoken_bpe`, which copies every file it reads
+    into tiktoken's download cache (TIKTOKEN_CACHE_DIR or the temp folder) and fails when a
+    cache folder the user chose is read-only.
+    """
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"{path}: damaged tiktoken vocabulary (sha256 differs from {sha256})")
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
 
 
 def count_tokens(text: str, encoding: str = DEFAULT_ENCODING) -> int:

@@ -2,8 +2,8 @@
 
 `Service.writer(collection)` makes one; the ingest pipeline and the upload worker write through it
 and never see the store or the indexes. Every write commits to the store first (the truth) and then
-moves this process's index along, so a crash between the two leaves an index that is merely stale
-and is rebuilt on next use.
+moves this process's indexes along (dense and lexical alike), so a crash between the two leaves an
+index that is merely stale and is rebuilt on next use.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import numpy as np
 
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
-from rag.index import IndexCache
-from rag.store import ChunkDraft, Collection, Document, Store
+from rag.indexes import DenseIndex, LexicalIndex
+from rag.records import ChunkChange, ChunkDraft, Collection, Document
+from rag.store import Store
 
 __all__ = ["CollectionWriter", "KnownDocument"]
 
@@ -33,10 +34,12 @@ class KnownDocument:
 class CollectionWriter:
     """Document writes into one collection with the embedder and chunker it was built with."""
 
-    def __init__(self, store: Store, indexes: IndexCache, collection: Collection, embedder: Embedder):
+    def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex, collection: Collection,
+                 embedder: Embedder):
         collection.check_embedder(embedder.spec)
         self._store = store
-        self._indexes = indexes
+        self._dense = dense
+        self._lexical = lexical
         self.collection = collection
         self.embedder = embedder
         self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
@@ -48,8 +51,9 @@ class CollectionWriter:
                 for src, (i, h, st) in self._store.document_hashes(self.collection.id).items()}
 
     def open_index(self) -> None:
-        """Load (or rebuild) the index once, so later writes follow it in memory."""
-        self._indexes.current(self.collection)
+        """Load (or rebuild) the indexes once, so later writes follow them in memory."""
+        self._dense.load(self.collection)
+        self._lexical.load(self.collection)
 
     def put_document(self, *, source: str, content_hash: str, title: str | None, text: str, metadata: dict,
                      chunks: Sequence[ChunkDraft], vectors: np.ndarray, expect_id: int | None = None) -> int:
@@ -58,7 +62,8 @@ class CollectionWriter:
         change = self._store.put_document(
             self.collection.id, source=source, content_hash=content_hash, title=title, text_=text,
             metadata=metadata, chunks=chunks, vectors=vectors, dim=self.embedder.dim, expect_id=expect_id)
-        self._indexes.apply(self.collection, change, vectors)
+        self._dense.apply(self.collection, change, vectors)
+        self._lexical.apply(self.collection, change)
         return change.document_id
 
     def put_failed_document(self, *, source: str, content_hash: str, error: str) -> int:
@@ -68,12 +73,15 @@ class CollectionWriter:
     def delete_documents(self, document_ids: Sequence[int], *, missing_ok: bool = False) -> list[int]:
         """Delete documents and their chunks; returns the removed chunk ids."""
         removed, stamp = self._store.delete_documents(self.collection.id, document_ids, missing_ok=missing_ok)
-        self._indexes.apply(self.collection, (removed, stamp))
+        change = ChunkChange(removed, [], stamp)
+        self._dense.apply(self.collection, change)
+        self._lexical.apply(self.collection, change)
         return removed
 
     def save_index(self) -> None:
-        """Persist the index after a batch of writes."""
-        self._indexes.save(self.collection)
+        """Persist the indexes after a batch of writes."""
+        self._dense.save(self.collection)
+        self._lexical.save(self.collection)
 
     # -- the upload queue's bookkeeping -------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from openai_server import openai_server  # noqa: F401  (fixture)
-from rag.config import Settings, get_settings
+from rag.config import Settings
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
 
@@ -79,9 +79,7 @@ def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DO_NOT_TRACK", "1")
-    get_settings.cache_clear()
     yield home
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

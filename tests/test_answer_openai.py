@@ -17,7 +17,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from rag.answer import SYSTEM_PROMPT, CitationFilter, build_messages
-from rag.config import Settings, get_settings
+from rag.config import Settings
 from rag.tokens import count_chat_tokens, encoding_for_model
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
@@ -41,7 +41,6 @@ def start(home, openai_server, monkeypatch):
         monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
         client = TestClient(app=create_app(Settings.from_env(), warm_up=False))
         clients.append(client.__enter__())
         return client

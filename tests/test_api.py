@@ -13,8 +13,8 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 
 from api.app import create_app
-from rag.config import Settings, get_settings
-from rag.index import IndexCache, VectorIndex
+from rag.config import Settings
+from rag.indexes.dense_faiss import IndexCache, VectorIndex
 from rag.service import Service
 from rag.store import Store
 
@@ -25,7 +25,6 @@ def make_client(monkeypatch=None, **env: str) -> TestClient:
     if monkeypatch is not None:
         for k, v in env.items():
             monkeypatch.setenv(k, v)
-    get_settings.cache_clear()
     return TestClient(app=create_app(Settings.from_env(), warm_up=False))
 
 

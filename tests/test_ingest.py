@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from ingest.cli import main
-from rag.config import get_settings
-from rag.index import IndexCache, VectorIndex
+from rag.config import Settings
+from rag.indexes.dense_faiss import IndexCache, VectorIndex
 from rag.store import Store
 
 
@@ -32,8 +32,7 @@ def ingest_json(*args: str, code: int = 0) -> dict:
 
 def consistent(collection: str) -> tuple[int, int]:
     """Assert the FAISS index on disk holds exactly the store's chunk ids; return (docs, chunks)."""
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = Settings.from_env()
     store = Store(settings.database_path)
     coll = store.get_collection(collection, counts=True)
     ids, _, stamp = store.vectors(coll.id)
@@ -150,8 +149,7 @@ def test_collections_documents_and_reindex_commands(folder: Path):
     run("documents", "delete", "-c", "notes", str(docs[0]["id"]))
     assert consistent("notes")[0] == 2
     assert "no document with id 999999" in run("documents", "delete", "-c", "notes", "999999", code=3).stderr
-    get_settings.cache_clear()
-    (get_settings().index_dir / "collection-1.faiss").write_bytes(b"\0" * 10)  # damage the index file
+    (Settings.from_env().index_dir / "collection-1.faiss").write_bytes(b"\0" * 10)  # damage the index file
     assert "rebuilt with" in run("reindex", "-c", "notes").stderr
     consistent("notes")
     run("collections", "delete", "notes", "--yes")
@@ -253,7 +251,6 @@ def test_symlinks_are_their_targets_and_are_never_pruned_by_mistake(tmp_path: Pa
 def test_rag_embedder_setting_does_not_block_existing_collections(folder: Path, monkeypatch):
     ingest_json(str(folder), "-c", "notes")
     monkeypatch.setenv("RAG_EMBEDDER", "openai")
-    get_settings.cache_clear()
     assert ingest_json(str(folder), "-c", "notes")["unchanged"] == 3
 
 

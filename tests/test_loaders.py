@@ -4,13 +4,18 @@ give UnsupportedFile or UnreadableFile naming the file and the reason; nothing g
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docx
 import pytest
@@ -440,6 +445,89 @@ def test_the_spacy_model_is_never_loaded_or_downloaded(monkeypatch: pytest.Monke
     assert tokenize._get_nlp().meta["name"] == "rag_blank_sentencizer"
     with pytest.raises(RuntimeError, match="download is disabled"):
         tokenize._install_spacy_model()
+
+
+def _hook_ignored_by_get_nlp(tokenize: Any) -> Callable[[], Any]:
+    """A `_get_nlp` as a release might write it: loads elsewhere, never via _load_spacy_model."""
+    import spacy
+
+    @functools.lru_cache(maxsize=1)
+    def _get_nlp() -> Any:
+        return spacy.load("en_core_web_sm")
+
+    return _get_nlp
+
+
+def _hook_looked_up_but_ignored(tokenize: Any) -> Callable[[], Any]:
+    """A `_get_nlp` that names _load_spacy_model (so the static check passes) yet returns another
+    pipeline: only the check after the swap can catch it."""
+    import spacy
+
+    @functools.lru_cache(maxsize=1)
+    def _get_nlp() -> Any:
+        tokenize._load_spacy_model  # noqa: B018  (looked up, then ignored)
+        return spacy.blank("en")
+
+    return _get_nlp
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda mp, tok: mp.delattr(tok, "_load_spacy_model"),
+         r"there is no function _load_spacy_model\(\)"),
+        (lambda mp, tok: mp.delattr(tok, "_install_spacy_model"),
+         r"there is no function _install_spacy_model\(\)"),
+        (lambda mp, tok: mp.setattr(tok, "_get_nlp", lambda: None),
+         r"_get_nlp\(\) is no longer an lru_cache-wrapped function"),
+        (lambda mp, tok: mp.setattr(tok, "_get_nlp", _hook_ignored_by_get_nlp(tok)),
+         r"_get_nlp\(\) no longer loads the pipeline through _load_spacy_model\(\)"),
+        (lambda mp, tok: mp.setattr(tok, "_get_nlp", _hook_looked_up_but_ignored(tok)),
+         r"_get_nlp\(\) returned the spaCy pipeline 'pipeline', not 'rag_blank_sentencizer'"),
+    ],
+    ids=["load-removed", "install-removed", "get-nlp-uncached", "get-nlp-bypasses", "wrong-pipeline"],
+)
+def test_the_spacy_swap_fails_loudly_when_unstructured_changes_its_hooks(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[pytest.MonkeyPatch, Any], None], problem: str
+) -> None:
+    """The error names the installed unstructured, what changed and what was expected, and surfaces
+    as itself from a load, not disguised as an unreadable file."""
+    from unstructured.nlp import tokenize
+
+    from ingest.loaders import unstructured_setup
+    from ingest.loaders.unstructured_setup import UnstructuredIncompatible
+
+    change(monkeypatch, tokenize)
+    version = importlib.metadata.version("unstructured")
+    with pytest.raises(UnstructuredIncompatible, match=problem) as caught:
+        unstructured_setup.use_blank_spacy_pipeline()
+    message = str(caught.value)
+    assert message.startswith(f"unstructured {version}")
+    assert "Expected _load_spacy_model() and _install_spacy_model()" in message
+    assert "(unstructured 0.27)" in message
+
+    unstructured_setup.partitioners.cache_clear()  # as in a process that has not parsed yet
+    try:
+        with pytest.raises(UnstructuredIncompatible, match=problem):
+            load_bytes("notes.md", b"# Notes\n\nA heap needs air.\n")
+    finally:
+        unstructured_setup.partitioners.cache_clear()
+
+
+def test_prepare_offline_sets_the_opt_outs_once_and_keeps_what_the_user_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ingest.loaders.unstructured_setup import prepare_offline
+
+    for name in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "UNSTRUCTURED_DISABLE_NOTICE"):
+        monkeypatch.setenv(name, "placeholder")  # so the teardown restores the original state
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SCARF_NO_ANALYTICS", "yes")
+    prepare_offline()
+    prepare_offline()
+    assert os.environ["DO_NOT_TRACK"] == "1"
+    assert os.environ["SCARF_NO_ANALYTICS"] == "yes"
+    assert os.environ["UNSTRUCTURED_DISABLE_NOTICE"] == "1"
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from tokenizers import Tokenizer
 
 
-from rag.config import Settings, get_settings
+from rag.config import Settings
 from rag.embeddings import local
 from rag.embeddings.local import LocalEmbedder, model_dir
 from rag.errors import ConfigError, InputTooLong, InvalidInput
@@ -169,7 +169,7 @@ def test_changed_builder_gets_a_new_cache_name(monkeypatch: pytest.MonkeyPatch) 
 
 def test_the_first_service_builds_the_model_in_its_settings_folder(embedder: LocalEmbedder,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = get_settings()
+    settings = Settings.from_env()
     settings.model_cache_dir.mkdir(parents=True)
     # Seed the folder with the session's build so this test does not rebuild the graph.
     shutil.copy2(embedder.model_path, settings.model_cache_dir / embedder.model_path.name)

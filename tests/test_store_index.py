@@ -6,9 +6,12 @@ from sqlalchemy import inspect
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import AlreadyExists, CollectionNotFound, DocumentNotFound, EmbedderMismatch, InvalidInput
-from rag.index import IndexCache, VectorIndex
+from rag.indexes.dense_faiss import IndexCache, VectorIndex
+from rag.indexes.lexical_fts5 import Fts5Index
 from rag.migrations import MIGRATIONS
-from rag.store import Base, ChunkDraft, Store
+from rag.records import ChunkDraft
+from rag.schema import Base
+from rag.store import Store
 
 SPEC = EmbedderSpec("local", "test-model", 8)
 
@@ -60,15 +63,16 @@ def test_collections_are_unique_and_bound_to_their_embedder(store):
 def test_replacing_a_document_swaps_its_chunks_in_both_indexes(store):
     rng = np.random.default_rng(0)
     c = store.create_collection("docs", SPEC, 200, 20)
+    lexical = Fts5Index(store)
     first = put(store, c.id, "a.txt", ["solar panels on the roof", "inverters convert current"], unit(rng, 2))
     assert first.change_number == 1 and first.removed_chunk_ids == []
-    assert [i for i, _ in store.lexical_search(c.id, '"inverters"', 5)] == [first.added_chunk_ids[1]]
+    assert [i for i, _ in lexical.search(c, "inverters", 5)] == [first.added_chunk_ids[1]]
     second = put(store, c.id, "a.txt", ["batteries store energy"], unit(rng, 1))
     assert second.document_id == first.document_id
     assert second.removed_chunk_ids == first.added_chunk_ids
     assert second.change_number == 2
-    assert store.lexical_search(c.id, '"inverters"', 5) == []  # FTS followed the delete
-    assert [i for i, _ in store.lexical_search(c.id, '"batteries"', 5)] == second.added_chunk_ids
+    assert lexical.search(c, "inverters", 5) == []  # FTS followed the delete
+    assert [i for i, _ in lexical.search(c, "batteries", 5)] == second.added_chunk_ids
     ids, vectors, stamp = store.vectors(c.id)
     assert ids.tolist() == second.added_chunk_ids and vectors.shape == (1, 8) and stamp == 2
     # Chunk ids are never reused, so a stale index can never name a different chunk.

@@ -1,39 +1,76 @@
 """Offline tokenization: exact ids with no network, chat accounting and context windows."""
 
+import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tiktoken
 
+from rag import tokens
 from rag.config import Settings
 from rag.errors import ConfigError
 from rag.tokens import context_window, count_chat_tokens, count_tokens, encoding_for_model, get_encoding
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_exact_ids_in_process_with_sockets_blocked():
     # conftest's guard is active: any download attempt would raise NetworkAccessAttempted.
-    assert tiktoken.get_encoding("cl100k_base").encode("hello world") == [15339, 1917]
-    assert tiktoken.get_encoding("o200k_base").encode("hello world") == [24912, 2375]
-    assert tiktoken.encoding_for_model("gpt-4o").name == "o200k_base"
     assert get_encoding("cl100k_base").encode("hello world") == [15339, 1917]
+    assert get_encoding("o200k_base").encode("hello world") == [24912, 2375]
+    assert encoding_for_model("gpt-4o").name == "o200k_base"
 
 
-def test_exact_ids_in_a_fresh_process_without_any_network():
-    """A new interpreter with every socket refused and no tiktoken cache of its own."""
+def test_exact_ids_in_a_fresh_process_without_any_network(tmp_path: Path):
+    """A new interpreter with every socket refused and no tiktoken cache of its own; building the
+    encodings neither sets an environment variable nor writes to tiktoken's download cache."""
     script = (
-        "import socket\n"
+        "import os, socket\n"
         "def refuse(*a, **k): raise OSError('network disabled for this test')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
-        "import rag.tokens, tiktoken\n"
-        "print(tiktoken.get_encoding('cl100k_base').encode('hello world'),"
-        " tiktoken.get_encoding('o200k_base').encode('hello world'),"
-        " tiktoken.encoding_for_model('gpt-4o').name)\n"
+        "before = dict(os.environ)\n"
+        "import rag.tokens\n"
+        "print(rag.tokens.get_encoding('cl100k_base').encode('hello world'),"
+        " rag.tokens.get_encoding('o200k_base').encode('hello world'),"
+        " rag.tokens.encoding_for_model('gpt-4o').name, dict(os.environ) == before)\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}  # no TIKTOKEN_CACHE_DIR inherited
+    # No TIKTOKEN_CACHE_DIR inherited; TMPDIR moves tiktoken's default cache where we can see it.
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[15339, 1917] [24912, 2375] o200k_base"
+    assert out.stdout.strip() == "[15339, 1917] [24912, 2375] o200k_base True"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_encodings_equal_tiktokens_own(name: str, monkeypatch: pytest.MonkeyPatch):
+    """Same ranks, split pattern and special tokens as tiktoken's constructor, which reads our
+    shipped file here because it sits under the cache name of OpenAI's download URL."""
+    from tiktoken_ext.openai_public import ENCODING_CONSTRUCTORS
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tokens.VOCAB_DIR))
+    spec = ENCODING_CONSTRUCTORS[name]()
+    theirs = tiktoken.Encoding(**spec)
+    ours = get_encoding(name)
+    assert ours.name == theirs.name == name
+    assert ours._pat_str == theirs._pat_str
+    assert ours._special_tokens == theirs._special_tokens
+    assert ours._mergeable_ranks == theirs._mergeable_ranks
+    sample = "Hello, wörld! It's 2026:\r\n  naïve  CAFÉ 12345 <|endoftext|> \U0001f600 don't"
+    assert ours.encode(sample, allowed_special="all") == theirs.encode(sample, allowed_special="all")
+    assert ours.encode(sample, disallowed_special=()) == theirs.encode(sample, disallowed_special=())
+
+
+def test_a_damaged_vocabulary_is_refused(tmp_path: Path):
+    good = tokens.VOCAB_DIR / tokens._VOCABULARIES["cl100k_base"].file
+    damaged = tmp_path / "ranks"
+    damaged.write_bytes(good.read_bytes()[:-10])
+    expected = hashlib.sha256(good.read_bytes()).hexdigest()
+    assert len(tokens._read_ranks(good, expected)) == 100_256
+    with pytest.raises(RuntimeError, match="damaged tiktoken vocabulary"):
+        tokens._read_ranks(damaged, expected)
 
 
 def test_unknown_models_fall_back_to_o200k_and_the_configured_window():

@@ -1,9 +1,11 @@
-"""FAISS indexes: derived from the store, stamped with the change number they reflect.
+"""The dense index on FAISS: derived from the store, stamped with the change number it reflects.
 
 Cosine similarity is the inner product of L2-normalised float32 vectors, so each collection has an
 exact `IndexIDMap2(IndexFlatIP)` whose ids are chunk ids. The file on disk carries its stamp in a
 small header and is replaced by write-then-rename, so a reader never sees half a file; when the
 stamp is behind the store, or the file is missing or unreadable, the index is rebuilt from SQLite.
+
+`IndexCache` is the `rag.indexes.DenseIndex` the service uses; `VectorIndex` is one collection's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.store import Collection, Replaced, Store
+from rag.records import ChunkChange, Collection
+from rag.store import Store
+
+__all__ = ["IndexCache", "VectorIndex"]
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +129,16 @@ class IndexCache:
         with self._lock(collection.id):
             return self._current(collection)
 
-    def search(self, collection: Collection, query: np.ndarray, k: int,
+    def load(self, collection: Collection) -> int:
+        """Bring the collection's index up to the store now; returns how many vectors it holds."""
+        return len(self.current(collection))
+
+    def search(self, collection: Collection, vector: np.ndarray, k: int,
                allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Search the current index. FAISS allows no write during a search, and this process's
         ingest worker updates indexes in place, so a search holds the collection's lock too."""
         with self._lock(collection.id):
-            return self._current(collection).search(query, k, allowed)
+            return self._current(collection).search(vector, k, allowed)
 
     def _current(self, collection: Collection) -> VectorIndex:
         cid = collection.id
@@ -162,14 +171,10 @@ class IndexCache:
             log.warning("could not save index for %s: %s", collection.name, e)
         return index
 
-    def apply(self, collection: Collection, change: Replaced | tuple[list[int], int],
-              added_vectors: np.ndarray | None = None) -> None:
+    def apply(self, collection: Collection, change: ChunkChange, added_vectors: np.ndarray | None = None) -> None:
         """Follow one committed change in memory, if it is the next one; otherwise drop the index
         so that `current()` rebuilds it (another process committed in between)."""
-        if isinstance(change, Replaced):
-            removed, added, stamp = change.removed_chunk_ids, change.added_chunk_ids, change.change_number
-        else:
-            (removed, stamp), added = change, []
+        removed, added, stamp = change.removed_chunk_ids, change.added_chunk_ids, change.change_number
         cid = collection.id
         with self._lock(cid):
             index = self._indexes.get(cid)
@@ -191,6 +196,7 @@ class IndexCache:
                 index.save(self.path(collection.id))
 
     def forget(self, collection_id: int) -> None:
+        """Drop the collection's index from memory and disk."""
         with self._lock(collection_id):
             self._indexes.pop(collection_id, None)
         self.path(collection_id).unlink(missing_ok=True)

@@ -1,0 +1,95 @@
+"""The current schema, as SQLAlchemy table classes: what the store reads and writes through.
+
+`rag.migrations` builds this schema step by step in every database, and a test migrates an empty
+database and holds it equal to this metadata (columns, affinities, nullability, defaults, indexes,
+unique and foreign keys). So a schema change is two edits that must agree: a new migration step,
+and the classes here.
+
+Written for SQLite as the migrations wrote it: `TEXT` columns, server-side defaults, AUTOINCREMENT
+ids. The FTS5 table over chunk text and its triggers are not tables SQLAlchemy can describe; they
+belong to the lexical index (`rag.indexes.lexical_fts5`) and are created by migration 0001.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Double, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "ChunkRow", "CollectionRow", "DocumentRow", "IngestWorkerRow"]
+
+
+class Base(DeclarativeBase):
+    # Every string column is TEXT in the migrations; Double keeps full precision beyond SQLite.
+    type_annotation_map = {str: Text(), float: Double()}
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+    # AUTOINCREMENT: ids are never reused, so a stale derived index can never point at a new row.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(unique=True)
+    embedder_kind: Mapped[str]
+    embedder_model: Mapped[str]
+    dim: Mapped[int]
+    chunk_size: Mapped[int]
+    chunk_overlap: Mapped[int]
+    change_number: Mapped[int] = mapped_column(default=0, server_default=sql_text("0"))
+    created_at: Mapped[str]
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    # A source names one document in a collection: re-ingesting it replaces, never duplicates.
+    __table_args__ = (UniqueConstraint("collection_id", "source"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    source: Mapped[str]
+    content_hash: Mapped[str]
+    title: Mapped[str | None]
+    text: Mapped[str]
+    status: Mapped[str]
+    error: Mapped[str | None]
+    metadata_json: Mapped[str] = mapped_column("metadata", default="{}", server_default=sql_text("'{}'"))
+    created_at: Mapped[str]
+    updated_at: Mapped[str]
+    owner: Mapped[str | None] = mapped_column(default=None)
+    """The ingest worker that queued this document (while it is queued or processing)."""
+
+
+class IngestWorkerRow(Base):
+    __tablename__ = "ingest_workers"
+
+    # Nullable as migration 0002 made it: SQLite lets a non-INTEGER primary key hold NULL unless it
+    # says NOT NULL. Harmless (a worker id is always a fresh uuid), and describing the table as it
+    # is keeps the schema test honest; tightening it would take a table rebuild in a new step.
+    id: Mapped[str] = mapped_column(primary_key=True, nullable=True)
+    heartbeat_at: Mapped[float]
+    """When the worker last proved it is alive, in seconds since the epoch."""
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (
+        Index("chunks_document", "document_id"),
+        Index("chunks_collection", "collection_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    collection_id: Mapped[int]
+    """Copied from the document so a collection's chunks are found without a join (no foreign key:
+    the document's own key already ties the chunk to the collection)."""
+    ordinal: Mapped[int]
+    text: Mapped[str]
+    token_count: Mapped[int]
+    start_char: Mapped[int]
+    end_char: Mapped[int]
+    page: Mapped[int | None]
+    section: Mapped[str | None]
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    """The chunk's embedding: float32, L2-normalised, the collection's dimension."""
