@@ -26,10 +26,10 @@ from msgspec import UNSET, UnsetType
 from api.errors import path_param
 from api.openapi import EVENT_STREAM, UPSTREAM_ERRORS, Event, EventStream, InlineSchema, documented, json_schema
 from api.responses import (
-    AnswerDelta,
-    AnswerDone,
-    AnswerError,
     AnswerOut,
+    AskDelta,
+    AskDone,
+    AskError,
     ChatChoice,
     ChatCompletion,
     ChatCompletionChunk,
@@ -234,14 +234,14 @@ def _chunks(events: Iterable[AnswerEvent], ident: str, created: int, model: str)
     citations: list[CitationOut] = []
     for event in events:
         payload = event_payload(event)
-        if isinstance(payload, AnswerDelta):
+        if isinstance(payload, AskDelta):
             yield chunk(ChunkDelta(content=payload.text, role="assistant" if first else UNSET))
             first = False
         elif isinstance(payload, list):
             citations = payload
-        elif isinstance(payload, AnswerDone):
+        elif isinstance(payload, AskDone):
             yield chunk(ChunkDelta(), finish_reason="stop", citations=citations, usage=payload.usage)
-        elif isinstance(payload, AnswerError):
+        elif isinstance(payload, AskError):
             yield sse(ChatStreamError(error=ChatStreamErrorDetail(message=payload.message, code=payload.status)))
     yield b"data: [DONE]\n\n"
 

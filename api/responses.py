@@ -6,8 +6,9 @@ own records (collections, documents, hits, answers, citations) become wire shape
 `from_*` constructor, so a change of a record shows up in one place. Error bodies are
 `api.errors.ErrorBody`.
 
-Conversions read the records' attributes (`msgspec.convert(..., from_attributes=True)`) rather than
-importing their classes: `api/` imports nothing behind the `Service` façade.
+Conversions read the records' attributes (`msgspec.convert(..., from_attributes=True)` where the
+names match). A retrieval `Hit` is typed `Any` here: its module lies behind the `Service` façade,
+which `api/` does not import.
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from rag.answer import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, AnswerFailed
+
 if TYPE_CHECKING:
     from ingest.queue import Accepted
-    from rag.answer import Answer, AnswerEvent
+    from rag.answer import Answer, Citation
+    from rag.records import Collection, Document
     from rag.service import Health as ServiceHealth
 
 __all__ = [
-    "AnswerDelta", "AnswerDone", "AnswerError", "AnswerOut", "ChatChoice", "ChatCompletion",
-    "ChatCompletionChunk", "ChatMessage", "ChatStreamError", "ChatStreamErrorDetail", "ChunkChoice",
-    "ChunkDelta", "CitationOut", "CollectionList", "CollectionOut", "DocumentAccepted", "DocumentList",
-    "DocumentOut", "DocumentStatus", "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding",
-    "EmbeddingList", "EmbeddingUsage", "Health", "HitOut", "Model", "ModelList", "SearchResults",
-    "SimilarityScore", "SimilarityScores", "Usage", "event_payload",
+    "AnswerOut", "AskDelta", "AskDone", "AskError", "ChatChoice", "ChatCompletion", "ChatCompletionChunk",
+    "ChatMessage", "ChatStreamError", "ChatStreamErrorDetail", "ChunkChoice", "ChunkDelta", "CitationOut",
+    "CollectionList", "CollectionOut", "DocumentAccepted", "DocumentList", "DocumentOut", "DocumentStatus",
+    "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList", "EmbeddingUsage",
+    "Health", "HitOut", "Model", "ModelList", "SearchResults", "SimilarityScore", "SimilarityScores", "Usage",
+    "event_payload",
 ]
 
 DocumentStatus = Annotated[
@@ -70,7 +74,7 @@ class CollectionOut(Struct, kw_only=True):
     created_at: Annotated[str, Meta(description="ISO 8601 time, UTC.")]
 
     @classmethod
-    def from_collection(cls, c: Any) -> CollectionOut:
+    def from_collection(cls, c: Collection) -> CollectionOut:
         """From a `Collection` record (the embedder's `model_id` is sent as `model`)."""
         embedder = EmbedderOut(kind=c.embedder.kind, model=c.embedder.model_id, dim=c.embedder.dim)
         return cls(name=c.name, embedder=embedder, chunk_size=c.chunk_size, chunk_overlap=c.chunk_overlap,
@@ -97,7 +101,7 @@ class DocumentOut(Struct, kw_only=True):
     updated_at: str
 
     @classmethod
-    def from_document(cls, d: Any) -> DocumentOut:
+    def from_document(cls, d: Document) -> DocumentOut:
         """From a `Document` record, without its text."""
         return msgspec.convert(d, cls, from_attributes=True)
 
@@ -106,7 +110,7 @@ class DocumentWithText(DocumentOut, kw_only=True):
     text: Annotated[str, Meta(description="The extracted text that chunks and citations index into.")]
 
     @classmethod
-    def from_document(cls, d: Any) -> DocumentWithText:
+    def from_document(cls, d: Document) -> DocumentWithText:
         """From a `Document` record loaded with its text."""
         return msgspec.convert(d, cls, from_attributes=True)
 
@@ -156,7 +160,7 @@ class HitOut(Struct, kw_only=True):
 
     @classmethod
     def from_hit(cls, h: Any) -> HitOut:
-        """From a retrieval `Hit`."""
+        """From a retrieval `Hit` (typed `Any`: its module lies behind the `Service` façade)."""
         return msgspec.convert(h, cls, from_attributes=True)
 
 
@@ -180,8 +184,7 @@ class CitationOut(Struct, kw_only=True):
     score: Annotated[float, Meta(description="The retrieval score of the cited passage.")]
 
     @classmethod
-    def from_citation(cls, c: Any) -> CitationOut:
-        """From a `Citation`, or its dict as a streamed `citations` event carries it."""
+    def from_citation(cls, c: Citation) -> CitationOut:
         return msgspec.convert(c, cls, from_attributes=True)
 
 
@@ -216,38 +219,37 @@ class AnswerOut(Struct, kw_only=True):
                    usage=Usage.from_usage(a.usage))
 
 
-class AnswerDelta(Struct, kw_only=True):
+class AskDelta(Struct, kw_only=True):
     """Data of a streamed `delta` event: the next piece of the answer."""
 
     text: str
 
 
-class AnswerDone(Struct, kw_only=True):
+class AskDone(Struct, kw_only=True):
     """Data of the streamed `done` event: the last event of a complete answer."""
 
     model: str
     usage: Usage
 
 
-class AnswerError(Struct, kw_only=True):
+class AskError(Struct, kw_only=True):
     """Data of a streamed `error` event: the upstream failed after the stream began (the last event)."""
 
     message: str
     status: Annotated[int, Meta(description="The HTTP status it would have had before the stream began.")]
 
 
-def event_payload(event: AnswerEvent) -> AnswerDelta | list[CitationOut] | AnswerDone | AnswerError:
-    """The `data` of a streamed answer's event, by its type (`api.search.ASK_STREAM` documents them)."""
-    data: Any = event.data
-    if event.type == "delta":
-        return AnswerDelta(text=data["text"])
-    if event.type == "citations":
-        return [CitationOut.from_citation(c) for c in data]
-    if event.type == "done":
-        return AnswerDone(model=data["model"], usage=Usage.from_usage(data["usage"]))
-    if event.type == "error":
-        return AnswerError(message=data["message"], status=data["status"])
-    raise ValueError(f"unknown answer event {event.type!r}")
+def event_payload(event: AnswerEvent) -> AskDelta | list[CitationOut] | AskDone | AskError:
+    """The `data` of a streamed answer's event, by its kind (`api.search.ASK_STREAM` documents them)."""
+    if isinstance(event, AnswerDelta):
+        return AskDelta(text=event.text)
+    if isinstance(event, AnswerCitations):
+        return [CitationOut.from_citation(c) for c in event.citations]
+    if isinstance(event, AnswerDone):
+        return AskDone(model=event.model, usage=Usage.from_usage(event.usage))
+    if isinstance(event, AnswerFailed):
+        return AskError(message=event.message, status=event.status)
+    raise TypeError(f"not an answer event: {event!r}")
 
 
 class SimilarityScore(Struct, kw_only=True):

@@ -13,10 +13,10 @@ from litestar.response.sse import ServerSentEventMessage
 
 from api.openapi import UPSTREAM_ERRORS, Event, EventStream, documented
 from api.responses import (
-    AnswerDelta,
-    AnswerDone,
-    AnswerError,
     AnswerOut,
+    AskDelta,
+    AskDone,
+    AskError,
     CitationOut,
     HitOut,
     SearchResults,
@@ -33,10 +33,10 @@ ASK_STREAM = EventStream(
     description="With stream=true: server-sent events `delta` ..., one `citations`, then `done`; or, when "
                 "the upstream fails after the stream began, a last `error` in place of citations and done.",
     events=(
-        Event("delta", AnswerDelta, "The next piece of the answer."),
+        Event("delta", AskDelta, "The next piece of the answer."),
         Event("citations", list[CitationOut], "The passages the whole answer cites; sent once, after the text."),
-        Event("done", AnswerDone, "The last event of a complete answer."),
-        Event("error", AnswerError, "The upstream failed after the stream began: the last event."),
+        Event("done", AskDone, "The last event of a complete answer."),
+        Event("error", AskError, "The upstream failed after the stream began: the last event."),
     ),
 )
 
