@@ -19,6 +19,8 @@ from api.auth import require_api_key
 from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
 from api.openai_compat import OpenAIController
+from api.openapi import documented
+from api.responses import Health
 from api.search import SearchController, SimilarityController
 from ingest.queue import IngestQueue
 from rag import __version__
@@ -29,12 +31,10 @@ log = logging.getLogger(__name__)
 
 
 @get("/health", opt={"public": True}, operation_id="health", summary="Liveness and readiness",
-     tags=["health"], sync_to_thread=True)
-def health(state: State) -> dict:
+     tags=["health"], sync_to_thread=True, **documented(public=True))
+def health(state: State) -> Health:
     service: Service = state.service
-    status = service.health()
-    return {"status": "ok", "store": "ok", "indexes_loaded": status.indexes_loaded,
-            "collections": status.collections}
+    return Health.from_health(service.health())
 
 
 def _swagger_assets() -> Path:

@@ -7,13 +7,25 @@ from typing import Annotated
 
 import anyio
 import msgspec
-from litestar.di import NamedDependency
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, PathParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from api.errors import path_param as _path_param
+from api.openapi import UPSTREAM_ERRORS, InlineSchema, documented, json_schema
+from api.responses import (
+    CollectionList,
+    CollectionOut,
+    DocumentAccepted,
+    DocumentList,
+    DocumentOut,
+    DocumentsAccepted,
+    DocumentWithText,
+)
 from api.schemas import CollectionCreate, DocumentsIn
 from ingest.loaders import document_from_text, load_bytes
 from ingest.queue import IngestQueue
@@ -24,29 +36,45 @@ Limit = Parameter(ge=1, le=1000, default=100, description="Page size.")
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id is a 400, not an overflow
 DocumentId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="Document id.")]
 
+# The upload handler reads its body itself (files or JSON), so Litestar cannot describe it.
+UPLOAD_BODY = RequestBody(required=True, description="Files to ingest, or documents given as text.", content={
+    "multipart/form-data": OpenAPIMediaType(schema=Schema(
+        type=OpenAPIType.OBJECT, required=["files"],
+        properties={"files": Schema(
+            type=OpenAPIType.ARRAY, min_items=1,
+            description="The files (any part name: every file part is ingested); the filename's extension "
+                        "chooses the loader.",
+            items=Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream"))})),
+    "application/json": OpenAPIMediaType(schema=InlineSchema(value=json_schema(DocumentsIn))),
+})
+
 
 class CollectionsController(Controller):
     path = "/collections"
     tags = ["collections"]
 
-    @get(operation_id="listCollections", summary="List collections", sync_to_thread=True)
-    def list_collections(self, service: NamedDependency[Service], limit: int = Limit, after: FromQuery[str | None] = None) -> dict:
+    @get(operation_id="listCollections", summary="List collections", sync_to_thread=True, **documented(400))
+    def list_collections(self, service: NamedDependency[Service], limit: int = Limit,
+                         after: FromQuery[str | None] = None) -> CollectionList:
         rows = [c for c in service.list_collections() if after is None or c.name > after]
-        return {"data": [c.to_dict() for c in rows[:limit]], "has_more": len(rows) > limit}
+        return CollectionList(data=[CollectionOut.from_collection(c) for c in rows[:limit]],
+                              has_more=len(rows) > limit)
 
+    # The openai embedder asks the upstream for its dimension when a collection is made with it.
     @post(operation_id="createCollection", summary="Create a collection", sync_to_thread=True,
-          status_code=HTTP_201_CREATED)
-    def create_collection(self, service: NamedDependency[Service], data: JSONBody[CollectionCreate]) -> dict:
+          status_code=HTTP_201_CREATED, **documented(400, 409, 413, *UPSTREAM_ERRORS))
+    def create_collection(self, service: NamedDependency[Service], data: JSONBody[CollectionCreate]) -> CollectionOut:
         c = service.create_collection(data.name, embedder=data.embedder, chunk_size=data.chunk_size,
                                       chunk_overlap=data.chunk_overlap)
-        return c.to_dict()
+        return CollectionOut.from_collection(c)
 
-    @get("/{name:str}", operation_id="getCollection", summary="Show a collection", sync_to_thread=True)
-    def get_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> dict:
-        return service.get_collection(name, counts=True).to_dict()
+    @get("/{name:str}", operation_id="getCollection", summary="Show a collection", sync_to_thread=True,
+         **documented(404))
+    def get_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> CollectionOut:
+        return CollectionOut.from_collection(service.get_collection(name, counts=True))
 
     @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and its documents",
-            sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
+            sync_to_thread=True, status_code=HTTP_204_NO_CONTENT, **documented(404))
     def delete_collection(self, service: NamedDependency[Service], name: FromPath[str]) -> None:
         service.delete_collection(name)
 
@@ -58,9 +86,16 @@ class DocumentsController(Controller):
     @post(operation_id="addDocuments", summary="Upload files (multipart) or JSON documents",
           description="Multipart file uploads, or JSON {\"documents\": [{\"text\", \"title\", \"source\", "
                       "\"metadata\"}]}. Answers 202 with each document's status; with ?wait=true, 201 once "
-                      "all are ready or failed. Any unsupported (415) or unreadable (400) file: nothing is ingested.")
-    async def add_documents(self, request: Request, service: NamedDependency[Service], ingest_queue: NamedDependency[IngestQueue], name: FromPath[str],
-                            wait: FromQuery[bool] = False) -> Response:
+                      "all are ready or failed. Any unsupported (415) or unreadable (400) file: nothing is ingested. "
+                      "With ?wait=true, a failed document answers with the first failure's status "
+                      "(`ingest_failed`, every document's status under `documents`).",
+          status_code=HTTP_202_ACCEPTED,
+          **documented(400, 404, 409, 413, 415, *UPSTREAM_ERRORS, request_body=UPLOAD_BODY, responses={
+              HTTP_201_CREATED: ResponseSpec(data_container=DocumentsAccepted, generate_examples=False,
+                                             description="With ?wait=true: every document is ready.")}))
+    async def add_documents(self, request: Request, service: NamedDependency[Service],
+                            ingest_queue: NamedDependency[IngestQueue], name: FromPath[str],
+                            wait: FromQuery[bool] = False) -> Response[DocumentsAccepted]:
         collection = await anyio.to_thread.run_sync(service.get_collection, name)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
@@ -88,27 +123,29 @@ class DocumentsController(Controller):
         else:
             raise UnsupportedFile(f"send multipart/form-data files or application/json, not {content_type}")
         accepted = await anyio.to_thread.run_sync(lambda: ingest_queue.submit(collection, docs, wait=wait))
-        data = [{"id": a.id, "source": a.source, "status": a.status, "error": a.error} for a in accepted]
+        data = [DocumentAccepted.from_accepted(a) for a in accepted]
         failed = [a for a in accepted if a.status == "failed"]
         if wait and failed:
             first = next((a.failure for a in failed if a.failure is not None), None)
             raise IngestFailed("; ".join(f"{a.source}: {a.error}" for a in failed),
-                               first=first or RagError("ingest failed"), documents=data)
-        return Response({"data": data}, status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
+                               first=first or RagError("ingest failed"), documents=msgspec.to_builtins(data))
+        return Response(DocumentsAccepted(data=data), status_code=HTTP_201_CREATED if wait else HTTP_202_ACCEPTED)
 
-    @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True)
+    @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True, **documented(400, 404))
     def list_documents(self, service: NamedDependency[Service], name: FromPath[str], limit: int = Limit,
-                       after: int | None = Parameter(default=None, ge=0, le=MAX_ID, description="Last id of the previous page.")) -> dict:
+                       after: int | None = Parameter(default=None, ge=0, le=MAX_ID,
+                                                     description="Last id of the previous page.")) -> DocumentList:
         rows = service.list_documents(name, limit=limit + 1, after=after)
-        return {"data": [d.to_dict() for d in rows[:limit]], "has_more": len(rows) > limit}
+        return DocumentList(data=[DocumentOut.from_document(d) for d in rows[:limit]], has_more=len(rows) > limit)
 
     @get("/{document_id:int}", operation_id="getDocument", summary="A document with its extracted text",
-         sync_to_thread=True)
-    def get_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: DocumentId) -> dict:
-        return service.get_document(name, document_id).to_dict()
+         sync_to_thread=True, **documented(400, 404))
+    def get_document(self, service: NamedDependency[Service], name: FromPath[str],
+                     document_id: DocumentId) -> DocumentWithText:
+        return DocumentWithText.from_document(service.get_document(name, document_id))
 
     @delete("/{document_id:int}", operation_id="deleteDocument", summary="Delete a document",
-            sync_to_thread=True, status_code=HTTP_204_NO_CONTENT)
+            sync_to_thread=True, status_code=HTTP_204_NO_CONTENT, **documented(400, 404))
     def delete_document(self, service: NamedDependency[Service], name: FromPath[str], document_id: DocumentId) -> None:
         service.delete_documents(name, [document_id])
 

@@ -11,30 +11,46 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Annotated
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from msgspec import UNSET, Meta, UnsetType
 
+from api.responses import DocumentAccepted
 from rag import errors
 
-__all__ = ["EXCEPTION_HANDLERS", "ErrorBody", "ErrorDetail", "error_response", "path_param"]
+__all__ = ["EXCEPTION_HANDLERS", "ErrorBody", "ErrorDetail", "RejectedFile", "error_response", "path_param"]
 
 log = logging.getLogger(__name__)
 
 
-class ErrorDetail(msgspec.Struct, kw_only=True):
-    """What went wrong, in OpenAI's error shape."""
+class RejectedFile(msgspec.Struct, kw_only=True):
+    """A file of an upload that cannot be read, and why."""
 
-    message: str
-    """A sentence that says what to fix."""
-    type: str
-    """OpenAI's error type (`invalid_request_error`, `not_found_error`, `rate_limit_error`, ...)."""
-    param: str | None = None
-    """The request field at fault, when there is one (always, for a 400)."""
-    code: str | None = None
-    """Stable machine-readable code, e.g. `collection_not_found`, `embedder_mismatch`."""
+    name: str
+    error: str
+    code: Annotated[str, Meta(description="`unsupported_file` or `unreadable_file`.")]
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    """What went wrong, in OpenAI's error shape (plus `files` or `documents` where they apply).
+
+    Field descriptions are `Meta`s, so they reach the OpenAPI document.
+    """
+
+    message: Annotated[str, Meta(description="A sentence that says what to fix.")]
+    type: Annotated[str, Meta(description=(
+        "OpenAI's error type (`invalid_request_error`, `not_found_error`, `rate_limit_error`, ...)."))]
+    param: Annotated[str | None, Meta(description="The request field at fault, when there is one (always, for a 400).")]
+    code: Annotated[str | None, Meta(description=(
+        "Stable machine-readable code, e.g. `collection_not_found`, `embedder_mismatch`."))]
+    files: Annotated[list[RejectedFile] | UnsetType, Meta(description=(
+        "An upload refused whole (`files_rejected`): each unreadable or unsupported file."))] = UNSET
+    documents: Annotated[list[DocumentAccepted] | UnsetType, Meta(description=(
+        "An upload waited for that failed (`ingest_failed`): every document's status."))] = UNSET
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):

@@ -8,26 +8,60 @@ chunk); without a collection it goes to the upstream chat model when a key is se
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any, Literal
 
 import anyio
 import msgspec
-from litestar.di import NamedDependency
-from litestar.params import JSONBody
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIMediaType, RequestBody
+from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
+from msgspec import UNSET, UnsetType
 
-from rag.answer import EXTRACTIVE
+from api.errors import path_param
+from api.openapi import EVENT_STREAM, UPSTREAM_ERRORS, Event, EventStream, InlineSchema, documented, json_schema
+from api.responses import (
+    AnswerOut,
+    AskDelta,
+    AskDone,
+    AskError,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatMessage,
+    ChatStreamError,
+    ChatStreamErrorDetail,
+    ChunkChoice,
+    ChunkDelta,
+    CitationOut,
+    Embedding,
+    EmbeddingList,
+    EmbeddingUsage,
+    Model,
+    ModelList,
+    Usage,
+    event_payload,
+)
+from rag.answer import EXTRACTIVE, AnswerEvent
 from rag.embeddings.local import MODEL_ID as LOCAL_MODEL
 from rag.errors import InvalidInput, ModelNotFound
 from rag.service import Service
 
-from api.errors import path_param
+CHAT_STREAM = EventStream(
+    description="With stream=true: server-sent events without names, each `data` one chat completion chunk "
+                "(the last with `citations` and `usage`), then `[DONE]`. When the upstream fails after the "
+                "stream began, an error chunk takes the place of the rest.",
+    events=(
+        Event(None, ChatCompletionChunk, "A chunk of the answer; the last has finish_reason `stop`."),
+        Event(None, ChatStreamError, "The upstream failed after the stream began."),
+        Event(None, "[DONE]", "The end of the stream."),
+    ),
+)
 
 
 class CollectionChat(msgspec.Struct, kw_only=True):
@@ -43,6 +77,15 @@ class CollectionChat(msgspec.Struct, kw_only=True):
     max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
     stream: bool = False
+
+
+def _chat_body() -> RequestBody:
+    schema = json_schema(CollectionChat)
+    # Without `collection` the body is OpenAI's own, relayed to the upstream as it is.
+    schema["required"] = [f for f in schema.get("required", []) if f != "collection"]
+    schema["description"] = ("OpenAI's chat completion body. With `collection`, these fields are read (others "
+                             "are ignored); without it, the body goes to the upstream unchanged.")
+    return RequestBody(required=True, content={"application/json": OpenAPIMediaType(schema=InlineSchema(value=schema))})
 
 
 class _Relayed(Response):
@@ -93,17 +136,16 @@ class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai-compatible"]
 
-    @get("/models", operation_id="listModels", summary="Models this service answers with")
-    async def models(self, service: NamedDependency[Service]) -> dict:
+    @get("/models", operation_id="listModels", summary="Models this service answers with", **documented())
+    async def models(self, service: NamedDependency[Service]) -> ModelList:
         ids = [LOCAL_MODEL, EXTRACTIVE]
         if service.settings.openai_enabled:
             ids.append(service.settings.chat_model)
-        return {"object": "list",
-                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "rag-service"} for m in ids]}
+        return ModelList(data=[Model(id=m, created=0, owned_by="rag-service") for m in ids])
 
     @post("/embeddings", operation_id="createEmbeddings", summary="Embed texts (OpenAI wire format)",
-          sync_to_thread=True, status_code=200)
-    def embeddings(self, service: NamedDependency[Service], data: JSONBody[dict[str, Any]]) -> dict:
+          sync_to_thread=True, status_code=200, **documented(400, 404, 413))
+    def embeddings(self, service: NamedDependency[Service], data: JSONBody[dict[str, Any]]) -> EmbeddingList:
         model = data.get("model")
         if model != LOCAL_MODEL:
             raise ModelNotFound(f"model {model!r} is not served here; use {LOCAL_MODEL!r}", param="model")
@@ -124,13 +166,22 @@ class OpenAIController(Controller):
         for i, v in enumerate(embedded.vectors):
             # base64 is the float32 bytes, little-endian, as OpenAI sends them (the SDK's default).
             value = base64.b64encode(v.astype("<f4").tobytes()).decode() if fmt == "base64" else v.tolist()
-            rows.append({"object": "embedding", "index": i, "embedding": value})
-        return {"object": "list", "data": rows, "model": LOCAL_MODEL,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+            rows.append(Embedding(index=i, embedding=value))
+        return EmbeddingList(data=rows, model=LOCAL_MODEL,
+                             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
 
+    # Annotated as a Response so the stream keeps its own media type: Litestar gives any other
+    # return annotation the route's (JSON), which would override the stream's text/event-stream.
     @post("/chat/completions", operation_id="createChatCompletion", status_code=200,
-          summary="Chat completions; with `collection` in the body, answered from it with citations")
-    async def chat_completions(self, request: Request, service: NamedDependency[Service]) -> Any:
+          summary="Chat completions; with `collection` in the body, answered from it with citations",
+          description="With `collection` in the body (the SDK's `extra_body`), answered from that collection: "
+                      "a chat completion with `citations`, or with stream=true its chunks as server-sent "
+                      "events, the last with `citations` and `usage`, then `[DONE]`. The request body is "
+                      "OpenAI's, plus `collection`, `k`, `mode` and `filter`. Without `collection`, the "
+                      "request goes to the OpenAI upstream and its answer (status, body, stream) is relayed "
+                      "unchanged, in OpenAI's own shapes.",
+          **documented(400, 404, 409, 413, *UPSTREAM_ERRORS, stream=CHAT_STREAM, request_body=_chat_body()))
+    async def chat_completions(self, request: Request, service: NamedDependency[Service]) -> Response[ChatCompletion]:
         body = await request.body()
         data = _decode(body)
         collection = data.get("collection")
@@ -156,41 +207,41 @@ class OpenAIController(Controller):
         created = int(time.time())
         if not body_in.stream:
             answer = await anyio.to_thread.run_sync(lambda: service.answer(collection, question, **options))
-            return {
-                "id": ident, "object": "chat.completion", "created": created, "model": answer.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.answer},
-                             "finish_reason": "stop"}],
-                "usage": answer.usage,
-                "citations": [c.__dict__ for c in answer.citations],
-            }
+            out = AnswerOut.from_answer(answer)
+            return Response(ChatCompletion(
+                id=ident, created=created, model=out.model,
+                choices=[ChatChoice(index=0, message=ChatMessage(content=out.answer))],
+                usage=out.usage, citations=out.citations))
         events = await anyio.to_thread.run_sync(lambda: service.stream(collection, question, **options))
-        return Stream(_chunks(events, ident, created, model), media_type="text/event-stream",
+        # The annotation documents the JSON answer; CHAT_STREAM documents this one.
+        return Stream(_chunks(events, ident, created, model), media_type=EVENT_STREAM,  # type: ignore[return-value]
                       headers={"Cache-Control": "no-cache"})
 
 
-def _chunks(events, ident: str, created: int, model: str) -> Iterator[bytes]:
+def _chunks(events: Iterable[AnswerEvent], ident: str, created: int, model: str) -> Iterator[bytes]:
     """Chat completion chunks as OpenAI streams them, ending with citations and [DONE]."""
 
-    def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
-        payload = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+    def sse(payload: ChatCompletionChunk | ChatStreamError) -> bytes:
+        return b"data: " + msgspec.json.encode(payload) + b"\n\n"
+
+    def chunk(delta: ChunkDelta, *, finish_reason: Literal["stop"] | None = None,
+              citations: list[CitationOut] | UnsetType = UNSET, usage: Usage | UnsetType = UNSET) -> bytes:
+        return sse(ChatCompletionChunk(id=ident, created=created, model=model,
+                                       choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)],
+                                       citations=citations, usage=usage))
 
     first = True
-    citations: list = []
+    citations: list[CitationOut] = []
     for event in events:
-        if event.type == "delta":
-            delta = {"content": event.data["text"]}
-            if first:
-                delta["role"] = "assistant"
-                first = False
-            yield chunk(delta)
-        elif event.type == "citations":
-            citations = event.data
-        elif event.type == "done":
-            yield chunk({}, "stop", citations=citations, usage=event.data["usage"])
-        elif event.type == "error":
-            err = {"error": {"message": event.data["message"], "type": "upstream_error", "code": event.data["status"]}}
-            yield f"data: {json.dumps(err)}\n\n".encode()
+        payload = event_payload(event)
+        if isinstance(payload, AskDelta):
+            yield chunk(ChunkDelta(content=payload.text, role="assistant" if first else UNSET))
+            first = False
+        elif isinstance(payload, list):
+            citations = payload
+        elif isinstance(payload, AskDone):
+            yield chunk(ChunkDelta(), finish_reason="stop", citations=citations, usage=payload.usage)
+        elif isinstance(payload, AskError):
+            yield sse(ChatStreamError(error=ChatStreamErrorDetail(message=payload.message, code=payload.status)))
     yield b"data: [DONE]\n\n"
 

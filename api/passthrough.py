@@ -34,6 +34,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Method
 
+from api.openapi import documented
 from rag.config import Settings
 from rag.errors import MissingCredentials, UpstreamTimeout, UpstreamUnavailable
 from rag.openai_client import CONNECT_TIMEOUT_S
@@ -198,11 +199,20 @@ def _operation_id(handler: HTTPRouteHandler, method: Method, components: list) -
     return "passthrough_" + method.lower() + "_" + "_".join(names)
 
 
+RELAYED = ("Whatever the OpenAI upstream answers, relayed unchanged: its status (errors included), "
+           "content type and body (server-sent events as they arrive); see OpenAI's API reference. The "
+           "statuses below are the service's own, in its error shape.")
+"""The passthrough routes' documented answer: opaque, since the upstream's own API defines it."""
+
+
 def _build_router() -> Router:
     handlers = [
         # status_code only quiets the check that DELETE answers 204 without a body: the upstream decides.
         route(path, http_method=list(methods), operation_id=_operation_id, tags=["passthrough"],
-              status_code=200, summary=f"Forwarded to the OpenAI upstream: {path.split('/')[1]}")(forward)
+              status_code=200, summary=f"Forwarded to the OpenAI upstream: {path.split('/')[1]}",
+              description="Forwarded to OPENAI_BASE_URL with the service's own key; the answer is relayed "
+                          "unchanged (opaque to this document).",
+              **documented(413, 502, 503, 504, opaque=RELAYED))(forward)
         for path, methods in PASSTHROUGH_ROUTES
     ]
     return Router(path=PREFIX, route_handlers=handlers)

@@ -2,48 +2,79 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
+import msgspec
+from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar import Controller, Response, post
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
+from api.openapi import UPSTREAM_ERRORS, Event, EventStream, documented
+from api.responses import (
+    AnswerOut,
+    AskDelta,
+    AskDone,
+    AskError,
+    CitationOut,
+    HitOut,
+    SearchResults,
+    SimilarityScore,
+    SimilarityScores,
+    event_payload,
+)
 from api.schemas import AskIn, SearchIn, SimilarityIn
 from rag.answer import AnswerEvent
 from rag.errors import InvalidInput
 from rag.service import Service
+
+ASK_STREAM = EventStream(
+    description="With stream=true: server-sent events `delta` ..., one `citations`, then `done`; or, when "
+                "the upstream fails after the stream began, a last `error` in place of citations and done.",
+    events=(
+        Event("delta", AskDelta, "The next piece of the answer."),
+        Event("citations", list[CitationOut], "The passages the whole answer cites; sent once, after the text."),
+        Event("done", AskDone, "The last event of a complete answer."),
+        Event("error", AskError, "The upstream failed after the stream began: the last event."),
+    ),
+)
+
+# Search and answers embed the query with the collection's embedder: an openai collection asks
+# the upstream, and one built with another embedder than the service's is refused (409).
+_QUERY_ERRORS = (400, 404, 409, 413, *UPSTREAM_ERRORS)
 
 
 class SearchController(Controller):
     path = "/collections/{name:str}"
     tags = ["search"]
 
-    @post("/search", operation_id="search", summary="Search a collection", sync_to_thread=True, status_code=200)
-    def search(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[SearchIn]) -> dict:
+    @post("/search", operation_id="search", summary="Search a collection", sync_to_thread=True, status_code=200,
+          **documented(*_QUERY_ERRORS))
+    def search(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[SearchIn]) -> SearchResults:
         hits = service.search(name, data.query, k=data.k, mode=data.mode, filter=data.filter,
                               min_score=data.min_score)
-        return {"hits": [h.to_dict() for h in hits]}
+        return SearchResults(hits=[HitOut.from_hit(h) for h in hits])
 
     @post("/ask", operation_id="ask", summary="Answer a question with citations", sync_to_thread=True,
           status_code=200,
           description="With stream=true: Server-Sent Events `delta` {text}, one `citations` [...], then "
-                      "`done` {model, usage}, or `error` {message, status}.")
-    def ask(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[AskIn]) -> Response:
+                      "`done` {model, usage}, or `error` {message, status}.",
+          **documented(*_QUERY_ERRORS, stream=ASK_STREAM))
+    def ask(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[AskIn]) -> Response[AnswerOut]:
         options = {"k": data.k, "mode": data.mode, "filter": data.filter, "model": data.model,
                    "temperature": data.temperature, "max_tokens": data.max_tokens}
         if not data.stream:
-            return Response(service.answer(name, data.question, **options).to_dict())
+            return Response(AnswerOut.from_answer(service.answer(name, data.question, **options)))
         # Input and upstream errors raise here, before the stream opens, and get their status.
         events = service.stream(name, data.question, **options)
-        return ServerSentEvent(_sse(events))
+        # The annotation documents the JSON answer; ASK_STREAM documents this one.
+        return ServerSentEvent(_sse(events))  # type: ignore[return-value]
 
 
 def _sse(events: Iterator[AnswerEvent]) -> Iterator[ServerSentEventMessage]:
     for event in events:
-        yield ServerSentEventMessage(event=event.type, data=json.dumps(event.data, ensure_ascii=False))
+        yield ServerSentEventMessage(event=event.type, data=msgspec.json.encode(event_payload(event)).decode())
 
 
 class SimilarityController(Controller):
@@ -51,8 +82,10 @@ class SimilarityController(Controller):
     tags = ["similarity"]
 
     @post(operation_id="similarity", summary="Cosine similarity of texts (local embedder)", sync_to_thread=True,
-          status_code=200)
-    def similarity(self, service: NamedDependency[Service], data: JSONBody[SimilarityIn]) -> dict:
+          status_code=200, description="`a` and `b` answer {score}; `pairs` answers {scores}.",
+          **documented(400, 413))
+    def similarity(self, service: NamedDependency[Service],
+                   data: JSONBody[SimilarityIn]) -> SimilarityScore | SimilarityScores:
         if data.pairs is not None:
             if data.a is not None or data.b is not None:
                 raise InvalidInput("give either a and b, or pairs", param="pairs")
@@ -62,6 +95,6 @@ class SimilarityController(Controller):
         else:
             raise InvalidInput("give a and b, or pairs", param="b" if data.a is not None else "a")
         if not pairs:
-            return {"scores": []}
+            return SimilarityScores(scores=[])
         scores = [round(s, 6) for s in service.similarity(pairs)]
-        return {"scores": scores} if data.pairs is not None else {"score": scores[0]}
+        return SimilarityScores(scores=scores) if data.pairs is not None else SimilarityScore(score=scores[0])
