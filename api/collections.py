@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Annotated
 
 import anyio
@@ -150,7 +151,7 @@ class DocumentsController(Controller):
         service.delete_documents(name, [document_id])
 
 
-def _parse_uploads(uploads: list[tuple[str | None, bytes]]) -> tuple[list, list[tuple[str, RagError]]]:
+def _parse_uploads(uploads: Sequence[tuple[str | None, bytes]]) -> tuple[list, list[tuple[str, RagError]]]:
     docs, bad = [], []
     for filename, data in uploads:
         name = filename or "(unnamed file)"

@@ -22,12 +22,13 @@ its own terms (with its Idempotency-Key).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import httpx
 from litestar import Litestar, Request, Router, route
 from litestar.background_tasks import BackgroundTask
+from litestar.enums import HttpMethod
 from litestar.exceptions import HTTPException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
@@ -106,7 +107,7 @@ _REQUEST_DROPPED = _HOP_BY_HOP | {
 _RESPONSE_DROPPED = _HOP_BY_HOP | {"set-cookie", "server", "date"}
 
 
-def _forwardable(raw: list[tuple[bytes, bytes]], dropped: frozenset[str]) -> list[tuple[str, str]]:
+def _forwardable(raw: Iterable[tuple[bytes, bytes]], dropped: frozenset[str]) -> list[tuple[str, str]]:
     pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
     # Headers the Connection header names are hop-by-hop too.
     listed = {t.strip().lower() for k, v in pairs if k == "connection" for t in v.split(",")}
@@ -124,7 +125,7 @@ def _upstream_url(settings: Settings, request: Request) -> httpx.URL:
     return url.copy_with(query=query) if query else url
 
 
-def _has_body(headers: list[tuple[str, str]], raw: list[tuple[bytes, bytes]]) -> bool:
+def _has_body(headers: list[tuple[str, str]], raw: Iterable[tuple[bytes, bytes]]) -> bool:
     lengths = [v for k, v in headers if k == "content-length"]
     chunked = any(k.lower() == b"transfer-encoding" for k, _ in raw)
     return chunked or any(v.strip() not in ("", "0") for v in lengths)
@@ -187,7 +188,9 @@ async def forward(request: Request) -> ASGIStreamingResponse:
     return ASGIStreamingResponse(
         iterator=relay(),
         status_code=upstream.status_code,
-        headers=_forwardable(upstream.headers.raw, _RESPONSE_DROPPED),
+        # A list, not a dict: repeated headers (set-cookie) must all reach the caller; Litestar
+        # accepts header pairs here, though its annotation names only a mapping.
+        headers=_forwardable(upstream.headers.raw, _RESPONSE_DROPPED),  # type: ignore[arg-type]
         media_type=upstream.headers.get("content-type", "application/octet-stream"),
         # Closes the upstream response also when the caller disconnects mid-stream.
         background=BackgroundTask(upstream.aclose),
@@ -208,7 +211,7 @@ RELAYED = ("Whatever the OpenAI upstream answers, relayed unchanged: its status 
 def _build_router() -> Router:
     handlers = [
         # status_code only quiets the check that DELETE answers 204 without a body: the upstream decides.
-        route(path, http_method=list(methods), operation_id=_operation_id, tags=["passthrough"],
+        route(path, http_method=[HttpMethod(m) for m in methods], operation_id=_operation_id, tags=["passthrough"],
               status_code=200, summary=f"Forwarded to the OpenAI upstream: {path.split('/')[1]}",
               description="Forwarded to OPENAI_BASE_URL with the service's own key; the answer is relayed "
                           "unchanged (opaque to this document).",

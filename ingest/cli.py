@@ -16,7 +16,6 @@ from pathlib import Path
 # No telemetry opt-out here: importing must not change os.environ. unstructured is imported only
 # when a file is parsed, and ingest.loaders.unstructured_setup.prepare_offline() sets DO_NOT_TRACK
 # and the rest right before that, for the CLI and the API alike.
-
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -31,22 +30,19 @@ err = Console(stderr=True)
 
 
 class CliError(click.ClickException):
-    """A one-line message on stderr and the exit status the error calls for (usage: 2)."""
+    """A usage mistake click cannot see: a one-line message and exit status 2."""
 
     exit_code = 2
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @contextmanager
 def service_errors() -> Iterator[None]:
-    """Turn the service's errors into a one-line message and their exit status."""
+    """Turn the service's errors into a one-line message and the exit status each calls for."""
     try:
         yield
     except RagError as e:
-        raise CliError(str(e), e.exit_code) from None
+        click.echo(f"Error: {e}", err=True)
+        raise click.exceptions.Exit(e.exit_code) from None
 
 
 def _settings() -> Settings:

@@ -92,10 +92,10 @@ class IngestQueue:
                 done.append(a)
                 continue
             try:
-                doc = writer.document(a.id)
+                stored = writer.document(a.id)
             except DocumentNotFound:  # deleted while it waited
                 continue
-            done.append(Accepted(a.id, a.source, doc.status, doc.error, failures.get(a.id)))
+            done.append(Accepted(a.id, a.source, stored.status, stored.error, failures.get(a.id)))
         return done
 
     def _ingest(self, writer: CollectionWriter, jobs: list[tuple[int, LoadedDocument]]) -> dict[int, RagError]:

@@ -44,14 +44,19 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 class Span(Protocol):
-    """What the chunker needs of a loaded element (see `ingest.loaders.Element`)."""
+    """What the chunker needs of a loaded element (see `ingest.loaders.Element`); read-only, so
+    frozen dataclasses satisfy it."""
 
-    text: str
-    start: int
-    end: int
-    page: int | None
-    section: str | None
-    kind: str
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def page(self) -> int | None: ...
+    @property
+    def section(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ class Chunker:
         tokens = self._count(piece)
         if tokens <= budget:
             return [_Unit(start, end, tokens, element.page, element.section, heading)]
-        return [u for a, b in sentence_spans(piece) for u in self._sentence(text, start + a, start + b, element, budget)]
+        return [u for a, b in sentence_spans(piece)
+                for u in self._sentence(text, start + a, start + b, element, budget)]
 
     def _sentence(self, text: str, start: int, end: int, element: Span, budget: int) -> list[_Unit]:
         piece = text[start:end]
@@ -176,8 +182,10 @@ class Chunker:
     # -- the embedder's own limit --------------------------------------------------------------
 
     def _fit_embedder(self, text: str, chunks: list[ChunkDraft], units: list[_Unit]) -> list[ChunkDraft]:
-        limit = self.embedder_limit
-        counts = self.embedder_count([c.text for c in chunks])
+        limit, count = self.embedder_limit, self.embedder_count
+        if limit is None or count is None:
+            return chunks
+        counts = count([c.text for c in chunks])
         out: list[ChunkDraft] = []
         for chunk, n in zip(chunks, counts, strict=True):
             if n <= limit:
@@ -191,7 +199,7 @@ class Chunker:
                     for u2 in self._units(text, _AsSpan(u), budget)
                 ]
                 pieces = self._pack(text, inner, budget)
-                sizes = self.embedder_count([p.text for p in pieces])
+                sizes = count([p.text for p in pieces])
                 if max(sizes) <= limit:
                     break
                 budget = max(4, int(budget * 0.8))

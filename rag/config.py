@@ -10,12 +10,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from rag.errors import ConfigError
 
 EMBEDDERS = ("local", "openai")
 
 
+@overload
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int: ...
+@overload
+def _int(env: Mapping[str, str], name: str, default: None, minimum: int = 1) -> int | None: ...
 def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
     raw = env.get(name, "").strip()
     if not raw:

@@ -23,10 +23,9 @@ def load_queries(path: Path) -> dict[str, str]:
 def load_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8", newline="") as f:
-        rows = csv.reader(f, delimiter="\t")
-        header = next(rows, None)
-        if header and header[-1].strip().lstrip("-").isdigit():  # no header line
-            rows = iter([header, *rows])
+        rows = list(csv.reader(f, delimiter="\t"))
+        if rows and not rows[0][-1].strip().lstrip("-").isdigit():  # a header line
+            rows = rows[1:]
         for row in rows:
             if len(row) >= 3:
                 qrels.setdefault(row[0], {})[row[1]] = int(row[-1])

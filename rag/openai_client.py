@@ -15,8 +15,8 @@ from rag.config import Settings
 from rag.errors import (
     MissingCredentials,
     UpstreamError,
-    UpstreamRefused,
     UpstreamRateLimited,
+    UpstreamRefused,
     UpstreamTimeout,
     UpstreamUnavailable,
 )

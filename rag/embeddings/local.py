@@ -102,11 +102,12 @@ class LocalEmbedder(Embedder):
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self._cls = self._tokenizer.token_to_id("[CLS]")
-        self._sep = self._tokenizer.token_to_id("[SEP]")
+        sep = self._tokenizer.token_to_id("[SEP]")
         self._pad_id = self._tokenizer.token_to_id("[PAD]")
         probe = self._tokenizer.encode("probe").ids
-        if None in (self._cls, self._sep, self._pad_id) or probe[0] != self._cls or probe[-1] != self._sep:
+        if None in (self._cls, sep, self._pad_id) or probe[0] != self._cls or probe[-1] != sep:
             raise ConfigError(f"{folder}/tokenizer.json does not frame texts as [CLS] … [SEP]")
+        self._sep: int = sep
 
         self._weights: dict[str, np.ndarray] | None = None  # for the numpy reference, loaded lazily
         options = ort.SessionOptions()

@@ -67,7 +67,8 @@ def build_model(weights: dict[str, np.ndarray], config: BertConfig) -> onnx.Mode
 
     def layer_norm(x: str, prefix: str) -> str:
         return g.op("LayerNormalization",
-                    [x, g.const(f"{prefix}.gamma", w(f"{prefix}.weight")), g.const(f"{prefix}.beta", w(f"{prefix}.bias"))],
+                    [x, g.const(f"{prefix}.gamma", w(f"{prefix}.weight")),
+                     g.const(f"{prefix}.beta", w(f"{prefix}.bias"))],
                     axis=-1, epsilon=eps)
 
     # Shape constants, shared by every layer.
@@ -93,7 +94,8 @@ def build_model(weights: dict[str, np.ndarray], config: BertConfig) -> onnx.Mode
     # whose softmax weight then underflows to exactly 0.
     mask_f = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
     inverted = g.op("Sub", [one_f, mask_f])
-    key_bias = g.op("Unsqueeze", [g.op("Mul", [inverted, g.const("mask_min", np.array(np.finfo(f32).min, dtype=f32))]), axes12])
+    mask_min = g.const("mask_min", np.array(np.finfo(f32).min, dtype=f32))
+    key_bias = g.op("Unsqueeze", [g.op("Mul", [inverted, mask_min]), axes12])
 
     # 1/sqrt(head size) is folded into the query projection: one Mul less per layer.
     scale = f32(1.0 / np.sqrt(dh))

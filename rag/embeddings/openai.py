@@ -82,8 +82,9 @@ class OpenAIEmbedder(Embedder):
         return cls(client or make_client(settings), settings.openai_embedding_model,
                    settings.openai_embedding_dimensions)
 
-    @property  # type: ignore[override]  (a plain attribute on the base class)
-    def dim(self) -> int:
+    # The base class declares `dim` as a plain attribute; here it is learnt from the first reply.
+    @property
+    def dim(self) -> int:  # type: ignore[override]
         if self._dim is None:
             self._dim = int(self._request([_PROBE_TEXT]).shape[1])
         return self._dim
