@@ -345,14 +345,27 @@ def serve(host: str, port: int, insecure_no_auth: bool) -> None:
 # -- evaluation ----------------------------------------------------------------------------------
 
 @main.command("eval")
-@click.option("--beir", "beir_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+@click.option("--beir", "beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv (retrieval quality).")
+@click.option("--answers", "answers_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Answer-quality set (JSON, e.g. corpora/wrenfield-solar-answers.json): answer accuracy.")
 @collection_option
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", show_default=True, help="BEIR split.")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
+@click.option("-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Passages per answer (--answers).")
+@click.option("--model", help="Answering model for --answers (default: as `rag ask`).")
+@click.option("--half", type=click.Choice(["tune", "held-out"]), help="Only this half of the answer set.")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bool) -> None:
-    """Measure retrieval quality (nDCG@10, Recall@100, MRR@10) on a BEIR data set."""
+def evaluate(beir_dir: Path | None, answers_file: Path | None, collection: str, split: str, mode: str, k: int,
+             model: str | None, half: str | None, as_json: bool) -> None:
+    """Measure retrieval quality on a BEIR data set (nDCG@10, Recall@100, MRR@10), or answer
+    accuracy on an answer-quality set (per half, with every failure listed)."""
+    if (beir_dir is None) == (answers_file is None):
+        raise CliError("give one of --beir DIR or --answers FILE")
+    if answers_file is not None:
+        _evaluate_answers(answers_file, collection, mode=mode, k=k, model=model, half=half, as_json=as_json)
+        return
+    assert beir_dir is not None
     from ingest.pipeline import Pipeline
     from rag.evaluation import evaluate as score_runs
     from rag.evaluation import load_qrels, load_queries
@@ -382,6 +395,39 @@ def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bo
     else:
         out.print(f"{collection} ({split}, {result['queries']} queries, {mode}): nDCG@10 {result['ndcg@10']:.4f}  "
                   f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}")
+
+
+def _evaluate_answers(path: Path, collection: str, *, mode: str, k: int, model: str | None, half: str | None,
+                      as_json: bool) -> None:
+    from ingest.pipeline import Pipeline
+    from rag.answer_quality import HALVES, load_answer_set, run_answer_set
+
+    service = _service()
+    with service_errors():
+        answer_set = load_answer_set(path)
+        coll = service.open_collection(collection, create=answer_set.corpus is not None)
+        if answer_set.corpus is not None:  # idempotent: unchanged files cost a hash
+            summary = Pipeline(service.writer(coll)).ingest_paths([answer_set.corpus])
+            if summary.failed:
+                raise CliError(f"{len(summary.failed)} files of {answer_set.corpus} failed to ingest")
+        items = [item for item in answer_set.items if half is None or item.half == half]
+
+        def ask(messages: list[dict[str, str]]):  # noqa: ANN202
+            # The service answers one question: the conversation's last user turn.
+            return service.answer(coll, messages[-1]["content"], k=k, mode=mode, model=model)
+
+        report = run_answer_set(items, ask)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for g in report.failures:
+        out.print(f"FAIL {g.item.id} ({g.item.half}): {g.item.question}", markup=False, highlight=False)
+        out.print(f"     {g.why}", markup=False, highlight=False)
+        out.print(f"     answer: {' '.join(g.answer.split())[:300]}", markup=False, highlight=False)
+    for name in HALVES:
+        right, asked = report.accuracy(name)
+        if asked:
+            out.print(f"{name:9} {right}/{asked} correct ({right / asked:.1%})")
 
 
 if __name__ == "__main__":
