@@ -413,8 +413,7 @@ def _evaluate_answers(path: Path, collection: str, *, mode: str, k: int, model: 
         items = [item for item in answer_set.items if half is None or item.half == half]
 
         def ask(messages: list[dict[str, str]]):  # noqa: ANN202
-            # The service answers one question: the conversation's last user turn.
-            return service.answer(coll, messages[-1]["content"], k=k, mode=mode, model=model)
+            return service.answer(coll, messages=messages, k=k, mode=mode, model=model)
 
         report = run_answer_set(items, ask)
     if as_json:

@@ -243,11 +243,14 @@ class Service:
         """The answering model a request gets: its own, else the chat model with a key, else extractive."""
         return self._asker.resolve_model(model)
 
-    def answer(self, collection: str | Collection, question: str, **options: Any) -> Answer:
+    def answer(self, collection: str | Collection, question: str | None = None, **options: Any) -> Answer:
+        """The answer to `question`, or to the last user turn of `messages=[...]` (OpenAI's shape)
+        read with the turns before it; options: k, mode, filter, model, temperature, max_tokens."""
         return self._asker.answer(collection, question, **options)
 
-    def stream(self, collection: str | Collection, question: str, **options: Any) -> Iterator[AnswerEvent]:
-        """Answer events; input and upstream errors raise before the first event."""
+    def stream(self, collection: str | Collection, question: str | None = None,
+               **options: Any) -> Iterator[AnswerEvent]:
+        """Answer events, asked as `answer` is; input and upstream errors raise before the first event."""
         return self._asker.stream(collection, question, **options)
 
     # -- embeddings ------------------------------------------------------------------------------

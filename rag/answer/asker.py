@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from rag.answer.answerer import Answerer, AnswerRequest
+from rag.answer.answerer import Answerer, AnswerRequest, Rewrite
 from rag.answer.chat import ChatAnswerer
 from rag.answer.citations import tidy_removed_markers
+from rag.answer.conversation import Conversation, conversation_from
 from rag.answer.extractive import EXTRACTIVE, ExtractiveAnswerer
 from rag.answer.types import (
     Answer,
@@ -19,6 +20,7 @@ from rag.answer.types import (
     Citation,
     Usage,
 )
+from rag.answer.usage import finished_usage
 from rag.config import Settings
 from rag.errors import InvalidInput, UpstreamError
 from rag.records import Collection
@@ -77,14 +79,19 @@ class Asker:
             raise InvalidInput("question must be a non-empty string", param="question")
         return self.retriever.search(collection, question, k=k, mode=mode, filter=filter)
 
-    def stream(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
-               mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None, model: str | None = None,
-               temperature: float | None = None, max_tokens: int | None = None) -> Iterator[AnswerEvent]:
+    def stream(self, collection: Collection | str, question: str | None = None, *,
+               messages: list[Any] | None = None, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
+               filter: dict[str, Any] | None = None, model: str | None = None, temperature: float | None = None,
+               max_tokens: int | None = None) -> Iterator[AnswerEvent]:
         """Events: `delta` {"text"} ..., one `citations` [...], then `done` {"model", "usage"}.
 
-        Input errors raise before the first event (so the API can answer 4xx); an upstream
-        failure after streaming began becomes one `error` event.
+        Asked with one `question`, or with OpenAI's `messages` (the last user message is the
+        question; the turns before it give it its meaning: retrieval runs on the question made
+        to stand alone, and a chat model gets the conversation). Input errors raise before the
+        first event (so the API can answer 4xx); an upstream failure after streaming began becomes
+        one `error` event.
         """
+        conversation = conversation_from(question, messages)
         requested = model is not None
         model = self.resolve_model(model)
         if isinstance(collection, str):
@@ -95,21 +102,32 @@ class Asker:
         if temperature is not None and (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
                                         or not 0 <= temperature <= 2):
             raise InvalidInput("temperature must be a number between 0 and 2", param="temperature")
-        hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter)
-        request = AnswerRequest(question=question, collection=collection, hits=hits, model=model,
-                                model_requested=requested, temperature=temperature, max_tokens=max_tokens)
-        return self.answerer_for(model).stream(request)
+        answerer = self.answerer_for(model)
+        rewrite = self.standalone(answerer, conversation, collection, model, requested)
+        hits = self.retrieve(collection, rewrite.question, k=k, mode=mode, filter=filter)
+        request = AnswerRequest(question=conversation.question, collection=collection, hits=hits, model=model,
+                                model_requested=requested, temperature=temperature, max_tokens=max_tokens,
+                                history=conversation.history, instructions=conversation.instructions,
+                                standalone=rewrite.question)
+        return _with_usage(answerer.stream(request), rewrite.usage)
 
-    def answer(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
-               mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None, model: str | None = None,
-               temperature: float | None = None, max_tokens: int | None = None) -> Answer:
-        """The whole answer at once; an upstream failure midway raises `UpstreamError`."""
+    @staticmethod
+    def standalone(answerer: Answerer, conversation: Conversation, collection: Collection, model: str,
+                   model_requested: bool = False) -> Rewrite:
+        """The question retrieval runs on: as asked, or made to stand alone by the answerer when
+        earlier turns may give it its meaning."""
+        if not conversation.follows_up:
+            return Rewrite(conversation.question)
+        return answerer.standalone(conversation, collection, model, model_requested)
+
+    def answer(self, collection: Collection | str, question: str | None = None, **options: Any) -> Answer:
+        """The whole answer at once; an upstream failure midway raises `UpstreamError`. Options as
+        `stream`'s."""
         text: list[str] = []
         citations: list[Citation] = []
         answered_by = ""
         usage: Usage = {}
-        for event in self.stream(collection, question, k=k, mode=mode, filter=filter, model=model,
-                                 temperature=temperature, max_tokens=max_tokens):
+        for event in self.stream(collection, question, **options):
             match event:
                 case AnswerDelta():
                     text.append(event.text)
@@ -120,6 +138,14 @@ class Asker:
                 case AnswerFailed():
                     raise UpstreamError.for_status(event.status, event.message)
         return Answer(tidy_removed_markers("".join(text)), citations, answered_by, usage)
+
+
+def _with_usage(events: Iterator[AnswerEvent], rewrite: Usage) -> Iterator[AnswerEvent]:
+    """The answerer's events, with what the asker spent added to the usage of the last one."""
+    for event in events:
+        if isinstance(event, AnswerDone):
+            event = AnswerDone(event.model, finished_usage(event.usage, rewrite=rewrite))
+        yield event
 
 
 def _client_from(settings: Settings) -> Callable[[], openai.OpenAI]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from rag.answer.answerer import AnswerRequest
+from rag.answer.answerer import AnswerRequest, Rewrite
 from rag.answer.citations import citations_for
+from rag.answer.conversation import Conversation
+from rag.answer.rewrite import offline_standalone
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, Usage
+from rag.answer.usage import context_usage, token_usage
 from rag.chunking import sentence_spans
 from rag.embeddings import Embedder
 from rag.records import Collection
@@ -34,9 +37,15 @@ class ExtractiveAnswerer:
     def __init__(self, embedder_for: Callable[[Collection], Embedder]):
         self.embedder_for = embedder_for
 
+    def standalone(self, conversation: Conversation, collection: Collection, model: str,
+                   model_requested: bool = False) -> Rewrite:
+        """The follow-up made to stand alone by rules (`rag.answer.rewrite`); no tokens spent."""
+        embedder = self.embedder_for(collection)
+        return Rewrite(offline_standalone(conversation, lambda texts: embedder.embed(texts, truncate=True)))
+
     def stream(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
         """Quote the retrieved sentences closest in meaning to the question, each cited."""
-        question, hits = request.question, request.hits
+        question, hits = request.retrieval_question, request.hits
         candidates: list[tuple[int, int, int, str]] = []  # (passage n, start, end, sentence)
         contexts: list[str] = []  # what is embedded: the sentence under its nearest heading
         for n, h in enumerate(hits, start=1):
@@ -68,7 +77,7 @@ class ExtractiveAnswerer:
         if not chosen:
             yield AnswerDelta(NO_ANSWER)
             yield AnswerCitations([])
-            yield AnswerDone(EXTRACTIVE, _usage(question, hits, NO_ANSWER))
+            yield AnswerDone(EXTRACTIVE, _usage(request, NO_ANSWER))
             return
         # Quote each passage's chosen sentences as one span of its document's text.
         spans: dict[int, tuple[int, int]] = {}
@@ -86,13 +95,15 @@ class ExtractiveAnswerer:
         for _, n, _, _, _ in chosen:
             rank.setdefault(n, len(rank))
         chosen.sort(key=lambda c: (rank[c[1]], c[2]))
-        parts = [f"{' '.join(sentence.split())} [{n}]" for _, n, _, _, sentence in chosen]
+        # Cited 1..n in the order the passages first appear in the answer.
+        number = {n: i for i, n in enumerate(dict.fromkeys(c[1] for c in chosen), start=1)}
+        parts = [f"{' '.join(sentence.split())} [{number[n]}]" for _, n, _, _, sentence in chosen]
         text = " ".join(parts)
         for i, part in enumerate(parts):
             yield AnswerDelta(part if i == 0 else " " + part)
         cited = [n for _, n, _, _, _ in chosen]
         yield AnswerCitations(citations_for(hits, cited, quotes))
-        yield AnswerDone(EXTRACTIVE, _usage(question, hits, text))
+        yield AnswerDone(EXTRACTIVE, _usage(request, text))
 
 
 def _answer_type_bonus(question: str, sentence: str) -> float:
@@ -111,11 +122,12 @@ def _is_heading(span: str) -> bool:
     return len(span) < 80 and "\n" not in span and not span.rstrip().endswith((".", "!", "?", ":", ";", ","))
 
 
-def _usage(question: str, hits: Sequence[Hit], answer: str) -> Usage:
-    """Token counts in cl100k_base, so extractive answers report usage in the same units."""
-    prompt = count_tokens(question) + sum(count_tokens(h.text) for h in hits)
-    completion = count_tokens(answer)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _usage(request: AnswerRequest, answer: str) -> Usage:
+    """Token counts in cl100k_base, so extractive answers report usage in the same units: what it
+    read (the question, the passages) and what it wrote."""
+    prompt = count_tokens(request.retrieval_question) + sum(count_tokens(h.text) for h in request.hits)
+    return {**token_usage(prompt, count_tokens(answer)),
+            "context": context_usage(passages_sent=len(request.hits), turns_sent=len(request.history))}
 
 
 __all__ = ["EXTRACTIVE", "NO_ANSWER", "ExtractiveAnswerer"]
