@@ -11,7 +11,8 @@ barn?". Two rules, measured on the follow-ups of the project's answer set (`rag 
    "maximum". Any other follow-up ("when do they close?") is asked after the previous question,
    whose words then tell retrieval what "they" are.
 
-The previous question is itself made to stand alone first, so a third turn builds on the second.
+"That year" (or month) becomes the year the previous question named. The previous question is
+itself made to stand alone first, so a third turn builds on the second.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ _WORD = re.compile(r"[\w£$€%][\w'’.,£$€%-]*\w|[\w£$€%]", re.UNICODE)
 _QUESTION_START = frozenset(
     "what who whom whose when where which why how is are was were do does did can could will would should "
     "shall may might must has have had".split())
+_WHEN = re.compile(r"\b(?:(?:january|february|march|april|may|june|july|august|september|october|november|"
+                   r"december)\s+)?(?:1[89]|20)\d\d\b", re.I)
+_THAT_TIME = re.compile(r"\b(?:in |during |for |over )?(?:that|this|the same) (?:year|month)\b", re.I)
 _PREPOSITIONS = frozenset("on in at for from by with about into over under".split())
 _ANAPHORA = frozenset("it its it's they them their theirs that those these this he she him her there one ones "
                       "same other another".split())
@@ -60,6 +64,10 @@ def offline_standalone(conversation: Conversation, embed: Embed) -> str:
     last = users[-1]
     previous = offline_standalone(Conversation(conversation.history[last]["content"],
                                                conversation.history[:last]), embed)
+    # "that year" is the year (or month) the previous question named: then the question stands alone.
+    when = _WHEN.search(previous)
+    if when is not None and _THAT_TIME.search(question):
+        question = _THAT_TIME.sub(f"in {when.group()}", question, count=1)
     lead = _LEAD.match(question)
     core = question[lead.end():] if lead else question
     words = _words(core)
