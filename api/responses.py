@@ -59,7 +59,7 @@ class Health(Struct, kw_only=True):
 class EmbedderOut(Struct, kw_only=True):
     """The embedder a collection is bound to: its vectors come from this model only."""
 
-    kind: Annotated[str, Meta(description="`local` or `openai`.")]
+    kind: Annotated[str, Meta(description="`local`, `local-int8` or `openai`.")]
     model: str
     dim: Annotated[int, Meta(description="Dimensions of each vector.")]
 

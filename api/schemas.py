@@ -14,7 +14,7 @@ Filter = Annotated[dict[str, Any] | None, Meta(description="Metadata filter: {ke
 
 class CollectionCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
-    embedder: Annotated[str | None, Meta(description="local (default) or openai")] = None
+    embedder: Annotated[str | None, Meta(description="local (default), local-int8 or openai")] = None
     chunk_size: Annotated[int, Meta(ge=16, le=8191)] | None = None
     chunk_overlap: Annotated[int, Meta(ge=0, le=8190)] | None = None
 

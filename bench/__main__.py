@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import bench_api, bench_embedder, bench_ingest
+from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders
 
 
 def main() -> int:
@@ -24,6 +24,8 @@ def main() -> int:
     status |= bench_ingest.main(["--home", str(home), "--docs", str(args.docs)])
     print("\n== API ==", flush=True)
     status |= bench_api.main(["--home", str(home)])
+    print("\n== local embedders: float32 and int8 ==", flush=True)
+    status |= bench_local_embedders.main(["--home", str(home)])
     return status
 
 

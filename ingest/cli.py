@@ -91,7 +91,7 @@ def main() -> None:
 @click.option("--prune", is_flag=True, help="Delete documents under these paths that are gone.")
 @click.option("--chunk-size", type=click.IntRange(16, 8191), help="Chunk size in tokens (new collection).")
 @click.option("--overlap", type=click.IntRange(0, 8190), help="Chunk overlap in tokens (new collection).")
-@click.option("--embedder", type=click.Choice(["local", "openai"]),
+@click.option("--embedder", type=click.Choice(["local", "local-int8", "openai"]),
               help="Embedder of a new collection (default: RAG_EMBEDDER, else local).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
@@ -271,8 +271,8 @@ def _read_pairs(handle) -> list[tuple[str, str]]:
 @click.argument("texts", nargs=-1)
 @click.option("--pairs", type=click.File("r", encoding="utf-8"),
               help="TSV of text pairs ('-' for stdin); prints one score per line.")
-@click.option("--embedder", type=click.Choice(["local", "openai"]), envvar="RAG_EMBEDDER", default="local",
-              show_default=True)
+@click.option("--embedder", type=click.Choice(["local", "local-int8", "openai"]), envvar="RAG_EMBEDDER",
+              default="local", show_default=True)
 def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
     """Cosine similarity of two texts, or of each pair in a TSV."""
     if pairs is None and len(texts) != 2:

@@ -14,7 +14,7 @@ from typing import overload
 
 from rag.errors import ConfigError
 
-EMBEDDERS = ("local", "openai")
+EMBEDDERS = ("local", "local-int8", "openai")
 
 
 @overload
@@ -55,7 +55,7 @@ class Settings:
     home: Path = Path("data")
     """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model."""
     embedder: str = "local"
-    """RAG_EMBEDDER: embedder for new collections, `local` or `openai`."""
+    """RAG_EMBEDDER: embedder for new collections, `local`, `local-int8` or `openai`."""
     openai_embedding_model: str = "text-embedding-3-small"
     """RAG_OPENAI_EMBEDDING_MODEL: model used by the `openai` embedder."""
     openai_embedding_dimensions: int | None = None
