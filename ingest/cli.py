@@ -302,6 +302,7 @@ def ask(question: str, collection: str, k: int, mode: str, model: str | None, as
     service = _service()
     with service_errors():
         answer = service.answer(collection, question, k=k, mode=mode, model=model)
+    click.echo(_usage_line(answer.usage), err=True)
     if as_json:
         out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
@@ -309,6 +310,25 @@ def ask(question: str, collection: str, k: int, mode: str, model: str | None, as
     for c in answer.citations:
         where = c.source + (f", page {c.page}" if c.page else "")
         out.print(f"[{c.index}] {where} (chars {c.start_char}-{c.end_char})", markup=False, highlight=False)
+
+
+def _usage_line(usage: dict) -> str:
+    """What an answer took, in one line: tokens of the answer and of the rewrite, cost, cache."""
+    rewrite = usage.get("rewrite") or {}
+    completion = usage.get("completion_tokens")
+    line = (f"usage: {usage.get('prompt_tokens', 0):,} prompt + "
+            f"{'?' if completion is None else format(completion, ',')} completion tokens")
+    if rewrite.get("total_tokens"):
+        line += f", rewrite {rewrite['prompt_tokens']:,} + {rewrite['completion_tokens']:,}"
+    cost = usage.get("cost_usd")
+    line += "; cost unknown (no cited price for this model)" if cost is None else f"; cost ${cost:.6f}"
+    context = usage.get("context") or {}
+    if context.get("passages_dropped") or context.get("turns_dropped"):
+        line += (f"; left out to fit the window: {context['passages_dropped']} passages, "
+                 f"{context['turns_dropped']} earlier messages")
+    if usage.get("cached"):
+        line += "; replayed from the answer cache"
+    return line
 
 
 def _is_loopback(host: str) -> bool:

@@ -24,6 +24,7 @@ from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_fts5 import Fts5Index
+from rag.pricing import PriceTable
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
 from rag.store import Store
@@ -74,7 +75,8 @@ class Service:
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
         self._retriever = Retriever(self._store, self._dense, self._lexical, self.embedder_for)
-        self._asker = Asker(self._retriever, settings, openai_client=self.openai_client)
+        self._asker = Asker(self._retriever, settings, openai_client=self.openai_client,
+                            prices=PriceTable.load(settings.price_table))
 
     def close(self) -> None:
         self._store.close()

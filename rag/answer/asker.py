@@ -22,6 +22,7 @@ from rag.answer.types import (
 )
 from rag.answer.usage import finished_usage
 from rag.config import Settings
+from rag.pricing import PriceTable
 from rag.errors import InvalidInput, UpstreamError
 from rag.records import Collection
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever
@@ -43,9 +44,11 @@ class Asker:
 
     def __init__(self, retriever: Retriever, settings: Settings, *,
                  openai_client: Callable[[], openai.OpenAI] | None = None,
-                 answerers: Mapping[str, Answerer] | None = None):
+                 answerers: Mapping[str, Answerer] | None = None, prices: PriceTable | None = None):
         self.retriever = retriever
         self.settings = settings
+        self.prices = prices if prices is not None else PriceTable.load(settings.price_table)
+        """What chat models cost per token (answers from the offline answerers cost nothing)."""
         self.chat = ChatAnswerer(openai_client or _client_from(settings),
                                  context_tokens=settings.chat_context_tokens)
         """Answers for every model name not in `answerers`."""
@@ -109,7 +112,18 @@ class Asker:
                                 model_requested=requested, temperature=temperature, max_tokens=max_tokens,
                                 history=conversation.history, instructions=conversation.instructions,
                                 standalone=rewrite.question)
-        return _with_usage(answerer.stream(request), rewrite.usage)
+        return self._with_usage(answerer.stream(request), rewrite.usage)
+
+    def _with_usage(self, events: Iterator[AnswerEvent], rewrite: Usage) -> Iterator[AnswerEvent]:
+        """The answerer's events, the last one's usage completed: the rewrite call's tokens and the
+        estimated cost of everything (0 for an offline answerer; None for a model without a price)."""
+        for event in events:
+            if isinstance(event, AnswerDone):
+                usage = finished_usage(event.usage, rewrite=rewrite)
+                offline = event.model in self.answerers
+                usage["cost_usd"] = 0.0 if offline else self.prices.cost(event.model, usage)
+                event = AnswerDone(event.model, usage)
+            yield event
 
     @staticmethod
     def standalone(answerer: Answerer, conversation: Conversation, collection: Collection, model: str,
@@ -138,14 +152,6 @@ class Asker:
                 case AnswerFailed():
                     raise UpstreamError.for_status(event.status, event.message)
         return Answer(tidy_removed_markers("".join(text)), citations, answered_by, usage)
-
-
-def _with_usage(events: Iterator[AnswerEvent], rewrite: Usage) -> Iterator[AnswerEvent]:
-    """The answerer's events, with what the asker spent added to the usage of the last one."""
-    for event in events:
-        if isinstance(event, AnswerDone):
-            event = AnswerDone(event.model, finished_usage(event.usage, rewrite=rewrite))
-        yield event
 
 
 def _client_from(settings: Settings) -> Callable[[], openai.OpenAI]:
