@@ -419,10 +419,15 @@ def evaluate(beir_dir: Path | None, answers_file: Path | None, collection: str, 
 
 def _evaluate_answers(path: Path, collection: str, *, mode: str, k: int, model: str | None, half: str | None,
                       as_json: bool) -> None:
+    from dataclasses import replace
+
     from ingest.pipeline import Pipeline
     from rag.answer_quality import HALVES, load_answer_set, run_answer_set
+    from rag.service import Service
 
-    service = _service()
+    # Measured afresh: answers replayed from the answer cache would measure an older answerer.
+    with service_errors():
+        service = Service(replace(_settings(), answer_cache_entries=0))
     with service_errors():
         answer_set = load_answer_set(path)
         coll = service.open_collection(collection, create=answer_set.corpus is not None)

@@ -74,6 +74,8 @@ class Settings:
     """RAG_API_KEYS: comma-separated bearer keys the API accepts; empty means no auth."""
     max_upload_mb: int = 100
     """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
+    answer_cache_entries: int = 1000
+    """RAG_ANSWER_CACHE_ENTRIES: answers kept for replay (extractive, or temperature 0); 0 keeps none."""
     price_table: Path | None = None
     """RAG_PRICE_TABLE: JSON price table for answers' cost_usd (default: the shipped rag/data/prices.json)."""
 
@@ -97,6 +99,7 @@ class Settings:
             openai_timeout_s=_float(env, "RAG_OPENAI_TIMEOUT_S", 60.0),
             api_keys=keys,
             max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
+            answer_cache_entries=_int(env, "RAG_ANSWER_CACHE_ENTRIES", 1000, minimum=0),
             price_table=Path(raw).expanduser() if (raw := env.get("RAG_PRICE_TABLE", "").strip()) else None,
         )
 

@@ -102,10 +102,29 @@ def _chunk_changes(conn: Connection) -> None:
         ) WITHOUT ROWID"""))
 
 
+def _answer_cache(conn: Connection) -> None:
+    # Answers kept for replay, keyed by a hash of everything that shapes them (rag.answer.cache),
+    # and stamped with the collection's change number: a write to the collection makes them stale.
+    # A new table: there are no existing rows to fill.
+    conn.execute(text(
+        """CREATE TABLE answer_cache (
+            key TEXT NOT NULL PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            change_number INTEGER NOT NULL,
+            events TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            used_at REAL NOT NULL
+        )"""))
+    conn.execute(text("CREATE INDEX answer_cache_collection ON answer_cache(collection_id, change_number)"))
+    conn.execute(text("CREATE INDEX answer_cache_used ON answer_cache(used_at)"))
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
     ("0002_ingest_workers", _ingest_workers),
     ("0003_chunk_changes", _chunk_changes),
+    # Named for its place after the steps 0004-0006 other branches add: it goes last when they merge.
+    ("0007_answer_cache", _answer_cache),
 ]
 
 

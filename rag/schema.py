@@ -16,7 +16,8 @@ from sqlalchemy import Double, ForeignKey, Index, LargeBinary, Text, UniqueConst
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentRow", "IngestWorkerRow"]
+__all__ = ["AnswerCacheRow", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentRow",
+           "IngestWorkerRow"]
 
 
 class Base(DeclarativeBase):
@@ -108,3 +109,24 @@ class ChunkChangeRow(Base):
     chunk_id: Mapped[int] = mapped_column(primary_key=True)
     added: Mapped[bool]
     """True for a chunk the change added, False for one it removed."""
+
+
+class AnswerCacheRow(Base):
+    """An answer kept for replay (`rag.answer.cache`), valid while its collection's change number is."""
+
+    __tablename__ = "answer_cache"
+    __table_args__ = (
+        Index("answer_cache_collection", "collection_id", "change_number"),
+        Index("answer_cache_used", "used_at"),
+    )
+
+    key: Mapped[str] = mapped_column(primary_key=True)
+    """SHA-256 of what shapes the answer: change number, answerer and prompt version, model, base URL,
+    normalised messages, k, mode, filter, min_score, max_tokens."""
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    change_number: Mapped[int]
+    events: Mapped[str]
+    """The answer's events as JSON: deltas, citations, done."""
+    created_at: Mapped[float]
+    used_at: Mapped[float]
+    """When it was last written or replayed (seconds since the epoch): the least recent go first."""

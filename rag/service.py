@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.answer import Answer, AnswerEvent, Asker
+from rag.answer.cache import AnswerCache
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
@@ -76,7 +77,8 @@ class Service:
         self._client_lock = threading.Lock()
         self._retriever = Retriever(self._store, self._dense, self._lexical, self.embedder_for)
         self._asker = Asker(self._retriever, settings, openai_client=self.openai_client,
-                            prices=PriceTable.load(settings.price_table))
+                            prices=PriceTable.load(settings.price_table),
+                            cache=AnswerCache(self._store, settings.answer_cache_entries))
 
     def close(self) -> None:
         self._store.close()

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rag.answer.answerer import Answerer, AnswerRequest, Rewrite
+from rag.answer.cache import AnswerCache, cache_key
 from rag.answer.chat import ChatAnswerer
 from rag.answer.citations import tidy_removed_markers
 from rag.answer.conversation import Conversation, conversation_from
@@ -44,8 +45,11 @@ class Asker:
 
     def __init__(self, retriever: Retriever, settings: Settings, *,
                  openai_client: Callable[[], openai.OpenAI] | None = None,
-                 answerers: Mapping[str, Answerer] | None = None, prices: PriceTable | None = None):
+                 answerers: Mapping[str, Answerer] | None = None, prices: PriceTable | None = None,
+                 cache: AnswerCache | None = None):
         self.retriever = retriever
+        self.cache = cache
+        """Where answers that come out the same every time are kept for replay (None: nowhere)."""
         self.settings = settings
         self.prices = prices if prices is not None else PriceTable.load(settings.price_table)
         """What chat models cost per token (answers from the offline answerers cost nothing)."""
@@ -106,13 +110,30 @@ class Asker:
                                         or not 0 <= temperature <= 2):
             raise InvalidInput("temperature must be a number between 0 and 2", param="temperature")
         answerer = self.answerer_for(model)
+        # Only answers that come out the same every time are kept: extractive ones, and a chat
+        # model's asked for at temperature 0.
+        kept: tuple[str, int] | None = None
+        if self.cache is not None and (model == EXTRACTIVE or temperature == 0):
+            change = self.cache.change_number(collection)
+            key = cache_key(collection=collection, change_number=change, answerer=type(answerer).__name__,
+                            prompt_version=getattr(answerer, "prompt_version", ""), model=model,
+                            base_url=None if model in self.answerers else self.settings.openai_base_url,
+                            messages=conversation.normalised(), k=k, mode=mode, filter=filter, min_score=None,
+                            max_tokens=max_tokens)
+            replay = self.cache.get(key)
+            if replay is not None:
+                return iter(replay)
+            kept = key, change
         rewrite = self.standalone(answerer, conversation, collection, model, requested)
         hits = self.retrieve(collection, rewrite.question, k=k, mode=mode, filter=filter)
         request = AnswerRequest(question=conversation.question, collection=collection, hits=hits, model=model,
                                 model_requested=requested, temperature=temperature, max_tokens=max_tokens,
                                 history=conversation.history, instructions=conversation.instructions,
                                 standalone=rewrite.question)
-        return self._with_usage(answerer.stream(request), rewrite.usage)
+        events = self._with_usage(answerer.stream(request), rewrite.usage)
+        if kept is not None and self.cache is not None:
+            events = self.cache.keep(kept[0], collection, kept[1], events)
+        return events
 
     def _with_usage(self, events: Iterator[AnswerEvent], rewrite: Usage) -> Iterator[AnswerEvent]:
         """The answerer's events, the last one's usage completed: the rewrite call's tokens and the

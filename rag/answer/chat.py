@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag.answer.answerer import AnswerRequest, Rewrite
 from rag.answer.citations import CitationFilter, citations_for
 from rag.answer.conversation import Conversation
-from rag.answer.prompt import DEFAULT_MAX_TOKENS, fit_conversation
+from rag.answer.prompt import DEFAULT_MAX_TOKENS, SYSTEM_PROMPT, fit_conversation
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, AnswerFailed, Usage
 from rag.answer.usage import context_usage, token_usage
 from rag.errors import InvalidInput
@@ -25,6 +26,8 @@ REWRITE_PROMPT = (
     "conversation before it: name what its pronouns and short phrases refer to. Keep its language and "
     "meaning, and do not answer it. Reply with the question only."
 )
+PROMPT_VERSION = hashlib.sha256(f"{SYSTEM_PROMPT}\n{REWRITE_PROMPT}".encode()).hexdigest()[:16]
+"""Part of the answer cache's key: a changed prompt never replays an answer to the old one."""
 REWRITE_REPLY_TOKENS = 256
 """Room kept for the rewritten question when fitting the conversation into the window."""
 
@@ -37,6 +40,8 @@ class ChatAnswerer:
     service without OPENAI_API_KEY fails (with `MissingCredentials`) only when a chat answer is
     actually asked for; the client it returns is kept for every later answer.
     """
+
+    prompt_version = PROMPT_VERSION
 
     def __init__(self, client: Callable[[], openai.OpenAI], *, context_tokens: int | None = None):
         """`context_tokens` is the model's window when tiktoken does not know it (RAG_CHAT_CONTEXT_TOKENS)."""

@@ -21,9 +21,13 @@ overlapping passages is quoted once.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -113,6 +117,12 @@ class ExtractiveAnswerer:
     def __init__(self, embedder_for: Callable[[Collection], Embedder]):
         self.embedder_for = embedder_for
 
+    @property
+    def prompt_version(self) -> str:
+        """Part of the answer cache's key: a hash of this answerer's code, so an answerer that
+        would answer otherwise never replays an older one's answers."""
+        return _code_version()
+
     def standalone(self, conversation: Conversation, collection: Collection, model: str,
                    model_requested: bool = False) -> Rewrite:
         """The follow-up made to stand alone by rules (`rag.answer.rewrite`); no tokens spent."""
@@ -174,6 +184,16 @@ def _render(chosen: Sequence[_Candidate]) -> list[tuple[str, int]]:
         said = " ".join([items[0].unit.context, *(_as_sentence(c.unit.own) for c in items)])
         out[out.index(("", -place))] = (said, n)
     return out
+
+
+@functools.cache
+def _code_version() -> str:
+    from rag.answer import passages, rewrite, words
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], passages, rewrite, words):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _as_sentence(text: str) -> str:
