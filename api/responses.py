@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AnswerOut", "AskDelta", "AskDone", "AskError", "ChatChoice", "ChatCompletion", "ChatCompletionChunk",
     "ChatMessage", "ChatStreamError", "ChatStreamErrorDetail", "ChunkChoice", "ChunkDelta", "CitationOut",
-    "CollectionList", "CollectionOut", "ContextUsage", "DocumentAccepted", "DocumentList", "DocumentOut", "DocumentStatus",
-    "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList", "EmbeddingUsage",
-    "Health", "HitOut", "Model", "ModelList", "RewriteUsage", "SearchResults", "SimilarityScore", "SimilarityScores", "Usage",
-    "event_payload",
+    "CollectionList", "CollectionOut", "ContextUsage", "DocumentAccepted", "DocumentList", "DocumentOut",
+    "DocumentStatus", "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList",
+    "EmbeddingUsage", "Health", "HitOut", "Model", "ModelList", "RewriteUsage", "SearchResults", "SimilarityScore",
+    "SimilarityScores", "Usage", "event_payload",
 ]
 
 DocumentStatus = Annotated[

@@ -23,8 +23,8 @@ from rag.answer.types import (
 )
 from rag.answer.usage import finished_usage
 from rag.config import Settings
-from rag.pricing import PriceTable
 from rag.errors import InvalidInput, UpstreamError
+from rag.pricing import PriceTable
 from rag.records import Collection
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever
 

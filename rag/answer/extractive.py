@@ -91,8 +91,8 @@ _YES_NO = re.compile(r"(yes|no)\b", re.I)
 _FOCUS = re.compile(r"\s*(?:(?:and|but|so)\s+)?(?:what|which)\s+(?:kind of\s+|type of\s+)?"
                     r"([a-z][\w-]*)\b", re.I)
 _COST = re.compile(r"\b(cost|costs|price|pay|paid|charged|spend|spent|earn|raise|raised)\b")
-_QUESTION_WORD = re.compile(r"\s*(?:(?:and|but|so)\s+)?(what|who|whom|whose|when|where|which|why|how|is|are|was|were|do|does|"
-                            r"did|can|could|will|would|should|has|have)\b", re.I)
+_QUESTION_WORD = re.compile(r"\s*(?:(?:and|but|so)\s+)?(what|who|whom|whose|when|where|which|why|how|is|are|was|"
+                            r"were|do|does|did|can|could|will|would|should|has|have)\b", re.I)
 _RATE = re.compile(r"\bper\b|%|\ba (year|month|kwh)\b", re.I)
 _SPLIT_QUESTION = re.compile(r",?\s+and\s+(?=(?:what|how|who|when|where|which|why|is|are|do|does|can)\b)", re.I)
 

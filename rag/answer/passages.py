@@ -206,7 +206,8 @@ def _paragraph(text: str, a: int, b: int, add: Callable[..., None], lead: tuple[
             new_lead = (sentence, s)
             before = None
             continue
-        if new_lead is not None and before is None and len(sentence) < FIGURE_ITEM and any(c.isdigit() for c in sentence):
+        figure = len(sentence) < FIGURE_ITEM and any(c.isdigit() for c in sentence)
+        if new_lead is not None and before is None and figure:
             # "January 6,100. February 10,400." after "Monthly generation, in kWh:" is a list.
             add("item", s, e, f"{new_lead[0]} {sentence}", new_lead[0], new_lead[1])
             continue

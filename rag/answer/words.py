@@ -75,7 +75,7 @@ def word_shares(asked: set[str], units: Sequence[set[str]], expansions: Mapping[
         if word in unit:
             return True
         long_form = expansions.get(word)
-        return bool(long_form) and len(long_form & unit) * 3 >= len(long_form) * 2
+        return long_form is not None and len(long_form) > 0 and len(long_form & unit) * 3 >= len(long_form) * 2
 
     held = np.array([[holds(unit, w) for w in sorted(asked)] for unit in units], dtype=float)
     weights = np.array([math.log(1 + len(units) / (1 + held[:, j].sum())) for j in range(held.shape[1])])

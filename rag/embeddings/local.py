@@ -282,7 +282,7 @@ class _DropQuantiserAdvice(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Have `write` fill a temporary file beside `path`, then rename it into place: a crash or a
     concurrent builder never leaves a half-written model under the final name (os.replace is atomic
     on one filesystem)."""
