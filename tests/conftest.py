@@ -8,11 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from openai_server import openai_server  # noqa: F401  (fixture)
-from rag.config import Settings
+from support.paths import CORPUS
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
+from rag.config import Settings
 
 
 class NetworkAccessAttempted(AssertionError):
@@ -82,9 +81,12 @@ def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     yield home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def seeded_home(tmp_path_factory) -> Path:
-    """A data folder with the sample corpus ingested as collection `wren`, once per module."""
+    """A data folder with the sample corpus ingested as collection `wren`, once per session.
+
+    Shared by every test that asks: never write to it; copy it (as `home` does).
+    """
     from ingest.pipeline import Pipeline
     from rag.service import Service
 

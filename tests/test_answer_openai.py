@@ -7,20 +7,19 @@ the prompt it received and can be told to fail, stall or say something with bad 
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from litestar.testing import TestClient
+from support.responses import error_of
+from support.sse import ask_events, chat_chunks
 
 from api.app import create_app
 from rag.answer import SYSTEM_PROMPT, CitationFilter, build_messages
 from rag.config import Settings
 from rag.tokens import count_chat_tokens, encoding_for_model
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
 CHAT_MODEL = "gpt-5.4-mini"
 QUESTION = "How many panels are on the school roof?"
 BAD_CITATIONS = "The school has 540 panels [1]. See also [7] and [2, 9]."
@@ -61,15 +60,6 @@ def search(client: TestClient, question: str = QUESTION, k: int = 5) -> list[dic
     return r.json()["hits"]
 
 
-def sse_events(text: str) -> list[tuple[str, object]]:
-    """(event, data) pairs of a Server-Sent Events body as /ask streams it."""
-    events = []
-    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n"))
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
-
-
 def sent_prompt(openai_server) -> tuple[dict, str]:
     """The last chat request the test server received, and its user message."""
     body = openai_server.requests_to("/v1/chat/completions")[-1].json()
@@ -88,13 +78,6 @@ def upstream_usage(body: dict, reply: str) -> dict:
     prompt = count_chat_tokens(body["messages"], body["model"])
     completion = len(encoding_for_model(body["model"]).encode(reply))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()["error"]
-    assert body["message"] and body["type"]
-    return body
 
 
 # -- the prompt and the citations -----------------------------------------------------------------
@@ -136,7 +119,7 @@ def test_streamed_answer_drops_bad_markers_split_across_chunks(client, openai_se
     openai_server.set_reply(BAD_CITATIONS)
     r = client.post("/collections/wren/ask", json={"question": QUESTION, "stream": True, "max_tokens": 100})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events = sse_events(r.text)
+    events = ask_events(r.text)
     kinds = [k for k, _ in events]
     assert kinds[-2:] == ["citations", "done"] and set(kinds[:-2]) == {"delta"}
     deltas = [d["text"] for k, d in events if k == "delta"]
@@ -165,9 +148,7 @@ def test_chat_completions_with_a_collection_use_the_chat_model(client, openai_se
 
     streamed = client.post("/v1/chat/completions", json={"model": CHAT_MODEL, "collection": "wren",
                                                          "messages": messages, "stream": True})
-    lines = [ln.removeprefix("data: ") for ln in streamed.text.split("\n\n") if ln.startswith("data: ")]
-    assert lines[-1] == "[DONE]"
-    chunks = [json.loads(x) for x in lines[:-1]]
+    chunks = chat_chunks(streamed.text)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == FILTERED
     assert chunks[-1]["citations"] == plain["citations"]
     assert chunks[-1]["usage"] == upstream_usage(sent_prompt(openai_server)[0], BAD_CITATIONS)
@@ -229,9 +210,7 @@ def test_chat_completions_without_a_collection_pass_through(client, openai_serve
     openai_server.set_reply("Streamed from upstream.")
     streamed = client.post("/v1/chat/completions", json={**body, "stream": True})
     assert streamed.status_code == 200 and streamed.headers["content-type"].startswith("text/event-stream")
-    lines = [ln.removeprefix("data: ") for ln in streamed.text.split("\n\n") if ln.startswith("data: ")]
-    assert lines[-1] == "[DONE]"
-    chunks = [json.loads(x) for x in lines[:-1]]
+    chunks = chat_chunks(streamed.text)
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "Streamed from upstream."
     assert "citations" not in chunks[-1]
     # The upstream's errors come back as they were sent: the caller's SDK decides about retrying.

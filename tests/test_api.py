@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 from pathlib import Path
 
@@ -11,14 +10,14 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
+from support.responses import check_citations, error_of
+from support.sse import ask_events, chat_chunks
 
 from api.app import create_app
 from rag.config import Settings
 from rag.indexes.dense_faiss import IndexCache, VectorIndex
 from rag.service import Service
 from rag.store import Store
-
-CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
 
 
 def make_client(monkeypatch=None, **env: str) -> TestClient:
@@ -32,13 +31,6 @@ def make_client(monkeypatch=None, **env: str) -> TestClient:
 def client(home: Path):
     with make_client() as c:
         yield c
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()["error"]
-    assert body["message"]
-    return body
 
 
 # -- health, auth ---------------------------------------------------------------------------------
@@ -186,14 +178,6 @@ def test_search_modes_fields_and_errors(client):
 
 # -- ask (offline) --------------------------------------------------------------------------------
 
-def check_citations(client, answer: dict) -> None:
-    cited = {int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer["answer"])}
-    assert cited == {c["index"] for c in answer["citations"]}
-    for c in answer["citations"]:
-        text = client.get(f"/collections/wren/documents/{c['document_id']}").json()["text"]
-        assert text[c["start_char"]:c["end_char"]] == c["quote"]
-
-
 def test_ask_extractive_cites_checkable_quotes(client):
     r = client.post("/collections/wren/ask", json={"question": "How much does one share cost?"})
     assert r.status_code == 200
@@ -201,7 +185,7 @@ def test_ask_extractive_cites_checkable_quotes(client):
     assert answer["model"] == "extractive"
     assert "£50" in answer["answer"]
     assert answer["citations"] and answer["usage"]["total_tokens"] > 0
-    check_citations(client, answer)
+    check_citations(client, answer["answer"], answer["citations"])
     assert any("shares-and-interest" in c["source"] or "faq" in c["source"] for c in answer["citations"])
 
 
@@ -209,8 +193,7 @@ def test_ask_streamed_events(client):
     r = client.post("/collections/wren/ask", json={"question": "What quorum does a general meeting need?",
                                                    "stream": True})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events = [(e.split("\n")[0].removeprefix("event: "), json.loads(e.split("\n", 1)[1].removeprefix("data: ")))
-              for e in r.text.replace("\r\n", "\n").strip().split("\n\n")]
+    events = ask_events(r.text)
     kinds = [k for k, _ in events]
     assert kinds[-2:] == ["citations", "done"] and set(kinds[:-2]) == {"delta"}
     text = "".join(d["text"] for k, d in events if k == "delta")
@@ -267,9 +250,7 @@ def test_openai_compatible_chat_with_a_collection(client):
     assert "540" in r["choices"][0]["message"]["content"]
     assert r["citations"] and all("quote" in c for c in r["citations"])
     streamed = client.post("/v1/chat/completions", json={**body, "stream": True})
-    lines = [ln.removeprefix("data: ") for ln in streamed.text.split("\n\n") if ln.startswith("data: ")]
-    assert lines[-1] == "[DONE]"
-    chunks = [json.loads(x) for x in lines[:-1]]
+    chunks = chat_chunks(streamed.text)
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip() == r["choices"][0]["message"]["content"]
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["citations"] == r["citations"]

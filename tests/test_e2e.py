@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,23 +20,17 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from support.net import free_port
+from support.paths import ROOT
+from support.responses import check_citations
 
-from ingest.pipeline import Pipeline
 from rag.config import Settings
 from rag.service import Service
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT / "corpora" / "wrenfield-solar"
 API_KEY = "secret"
 QUESTION = "How many panels are on the school roof?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
@@ -93,14 +86,10 @@ class RunningServer:
 
 
 @pytest.fixture(scope="module")
-def server_home(tmp_path_factory) -> Path:
-    """A data folder with the sample corpus ingested (and the local model built) once per module."""
-    home = tmp_path_factory.mktemp("e2e-home")
-    service = Service(Settings(home=home))
-    coll = service.create_collection("wren")
-    summary = Pipeline(service.writer(coll)).ingest_paths([CORPUS])
-    assert not summary.failed and len(summary.added) == 17
-    service.close()
+def server_home(seeded_home, tmp_path_factory) -> Path:
+    """This module's copy of the seeded data folder: the server and a second `rag ingest` write to it."""
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    shutil.copytree(seeded_home, home)
     return home
 
 
@@ -155,15 +144,6 @@ def test_sdk_embeddings_are_the_local_models_unit_vectors(sdk, sent, http, serve
     score = http.post("/similarity", json={"a": texts[0], "b": texts[1]}).json()["score"]
     assert float(vectors[0] @ vectors[1]) == pytest.approx(score, abs=1e-5)
     assert result.usage.prompt_tokens == result.usage.total_tokens > 0
-
-
-def check_citations(http: httpx.Client, content: str, citations: list[dict]) -> None:
-    """Every [n] in the text has a citation, and each citation's quote is its document's text."""
-    assert citations
-    assert {int(n) for n in re.findall(r"\[(\d+)\]", content)} == {c["index"] for c in citations}
-    for c in citations:
-        text = http.get(f"/collections/wren/documents/{c['document_id']}").json()["text"]
-        assert text[c["start_char"]:c["end_char"]] == c["quote"]
 
 
 def test_sdk_chat_with_a_collection_returns_citations(sdk, http):

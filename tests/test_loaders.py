@@ -21,12 +21,11 @@ import docx
 import pytest
 from minipdf import make_pdf
 from pypdf import PdfWriter
+from support.paths import CORPUS
+from support.paths import ROOT as REPO
 
 from ingest.loaders import SUPPORTED_SUFFIXES, Element, LoadedDocument, load_bytes, load_file
 from rag.errors import UnreadableFile, UnsupportedFile
-
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO / "corpora" / "wrenfield-solar"
 
 
 def check_offsets(doc: LoadedDocument) -> None:

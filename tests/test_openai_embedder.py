@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
 import openai
 import pytest
 from openai_server import expected_embedding
+from support.net import free_port
 
 from rag.config import Settings
 from rag.service import Service
@@ -201,10 +201,7 @@ def test_timeout_comes_from_settings(openai_server):
 
 
 def test_an_unreachable_upstream_becomes_upstream_unavailable():
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    s = Settings(openai_api_key=KEY, openai_base_url=f"http://127.0.0.1:{port}/v1")
+    s = Settings(openai_api_key=KEY, openai_base_url=f"http://127.0.0.1:{free_port()}/v1")
     embedder = OpenAIEmbedder.from_settings(s, client=make_client(s, max_retries=0))
     with pytest.raises(UpstreamUnavailable, match="could not reach the OpenAI upstream") as caught:
         embedder.embed(["x"])

@@ -23,12 +23,12 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
+from support.sse import sse_events
 
 from api.app import create_app
 from rag.config import Settings
@@ -137,21 +137,6 @@ def _media_type(response) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip()
 
 
-def _events(text: str) -> Iterator[tuple[str, str]]:
-    """(event name, data) of each server-sent event; the name is "message" when none is given."""
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", []
-        for line in block.split("\n"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-        if data:
-            yield name, "\n".join(data)
-
-
 def observe(response, *, stream: bool = False) -> dict[str, Any]:
     """Status and shape of a response: a JSON body (and its media type), a stream of events, or nothing.
 
@@ -168,7 +153,7 @@ def observe(response, *, stream: bool = False) -> dict[str, Any]:
         return seen
     order: list[str] = []
     data: dict[str, list[Shape]] = {}
-    for name, raw in _events(response.text):
+    for name, raw in sse_events(response.text):
         try:
             shape = shape_of(json.loads(raw))
         except json.JSONDecodeError:
