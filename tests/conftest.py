@@ -1,4 +1,5 @@
-"""Test-wide guards: every data path under tmp_path, and no connection leaves this machine."""
+"""Test-wide guards and fixtures for every tier: every data path under tmp_path, no connection
+leaves this machine, the fake embedder registered, and seeded data folders to copy."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pytest
 from openai_server import openai_server  # noqa: F401  (fixture)
-from support.paths import CORPUS
-
-from rag.config import Settings
+from support import fake_embedder
+from support.homes import seed
 
 
 class NetworkAccessAttempted(AssertionError):
@@ -81,26 +81,36 @@ def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     yield home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fake_embedder_kind() -> str:
+    """Embedder kind `fake` (support.fake_embedder), available to every test of the session."""
+    fake_embedder.register()
+    return fake_embedder.KIND
+
+
 @pytest.fixture(scope="session")
 def seeded_home(tmp_path_factory) -> Path:
-    """A data folder with the sample corpus ingested as collection `wren`, once per session.
-
-    Shared by every test that asks: never write to it; copy it (as `home` does).
+    """A data folder with the sample corpus ingested as collection `wren` by the real local model,
+    once per session. Shared by every test that asks: never write to it; copy it (as `home` does).
     """
-    from ingest.pipeline import Pipeline
-    from rag.service import Service
+    return seed(tmp_path_factory.mktemp("seed"), "local")
 
-    home = tmp_path_factory.mktemp("seed")
-    service = Service(Settings(home=home))
-    coll = service.create_collection("wren")
-    summary = Pipeline(service.writer(coll)).ingest_paths([CORPUS])
-    assert not summary.failed and len(summary.added) == 17
-    service.close()
-    return home
+
+@pytest.fixture(scope="session")
+def fake_seeded_home(tmp_path_factory, fake_embedder_kind: str) -> Path:
+    """Like `seeded_home`, embedded by the fake embedder (no model loaded): copy it, as `fake_home` does."""
+    return seed(tmp_path_factory.mktemp("fake-seed"), fake_embedder_kind)
 
 
 @pytest.fixture
 def home(seeded_home: Path, rag_env: Path) -> Path:
     """A copy of the seeded data folder as this test's RAG_HOME."""
     shutil.copytree(seeded_home, rag_env)
+    return rag_env
+
+
+@pytest.fixture
+def fake_home(fake_seeded_home: Path, rag_env: Path) -> Path:
+    """A copy of the fake-embedded seeded data folder as this test's RAG_HOME."""
+    shutil.copytree(fake_seeded_home, rag_env)
     return rag_env
