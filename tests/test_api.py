@@ -1,16 +1,18 @@
-"""The HTTP API through Litestar's TestClient, on a real store, real indexes and the real model."""
+"""The HTTP API through Litestar's TestClient, on a real store and real indexes, with the sample
+corpus embedded by the fake embedder: the routes' plumbing, not the model's meaning (that is in
+tests/integration/test_api_model.py)."""
 
 from __future__ import annotations
 
-import base64
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
-from support.responses import check_citations, error_of
+from support.fake_embedder import DIM, KIND, MODEL_ID
+from support.responses import error_of
 from support.sse import ask_events, chat_chunks
 
 from api.app import create_app
@@ -24,18 +26,18 @@ def make_client(monkeypatch=None, **env: str) -> TestClient:
     if monkeypatch is not None:
         for k, v in env.items():
             monkeypatch.setenv(k, v)
-    return TestClient(app=create_app(Settings.from_env(), warm_up=False))
+    return TestClient(app=create_app(replace(Settings.from_env(), embedder=KIND), warm_up=False))
 
 
 @pytest.fixture
-def client(home: Path):
+def client(fake_home: Path):
     with make_client() as c:
         yield c
 
 
 # -- health, auth ---------------------------------------------------------------------------------
 
-def test_health_and_auth(home, monkeypatch):
+def test_health_and_auth(fake_home, monkeypatch):
     with make_client(monkeypatch, RAG_API_KEYS="k1,k2") as c:
         assert c.get("/health").json()["status"] == "ok"
         assert error_of(c.get("/collections"), 401)["type"] == "authentication_error"
@@ -50,7 +52,7 @@ def test_health_and_auth(home, monkeypatch):
 def test_collections_crud_and_pagination(client):
     created = client.post("/collections", json={"name": "notes", "chunk_size": 128, "chunk_overlap": 16})
     assert created.status_code == 201
-    assert created.json()["embedder"] == {"kind": "local", "model": "all-MiniLM-L6-v2", "dim": 384}
+    assert created.json()["embedder"] == {"kind": KIND, "model": MODEL_ID, "dim": DIM}  # the settings' default
     assert error_of(client.post("/collections", json={"name": "notes"}), 409)["type"] == "conflict_error"
     assert error_of(client.post("/collections", json={"name": "bad name"}), 400)["param"] == "name"
     assert error_of(client.post("/collections", json={"name": "x", "chunk_size": 4}), 400)["param"] == "chunk_size"
@@ -120,7 +122,7 @@ def test_bad_uploads_ingest_nothing(client):
     error_of(client.post("/collections/wren/documents", content=b"x", headers={"content-type": "text/plain"}), 415)
 
 
-def test_upload_over_the_limit_is_413(home, monkeypatch):
+def test_upload_over_the_limit_is_413(fake_home, monkeypatch):
     with make_client(monkeypatch, RAG_MAX_UPLOAD_MB="1") as c:
         big = b"word " * (300 * 1024)  # 1.5 MB
         error_of(c.post("/collections/wren/documents", files=[("files", ("big.txt", big))]), 413)
@@ -178,17 +180,6 @@ def test_search_modes_fields_and_errors(client):
 
 # -- ask (offline) --------------------------------------------------------------------------------
 
-def test_ask_extractive_cites_checkable_quotes(client):
-    r = client.post("/collections/wren/ask", json={"question": "How much does one share cost?"})
-    assert r.status_code == 200
-    answer = r.json()
-    assert answer["model"] == "extractive"
-    assert "£50" in answer["answer"]
-    assert answer["citations"] and answer["usage"]["total_tokens"] > 0
-    check_citations(client, answer["answer"], answer["citations"])
-    assert any("shares-and-interest" in c["source"] or "faq" in c["source"] for c in answer["citations"])
-
-
 def test_ask_streamed_events(client):
     r = client.post("/collections/wren/ask", json={"question": "What quorum does a general meeting need?",
                                                    "stream": True})
@@ -210,36 +201,7 @@ def test_ask_errors(client):
     error_of(client.post("/collections/nope/ask", json={"question": "q"}), 404)
 
 
-# -- similarity, /v1 ------------------------------------------------------------------------------
-
-def test_similarity(client):
-    cat = "The cat sits on the mat"
-    assert client.post("/similarity", json={"a": cat, "b": "A feline rests on the rug"}).json()["score"] == pytest.approx(0.5607, abs=1e-3)
-    scores = client.post("/similarity", json={"pairs": [[cat, "A feline rests on the rug"],
-                                                        [cat, "Python is a programming language"]]}).json()["scores"]
-    assert scores == pytest.approx([0.5607, 0.0317], abs=1e-3)
-    error_of(client.post("/similarity", json={"a": "only a"}), 400)
-    error_of(client.post("/similarity", json={"a": "", "b": "x"}), 400)
-
-
-def test_openai_compatible_embeddings_and_models(client):
-    models = client.get("/v1/models").json()
-    assert [m["id"] for m in models["data"]] == ["all-MiniLM-L6-v2", "extractive"]
-    r = client.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": ["hello world", "cats"]})
-    body = r.json()
-    assert r.status_code == 200 and [d["index"] for d in body["data"]] == [0, 1]
-    v = np.array(body["data"][0]["embedding"], dtype=np.float32)
-    assert v.shape == (384,) and np.linalg.norm(v) == pytest.approx(1, abs=1e-5)
-    assert body["usage"]["prompt_tokens"] == 4 + 3  # [CLS] hello world [SEP] + [CLS] cats [SEP]
-    b64 = client.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "hello world",
-                                              "encoding_format": "base64"}).json()
-    decoded = np.frombuffer(base64.b64decode(b64["data"][0]["embedding"]), dtype="<f4")
-    np.testing.assert_allclose(decoded, v, atol=1e-6)
-    err = error_of(client.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"}), 404)
-    assert err["type"] == "not_found_error"
-    error_of(client.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": [[1, 2]]}), 400)
-    error_of(client.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": ""}), 400)
-
+# -- /v1 ------------------------------------------------------------------------------------------
 
 def test_openai_compatible_chat_with_a_collection(client):
     body = {"model": "extractive", "collection": "wren",
@@ -284,7 +246,7 @@ def test_user_mistakes_in_ids_and_chat_bodies_are_400s_not_500s(client):
         assert error_of(client.post("/v1/chat/completions", json={**base, **bad}), 400)["message"], bad
 
 
-def test_a_document_deleted_while_queued_stays_deleted(home):
+def test_a_document_deleted_while_queued_stays_deleted(fake_home):
     from ingest.loaders import document_from_text
     from ingest.pipeline import Pipeline
     from rag.errors import DocumentNotFound
@@ -301,7 +263,7 @@ def test_a_document_deleted_while_queued_stays_deleted(home):
     service.close()
 
 
-def test_searches_and_in_place_index_updates_can_run_together(home):
+def test_searches_and_in_place_index_updates_can_run_together(fake_home):
     """The API's ingest worker edits an index in place while request threads search it."""
     import threading
 
@@ -340,7 +302,7 @@ def test_searches_and_in_place_index_updates_can_run_together(home):
     service.close()
 
 
-def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(home):
+def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(fake_home):
     from ingest.queue import INTERRUPTED, IngestQueue
 
     settings = Settings.from_env()
