@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from support.cli import consistent, ingest_json, run
 
-from ingest.cli import main
 from rag.config import Settings
-from rag.indexes.dense_faiss import IndexCache, VectorIndex
-from rag.store import Store
-
-
-def run(*args: str, input: str | None = None, code: int = 0):
-    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-    assert result.exit_code == code, result.output + result.stderr
-    return result
-
-
-def ingest_json(*args: str, code: int = 0) -> dict:
-    return json.loads(run("ingest", *args, "--json", code=code).stdout)
-
-
-def consistent(collection: str) -> tuple[int, int]:
-    """Assert the FAISS index on disk holds exactly the store's chunk ids; return (docs, chunks)."""
-    settings = Settings.from_env()
-    store = Store(settings.database_path)
-    coll = store.get_collection(collection, counts=True)
-    ids, _, stamp = store.vectors(coll.id)
-    index = VectorIndex.load(IndexCache(store, settings.index_dir).path(coll.id))
-    store.close()
-    assert index.stamp == stamp
-    assert sorted(index.ids().tolist()) == sorted(ids.tolist())
-    with sqlite3.connect(settings.database_path) as db:
-        dupes = db.execute("SELECT source, COUNT(*) FROM documents GROUP BY collection_id, source HAVING COUNT(*) > 1").fetchall()
-        fts = db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
-    assert dupes == []
-    assert fts == coll.chunks
-    return coll.documents, coll.chunks
 
 
 @pytest.fixture
@@ -169,41 +132,6 @@ def test_similarity_from_arguments_file_and_stdin(tmp_path: Path):
     assert "two texts" in run("similarity", "only one", code=2).stderr
 
 
-@pytest.mark.slow
-def test_kill_9_midway_then_rerun_completes_without_duplicates(tmp_path: Path):
-    corpus = tmp_path / "many.jsonl"
-    sentences = ["Rivers carry silt to the delta.", "Glaciers carve valleys over centuries.",
-                 "Wind shapes dunes in the desert.", "Waves wear down the cliffs each winter."]
-    with open(corpus, "w") as f:
-        for i in range(1500):
-            f.write(json.dumps({"_id": str(i), "title": f"Note {i}",
-                                "text": " ".join(sentences[(i + j) % 4] for j in range(6)) + f" Number {i}."}) + "\n")
-    env = {**os.environ, "RAG_HOME": os.environ["RAG_HOME"]}
-    cmd = [sys.executable, "-m", "ingest.cli", "ingest", str(corpus), "-c", "geo"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = Path(os.environ["RAG_HOME"]) / "rag.sqlite3"
-    deadline = time.monotonic() + 120
-    committed = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=1) as conn:
-                    committed = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            except sqlite3.OperationalError:
-                committed = 0
-            if committed >= 300:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the ingest finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 300 <= committed < 1500
-    # The index on disk (if any) is stale; the store is fine. Run again: it finishes the job.
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    docs, chunks = consistent("geo")
-    assert docs == 1500 and chunks >= 1500
-
-
 def test_eval_on_a_small_beir_folder(tmp_path: Path):
     beir = tmp_path / "beir"
     (beir / "qrels").mkdir(parents=True)
@@ -224,13 +152,6 @@ def test_eval_on_a_small_beir_folder(tmp_path: Path):
         assert result["mrr@10"] == pytest.approx(1.0) and result["recall@100"] == pytest.approx(1.0)
     assert "--split" in run("eval", "--help").stdout
     assert "missing" in run("eval", "--beir", str(beir), "-c", "tiny", "--split", "dev", code=2).stderr
-
-
-def test_help_lists_every_command():
-    text = run("--help").stdout
-    for command in ("ingest", "search", "ask", "similarity", "serve", "collections", "documents", "eval", "reindex"):
-        assert command in text
-    assert subprocess.run([sys.executable, "-m", "ingest.cli", "--help"], capture_output=True).returncode == 0
 
 
 def test_symlinks_are_their_targets_and_are_never_pruned_by_mistake(tmp_path: Path):

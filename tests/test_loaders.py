@@ -9,8 +9,6 @@ import importlib.metadata
 import io
 import json
 import os
-import subprocess
-import sys
 import textwrap
 import zipfile
 from collections.abc import Callable
@@ -527,36 +525,6 @@ def test_prepare_offline_sets_the_opt_outs_once_and_keeps_what_the_user_set(
     assert os.environ["DO_NOT_TRACK"] == "1"
     assert os.environ["SCARF_NO_ANALYTICS"] == "yes"
     assert os.environ["UNSTRUCTURED_DISABLE_NOTICE"] == "1"
-
-
-@pytest.mark.slow
-def test_first_partition_in_a_fresh_process_is_offline_and_quick(tmp_path: Path) -> None:
-    """In a new interpreter with every socket blocked, importing and partitioning md and html
-    finishes in seconds: no download, no telemetry, no wait on a dropped connection."""
-    script = textwrap.dedent(
-        """
-        import socket, sys, time
-
-        def refuse(*args, **kwargs):
-            raise OSError("network blocked by test")
-
-        socket.socket.connect = refuse
-        socket.socket.connect_ex = refuse
-        socket.getaddrinfo = refuse
-        start = time.perf_counter()
-        from ingest.loaders import load_bytes
-        load_bytes("a.md", b"# Title\\n\\nSome text that is prose.\\n")
-        load_bytes("a.html", b"<h1>Title</h1><p>Some prose.</p>")
-        print(round(time.perf_counter() - start, 2))
-        """
-    )
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=90, env=env,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert float(result.stdout.strip()) < 30
 
 
 # --- the sample corpus -------------------------------------------------------------------------
