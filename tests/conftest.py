@@ -9,9 +9,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from openai_server import openai_server  # noqa: F401  (fixture)
 from support import fake_embedder
 from support.homes import seed
+from support.openai_server import openai_server  # noqa: F401  (fixture)
 
 
 class NetworkAccessAttempted(AssertionError):

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import openai
 import pytest
-from openai_server import expected_embedding
+from support.openai_server import expected_embedding
 from support.net import free_port
 
 from rag.config import Settings

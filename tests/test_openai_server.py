@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from openai_server import DEFAULT_REPLY, expected_embedding
+from support.openai_server import DEFAULT_REPLY, expected_embedding
 
 from rag.tokens import count_chat_tokens, count_tokens
 

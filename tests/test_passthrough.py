@@ -16,7 +16,7 @@ import time
 import httpx
 import openai
 import pytest
-from openai_server import ServerThread, fake_image, fake_speech, fake_transcript
+from support.openai_server import ServerThread, fake_image, fake_speech, fake_transcript
 
 from api.app import create_app
 from rag.config import Settings
