@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support import fake_embedder
+from support.echo_upstream import echo_upstream  # noqa: F401  (fixture)
 from support.homes import seed
 from support.openai_server import openai_server  # noqa: F401  (fixture)
 
