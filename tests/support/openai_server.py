@@ -1,8 +1,10 @@
 """A real HTTP server on 127.0.0.1 that speaks OpenAI's wire format, for tests.
 
-It is a small plain-ASGI application served by uvicorn in a background thread (one per test
-session), reset before every test. It records every request it receives, byte for byte, so a test
-can assert on what was sent (prompts, headers, uploads), and it can be told to misbehave:
+It answers what the service itself calls upstream: chat completions (whole and streamed), embeddings
+(with OpenAI's limits) and models. It is a small plain-ASGI application served by uvicorn in a
+background thread (one per test session), reset before every test. It records every request it
+receives, byte for byte, so a test can assert on what was sent (prompts, headers), and it can be
+told to misbehave:
 
     def test_something(openai_server):
         openai_server.set_reply("Paris [1].")         # the next chat completion's text
@@ -13,7 +15,8 @@ can assert on what was sent (prompts, headers, uploads), and it can be told to m
         openai_server.requests[-1].json()["messages"]
 
 Endpoints live in one routing table (`ROUTES`, filled by the `@route` decorator): add an endpoint by
-writing one handler `async def handler(server, request, params) -> Reply`.
+writing one handler `async def handler(server, request, params) -> Reply`. The passthrough routes
+relay bytes and are tested against the echo upstream (support.echo_upstream), not here.
 """
 
 from __future__ import annotations
@@ -24,21 +27,20 @@ import hashlib
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
-import uvicorn
+from support.asgi import RecordedRequest, Reply, read_request, send_reply, session_server, sleep_unless
 
 from rag.tokens import count_chat_tokens, encoding_for_model, get_encoding
 
-__all__ = ["DEFAULT_REPLY", "FakeOpenAI", "RecordedRequest", "Reply", "fake_embedding", "openai_server"]
+__all__ = ["DEFAULT_REPLY", "FakeOpenAI", "RecordedRequest", "Reply", "expected_embedding", "fake_embedding",
+           "openai_server"]
 
 DEFAULT_REPLY = "This is the test server's reply."
 EMBEDDING_DIMENSIONS = {
@@ -53,45 +55,7 @@ HOLD_LIMIT_S = 30.0
 """A held stream resumes by itself after this long, so a forgotten gate cannot hang the suite."""
 
 
-# --------------------------------------------------------------------------- requests and replies
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the server received it."""
-
-    method: str
-    path: str
-    query: str
-    """The raw query string, without the `?`."""
-    headers: list[tuple[str, str]]
-    """Header names lower-cased, in the order received (repeats kept)."""
-    body: bytes
-    received_at: float
-    """`time.monotonic()` when the whole body had arrived."""
-    started_at: float = 0.0
-    """`time.monotonic()` when the request (headers) arrived: with `received_at`, shows an
-    upload was streamed rather than sent after being buffered whole."""
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in reversed(self.headers) if k == name), None)
-
-    @property
-    def query_params(self) -> dict[str, list[str]]:
-        return parse_qs(self.query, keep_blank_values=True)
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Reply:
-    """What a handler answers: a whole body, or an async iterator of chunks (streamed)."""
-
-    status: int = 200
-    body: bytes | AsyncIterator[bytes] = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
+# --------------------------------------------------------------------------- replies
 
 
 def json_reply(obj: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
@@ -202,10 +166,6 @@ class FakeOpenAI:
             """Sleep between streamed events."""
             self.shuffle_embeddings = False
             """Answer embedding rows in reverse order (clients must sort by `index`)."""
-            self.store: dict[str, dict[str, Any]] = {}
-            """Objects created through the API, by id (used by the CRUD-style endpoints)."""
-            self.blobs: dict[str, bytes] = {}
-            """File and upload-part contents, by id."""
             self._faults: list[_Fault] = []
             for gate in getattr(self, "_holds", []):
                 gate[1].set()
@@ -255,9 +215,8 @@ class FakeOpenAI:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake when the server is reset: a test's slow request must not outlive it."""
-        generation, deadline = self._generation, time.monotonic() + seconds
-        while time.monotonic() < deadline and self._generation == generation:
-            await asyncio.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+        generation = self._generation
+        await sleep_unless(seconds, lambda: self._generation == generation)
 
     async def _between_events(self, index: int) -> None:
         if index > 0 and self.stream_pause_s:
@@ -289,41 +248,13 @@ class FakeOpenAI:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return  # no lifespan or websockets
-        started_at = time.monotonic()
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        request = RecordedRequest(
-            method=scope["method"],
-            path=scope["path"],
-            query=scope["query_string"].decode("latin-1"),
-            headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]],
-            body=b"".join(chunks),
-            received_at=time.monotonic(),
-            started_at=started_at,
-        )
+        request = await read_request(scope, receive)
+        if request is None:
+            return
         with self._lock:
             self.requests.append(request)
         reply = await self._answer(request)
-        headers = [(b"x-request-id", self.new_id("req").encode())]
-        headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-        try:
-            if isinstance(reply.body, bytes):
-                headers.append((b"content-length", str(len(reply.body)).encode()))
-                await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-                await send({"type": "http.response.body", "body": reply.body})
-                return
-            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-            async for chunk in reply.body:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except OSError:
-            pass  # the client went away (a timeout test); nothing to answer
+        await send_reply(send, reply, [("x-request-id", self.new_id("req"))])
 
     async def _answer(self, request: RecordedRequest) -> Reply:
         failure, delay = self._take_faults(request)
@@ -486,648 +417,10 @@ async def retrieve_model(server: FakeOpenAI, request: RecordedRequest, params: d
     return json_reply(_model(params["model"]))
 
 
-# --------------------------------------------------------------------------- passthrough endpoints
-# Just enough of the Responses, Conversations, Assistants, Files, Uploads, Images and Audio APIs for
-# the official SDK to parse what it gets: objects live in `server.store`, file bytes in `server.blobs`.
-
-
-@dataclass
-class Part:
-    """One field of a multipart/form-data body."""
-
-    name: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-    @property
-    def text(self) -> str:
-        return self.data.decode()
-
-
-def parse_multipart(request: RecordedRequest) -> dict[str, list[Part]]:
-    """The fields of a multipart/form-data body, by name (repeats kept, e.g. `image[]`)."""
-    ctype = request.header("content-type") or ""
-    match = re.search(r'boundary="?([^";]+)"?', ctype)
-    if not ctype.startswith("multipart/form-data") or not match:
-        raise ValueError(f"not a multipart/form-data body: {ctype!r}")
-    fields: dict[str, list[Part]] = {}
-    for section in request.body.split(b"--" + match.group(1).encode())[1:]:
-        if section.startswith(b"--"):
-            break  # the closing delimiter
-        head, _, data = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        headers = dict(
-            (k.strip().lower(), v.strip())
-            for k, _, v in (line.partition(":") for line in head.decode("utf-8").split("\r\n"))
-        )
-        disposition = headers.get("content-disposition", "")
-        name = re.search(r'\bname="([^"]*)"', disposition)
-        filename = re.search(r'\bfilename="([^"]*)"', disposition)
-        part = Part(name.group(1) if name else "", filename.group(1) if filename else None,
-                    headers.get("content-type"), data.removesuffix(b"\r\n"))
-        fields.setdefault(part.name, []).append(part)
-    return fields
-
-
-def _form(request: RecordedRequest) -> tuple[dict[str, list[Part]] | None, Reply | None]:
-    try:
-        return parse_multipart(request), None
-    except (ValueError, UnicodeDecodeError) as e:
-        return None, _bad_request(str(e))
-
-
-def _json_body(request: RecordedRequest) -> tuple[dict, Reply | None]:
-    if not request.body:
-        return {}, None
-    try:
-        body = request.json()
-    except ValueError:
-        return {}, _bad_request("We could not parse the JSON body of your request.")
-    return (body, None) if isinstance(body, dict) else ({}, _bad_request("The body must be a JSON object."))
-
-
-def _not_found(kind: str, ident: str) -> Reply:
-    return error_reply(404, f"No {kind} found with id '{ident}'.", "invalid_request_error")
-
-
-def _stored(server: FakeOpenAI, ident: str, kind: str) -> dict | None:
-    obj = server.store.get(ident)
-    return obj if obj is not None and obj.get("object") == kind else None
-
-
-def _page(items: list[dict], request: RecordedRequest) -> dict:
-    """OpenAI's cursor page, honouring `order` and `limit` (oldest first as stored)."""
-    query = {k: v[-1] for k, v in request.query_params.items()}
-    if query.get("order", "desc") == "desc":
-        items = items[::-1]
-    items = items[: int(query.get("limit", 20))]
-    return {"object": "list", "data": items, "first_id": items[0]["id"] if items else None,
-            "last_id": items[-1]["id"] if items else None, "has_more": False}
-
-
-def _list_of(server: FakeOpenAI, kind: str, **scope: str) -> list[dict]:
-    return [o for o in server.store.values()
-            if o.get("object") == kind and all(o.get(k) == v for k, v in scope.items())]
-
-
-def _crud(path: str, kind: str, prefix: str, make: Callable[[FakeOpenAI, dict, dict], dict],
-          methods: str = "create list retrieve update delete") -> None:
-    """Register create/list on `path` and retrieve/update/delete on `path/{id}` for one object
-    kind; `make(server, body, params)` builds a new object's fields from the request body
-    (`params` has the path's parameters and the new object's `id`)."""
-    wanted = set(methods.split())
-    scope_names = re.findall(r"\{(\w+)\}", path)
-
-    async def create(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-        body, error = _json_body(request)
-        if error:
-            return error
-        obj = {"id": server.new_id(prefix), "object": kind, "created_at": int(time.time()),
-               **{k: params[k] for k in scope_names}}
-        obj.update(make(server, body, {**params, "id": obj["id"]}))
-        server.store[obj["id"]] = obj
-        return json_reply(obj)
-
-    async def list_(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-        return json_reply(_page(_list_of(server, kind, **{k: params[k] for k in scope_names}), request))
-
-    async def one(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-        obj = _stored(server, params["object_id"], kind)
-        if obj is None:
-            return _not_found(kind, params["object_id"])
-        if request.method == "POST":
-            body, error = _json_body(request)
-            if error:
-                return error
-            obj.update({k: v for k, v in body.items() if k not in ("id", "object")})
-        if request.method == "DELETE":
-            del server.store[obj["id"]]
-            return json_reply({"id": obj["id"], "object": f"{kind}.deleted", "deleted": True})
-        return json_reply(obj)
-
-    if "create" in wanted:
-        route("POST", path)(create)
-    if "list" in wanted:
-        route("GET", path)(list_)
-    for verb, method in (("retrieve", "GET"), ("update", "POST"), ("delete", "DELETE")):
-        if verb in wanted:
-            route(method, path + "/{object_id}")(one)
-
-
-def _message_content(content: Any) -> list[dict]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": {"value": content, "annotations": []}}]
-    return [{"type": "text", "text": {"value": p.get("text", ""), "annotations": []}}
-            for p in content or [] if isinstance(p, dict)]
-
-
-def _new_message(server: FakeOpenAI, body: dict, params: dict) -> dict:
-    return {"role": body.get("role", "user"), "content": _message_content(body.get("content")),
-            "assistant_id": None, "run_id": None, "attachments": body.get("attachments") or [],
-            "metadata": body.get("metadata") or {}, "status": "completed",
-            "completed_at": int(time.time()), "incomplete_at": None, "incomplete_details": None}
-
-
-_crud("/v1/assistants", "assistant", "asst", lambda server, body, params: {
-    "name": None, "description": None, "instructions": None, "tools": [], "metadata": {},
-    "tool_resources": None, "temperature": 1.0, "top_p": 1.0, "response_format": "auto", **body})
-def _new_thread(server: FakeOpenAI, body: dict, params: dict) -> dict:
-    for given in body.get("messages") or []:
-        message = {"id": server.new_id("msg"), "object": "thread.message", "created_at": int(time.time()),
-                   "thread_id": params["id"], **_new_message(server, given, {})}
-        server.store[message["id"]] = message
-    return {"metadata": body.get("metadata") or {}, "tool_resources": body.get("tool_resources")}
-
-
-_crud("/v1/threads", "thread", "thread", _new_thread, "create retrieve update delete")
-_crud("/v1/threads/{thread_id}/messages", "thread.message", "msg", _new_message)
-_crud("/v1/conversations", "conversation", "conv", lambda server, body, params: {
-    "metadata": body.get("metadata") or {}}, "create retrieve update delete")
-
-
-# ---- Responses
-
-
-def _response_object(server: FakeOpenAI, body: dict, reply: str, status: str = "completed") -> dict:
-    model = body.get("model") or "gpt-5.4-mini"
-    text = body.get("input") if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
-    input_tokens = len(encoding_for_model(model).encode(text or "", disallowed_special=()))
-    output_tokens = len(encoding_for_model(model).encode(reply, disallowed_special=()))
-    message = {"type": "message", "id": server.new_id("msg"), "status": "completed", "role": "assistant",
-               "content": [{"type": "output_text", "text": reply, "annotations": [], "logprobs": []}]}
-    return {
-        "id": server.new_id("resp"), "object": "response", "created_at": int(time.time()), "status": status,
-        "model": model, "output": [message] if status == "completed" else [],
-        "instructions": body.get("instructions"), "metadata": body.get("metadata") or {},
-        "parallel_tool_calls": True, "tool_choice": "auto", "tools": body.get("tools") or [],
-        "temperature": 1.0, "top_p": 1.0, "error": None, "incomplete_details": None,
-        "previous_response_id": body.get("previous_response_id"),
-        "conversation": {"id": body["conversation"]} if isinstance(body.get("conversation"), str) else None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                  "total_tokens": input_tokens + output_tokens,
-                  "input_tokens_details": {"cached_tokens": 0},
-                  "output_tokens_details": {"reasoning_tokens": 0}},
-    }
-
-
-def _response_events(response: dict, reply: str) -> list[tuple[str, dict]]:
-    """The event sequence OpenAI streams for a one-message text response."""
-    message = response["output"][0]
-    ids = {"item_id": message["id"], "output_index": 0}
-    started = {**response, "status": "in_progress", "output": [], "usage": None}
-    events: list[tuple[str, dict]] = [
-        ("response.created", {"response": started}),
-        ("response.in_progress", {"response": started}),
-        ("response.output_item.added", {"output_index": 0, "item": {**message, "status": "in_progress",
-                                                                    "content": []}}),
-        ("response.content_part.added", {**ids, "content_index": 0,
-                                         "part": {"type": "output_text", "text": "", "annotations": []}}),
-    ]
-    events += [("response.output_text.delta", {**ids, "content_index": 0, "delta": piece, "logprobs": []})
-               for piece in _split_reply(reply)]
-    events += [
-        ("response.output_text.done", {**ids, "content_index": 0, "text": reply, "logprobs": []}),
-        ("response.content_part.done", {**ids, "content_index": 0, "part": message["content"][0]}),
-        ("response.output_item.done", {"output_index": 0, "item": message}),
-        ("response.completed", {"response": response}),
-    ]
-    return [(name, {"type": name, "sequence_number": i, **data}) for i, (name, data) in enumerate(events)]
-
-
-@route("POST", "/v1/responses")
-async def create_response(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    if not body.get("model") or "input" not in body:
-        return _bad_request("'model' and 'input' are required.")
-    reply = server.next_reply(body)
-    response = _response_object(server, body, reply)
-    server.store[response["id"]] = {**response, "_input": body["input"]}
-    if body.get("stream"):
-        return sse_reply(server, _response_events(response, reply), done=False)
-    return json_reply(response)
-
-
-def _public(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
-@route("GET", "/v1/responses/{response_id}")
-@route("DELETE", "/v1/responses/{response_id}")
-@route("POST", "/v1/responses/{response_id}/cancel")
-async def response_by_id(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    response = _stored(server, params["response_id"], "response")
-    if response is None:
-        return _not_found("response", params["response_id"])
-    if request.method == "DELETE":
-        del server.store[response["id"]]
-        return json_reply({"id": response["id"], "object": "response.deleted", "deleted": True})
-    if request.path.endswith("/cancel"):
-        response["status"] = "cancelled"
-    return json_reply(_public(response))
-
-
-@route("GET", "/v1/responses/{response_id}/input_items")
-async def response_input_items(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    response = _stored(server, params["response_id"], "response")
-    if response is None:
-        return _not_found("response", params["response_id"])
-    given = response["_input"]
-    if isinstance(given, str):
-        given = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": given}]}]
-    items = [{"id": f"{response['id']}_item{i}", "status": "completed", **item} for i, item in enumerate(given)]
-    return json_reply(_page(items, request))
-
-
-@route("POST", "/v1/responses/input_tokens")
-async def response_input_tokens(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    text = body.get("input") if isinstance(body.get("input"), str) else json.dumps(body.get("input"))
-    tokens = len(encoding_for_model(body.get("model") or "").encode(text, disallowed_special=()))
-    return json_reply({"object": "response.input_tokens", "input_tokens": tokens})
-
-
-@route("GET", "/v1/conversations/{conversation_id}/items")
-@route("POST", "/v1/conversations/{conversation_id}/items")
-async def conversation_items(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    conversation = _stored(server, params["conversation_id"], "conversation")
-    if conversation is None:
-        return _not_found("conversation", params["conversation_id"])
-    items = conversation.setdefault("_items", [])
-    if request.method == "POST":
-        body, error = _json_body(request)
-        if error:
-            return error
-        added = [{"id": server.new_id("item"), "status": "completed", **item} for item in body.get("items", [])]
-        items.extend(added)
-        return json_reply({"object": "list", "data": added, "first_id": added[0]["id"] if added else None,
-                           "last_id": added[-1]["id"] if added else None, "has_more": False})
-    return json_reply(_page(items, request))
-
-
-# ---- Assistants runs
-
-
-def _run_object(server: FakeOpenAI, thread_id: str, body: dict, status: str) -> dict:
-    assistant = server.store.get(body.get("assistant_id", ""), {})
-    now = int(time.time())
-    return {
-        "id": server.new_id("run"), "object": "thread.run", "created_at": now, "thread_id": thread_id,
-        "assistant_id": body.get("assistant_id"), "status": status,
-        "model": body.get("model") or assistant.get("model") or "gpt-5.4-mini",
-        "instructions": body.get("instructions") or assistant.get("instructions") or "",
-        "tools": body.get("tools") or assistant.get("tools") or [], "metadata": body.get("metadata") or {},
-        "parallel_tool_calls": True, "tool_choice": "auto", "response_format": "auto",
-        "truncation_strategy": {"type": "auto", "last_messages": None}, "required_action": None,
-        "last_error": None, "incomplete_details": None, "usage": None, "temperature": 1.0, "top_p": 1.0,
-        "started_at": now, "completed_at": now if status == "completed" else None, "expires_at": None,
-        "cancelled_at": None, "failed_at": None, "max_completion_tokens": None, "max_prompt_tokens": None,
-    }
-
-
-def _run(server: FakeOpenAI, thread_id: str, body: dict) -> Reply:
-    """Run the thread at once: the assistant's reply (from the script) becomes its last message."""
-    reply = server.next_reply(body)
-    run = _run_object(server, thread_id, body, "completed")
-    run["usage"] = {"prompt_tokens": 10, "completion_tokens": len(_split_reply(reply)), "total_tokens": 0}
-    run["usage"]["total_tokens"] = 10 + run["usage"]["completion_tokens"]
-    message = {"id": server.new_id("msg"), "object": "thread.message", "created_at": run["created_at"],
-               "thread_id": thread_id, "role": "assistant", "content": _message_content(reply),
-               "assistant_id": run["assistant_id"], "run_id": run["id"], "attachments": [], "metadata": {},
-               "status": "completed", "completed_at": run["created_at"], "incomplete_at": None,
-               "incomplete_details": None}
-    server.store[run["id"]] = run
-    server.store[message["id"]] = message
-    if not body.get("stream"):
-        return json_reply(run)
-    pending = {**run, "status": "queued", "completed_at": None, "usage": None}
-    draft = {**message, "status": "in_progress", "content": [], "completed_at": None}
-    events: list[tuple[str, Any]] = [
-        ("thread.run.created", pending),
-        ("thread.run.queued", pending),
-        ("thread.run.in_progress", {**pending, "status": "in_progress"}),
-        ("thread.run.step.created", _run_step(run, message, "in_progress")),
-        ("thread.message.created", draft),
-        ("thread.message.in_progress", draft),
-    ]
-    events += [("thread.message.delta", {"id": message["id"], "object": "thread.message.delta", "delta": {
-        "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]}})
-        for piece in _split_reply(reply)]
-    events += [("thread.message.completed", message),
-               ("thread.run.step.completed", _run_step(run, message, "completed")),
-               ("thread.run.completed", run),
-               ("done", "[DONE]")]
-    return sse_reply(server, events, done=False)
-
-
-def _run_step(run: dict, message: dict, status: str) -> dict:
-    return {"id": run["id"].replace("run", "step", 1), "object": "thread.run.step",
-            "created_at": run["created_at"], "run_id": run["id"], "assistant_id": run["assistant_id"],
-            "thread_id": run["thread_id"], "type": "message_creation", "status": status,
-            "step_details": {"type": "message_creation", "message_creation": {"message_id": message["id"]}},
-            "cancelled_at": None, "completed_at": run["completed_at"] if status == "completed" else None,
-            "expired_at": None, "failed_at": None, "last_error": None, "metadata": {}, "usage": None}
-
-
-@route("POST", "/v1/threads/{thread_id}/runs")
-async def create_run(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    if _stored(server, params["thread_id"], "thread") is None:
-        return _not_found("thread", params["thread_id"])
-    if not body.get("assistant_id"):
-        return _bad_request("'assistant_id' is required.", "assistant_id")
-    return _run(server, params["thread_id"], body)
-
-
-@route("POST", "/v1/threads/runs")
-async def create_thread_and_run(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    thread = {"id": server.new_id("thread"), "object": "thread", "created_at": int(time.time())}
-    thread.update(_new_thread(server, body.get("thread") or {}, {"id": thread["id"]}))
-    server.store[thread["id"]] = thread
-    return _run(server, thread["id"], body)
-
-
-@route("GET", "/v1/threads/{thread_id}/runs")
-async def list_runs(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    return json_reply(_page(_list_of(server, "thread.run", thread_id=params["thread_id"]), request))
-
-
-@route("GET", "/v1/threads/{thread_id}/runs/{run_id}")
-@route("POST", "/v1/threads/{thread_id}/runs/{run_id}")
-@route("POST", "/v1/threads/{thread_id}/runs/{run_id}/cancel")
-@route("POST", "/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
-@route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps")
-@route("GET", "/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
-async def run_by_id(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    run = _stored(server, params["run_id"], "thread.run")
-    if run is None or run["thread_id"] != params["thread_id"]:
-        return _not_found("run", params["run_id"])
-    if request.path.endswith("/cancel"):
-        run.update(status="cancelled", cancelled_at=int(time.time()))
-    elif request.path.endswith("/submit_tool_outputs"):
-        body, error = _json_body(request)
-        if error:
-            return error
-        return _run(server, run["thread_id"], {**body, "assistant_id": run["assistant_id"]})
-    elif "/steps" in request.path:
-        messages = [m for m in _list_of(server, "thread.message", run_id=run["id"])]
-        steps = [_run_step(run, m, "completed") for m in messages]
-        if "step_id" in params:
-            step = next((s for s in steps if s["id"] == params["step_id"]), None)
-            return json_reply(step) if step else _not_found("run step", params["step_id"])
-        return json_reply(_page(steps, request))
-    return json_reply(run)
-
-
-# ---- Files and uploads
-
-
-def _file_object(server: FakeOpenAI, data: bytes, filename: str, purpose: str) -> dict:
-    obj = {"id": server.new_id("file"), "object": "file", "bytes": len(data), "created_at": int(time.time()),
-           "filename": filename, "purpose": purpose, "status": "processed", "expires_at": None,
-           "status_details": None}
-    server.store[obj["id"]] = obj
-    server.blobs[obj["id"]] = data
-    return obj
-
-
-@route("POST", "/v1/files")
-async def create_file(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    form, error = _form(request)
-    if error:
-        return error
-    if "file" not in form or "purpose" not in form:
-        return _bad_request("'file' and 'purpose' are required.")
-    part = form["file"][0]
-    return json_reply(_file_object(server, part.data, part.filename or "file", form["purpose"][0].text))
-
-
-@route("GET", "/v1/files")
-async def list_files(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    purpose = request.query_params.get("purpose", [None])[-1]
-    files = [f for f in _list_of(server, "file") if purpose is None or f["purpose"] == purpose]
-    return json_reply(_page(files, request))
-
-
-@route("GET", "/v1/files/{file_id}")
-@route("DELETE", "/v1/files/{file_id}")
-@route("GET", "/v1/files/{file_id}/content")
-async def file_by_id(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    obj = _stored(server, params["file_id"], "file")
-    if obj is None:
-        return _not_found("file", params["file_id"])
-    if request.method == "DELETE":
-        del server.store[obj["id"]]
-        server.blobs.pop(obj["id"], None)
-        return json_reply({"id": obj["id"], "object": "file", "deleted": True})
-    if request.path.endswith("/content"):
-        return Reply(200, server.blobs[obj["id"]], [("content-type", "application/octet-stream")])
-    return json_reply(obj)
-
-
-@route("POST", "/v1/uploads")
-async def create_upload(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    upload = {"id": server.new_id("upload"), "object": "upload", "bytes": body.get("bytes", 0),
-              "created_at": int(time.time()), "expires_at": int(time.time()) + 3600,
-              "filename": body.get("filename", "upload"), "purpose": body.get("purpose", "assistants"),
-              "status": "pending", "file": None}
-    server.store[upload["id"]] = upload
-    return json_reply(upload)
-
-
-@route("POST", "/v1/uploads/{upload_id}/parts")
-@route("POST", "/v1/uploads/{upload_id}/complete")
-@route("POST", "/v1/uploads/{upload_id}/cancel")
-async def upload_by_id(server: FakeOpenAI, request: RecordedRequest, params: dict) -> Reply:
-    upload = _stored(server, params["upload_id"], "upload")
-    if upload is None:
-        return _not_found("upload", params["upload_id"])
-    action = request.path.rsplit("/", 1)[1]
-    if action == "parts":
-        form, error = _form(request)
-        if error:
-            return error
-        part = {"id": server.new_id("part"), "object": "upload.part", "created_at": int(time.time()),
-                "upload_id": upload["id"]}
-        server.blobs[part["id"]] = form["data"][0].data
-        return json_reply(part)
-    if action == "cancel":
-        upload["status"] = "cancelled"
-        return json_reply(upload)
-    body, error = _json_body(request)
-    if error:
-        return error
-    data = b"".join(server.blobs.pop(p, b"") for p in body.get("part_ids", []))
-    upload.update(status="completed", file=_file_object(server, data, upload["filename"], upload["purpose"]))
-    return json_reply(upload)
-
-
-# ---- Images
-
-
-def fake_image(seed: bytes) -> bytes:
-    """The 'PNG' the server answers for an image request, deterministic in the request's inputs."""
-    return b"\x89PNG\r\n\x1a\n" + hashlib.shake_256(seed).digest(4096)
-
-
-def _images_reply(data: bytes, n: int) -> Reply:
-    encoded = base64.b64encode(data).decode()
-    return json_reply({"created": int(time.time()), "data": [{"b64_json": encoded, "revised_prompt": None}] * n,
-                       "usage": {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110,
-                                 "input_tokens_details": {"image_tokens": 0, "text_tokens": 10}}})
-
-
-@route("POST", "/v1/images/generations")
-async def images_generate(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    if not body.get("prompt"):
-        return _bad_request("'prompt' is required.", "prompt")
-    return _images_reply(fake_image(body["prompt"].encode()), int(body.get("n") or 1))
-
-
-@route("POST", "/v1/images/edits")
-@route("POST", "/v1/images/variations")
-async def images_from_images(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    form, error = _form(request)
-    if error:
-        return error
-    images = form.get("image", []) + form.get("image[]", [])
-    if not images:
-        return _bad_request("'image' is required.", "image")
-    prompt = form["prompt"][0].data if "prompt" in form else b""
-    n = int(form["n"][0].text) if "n" in form else 1
-    return _images_reply(fake_image(prompt + b"".join(hashlib.sha256(p.data).digest() for p in images)), n)
-
-
-# ---- Audio
-
-_AUDIO_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
-                "wav": "audio/wav", "pcm": "audio/pcm"}
-
-
-def fake_speech(text: str) -> bytes:
-    """The audio bytes the server answers for `text` (64 KiB, deterministic)."""
-    return hashlib.shake_256(text.encode()).digest(65536)
-
-
-def fake_transcript(audio: bytes) -> str:
-    return f"Transcript of {len(audio)} bytes, sha256 {hashlib.sha256(audio).hexdigest()[:12]}."
-
-
-@route("POST", "/v1/audio/speech")
-async def audio_speech(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    body, error = _json_body(request)
-    if error:
-        return error
-    if not body.get("input") or not body.get("voice"):
-        return _bad_request("'input' and 'voice' are required.")
-    audio = fake_speech(body["input"])
-    fmt = body.get("response_format", "mp3")
-    # Sent in pieces, as a real text-to-speech stream is.
-    async def chunks() -> AsyncIterator[bytes]:
-        for start in range(0, len(audio), 8192):
-            yield audio[start : start + 8192]
-
-    return Reply(200, chunks(), [("content-type", _AUDIO_TYPES.get(fmt, "application/octet-stream"))])
-
-
-@route("POST", "/v1/audio/transcriptions")
-@route("POST", "/v1/audio/translations")
-async def audio_transcribe(server: FakeOpenAI, request: RecordedRequest, _: dict) -> Reply:
-    form, error = _form(request)
-    if error:
-        return error
-    if "file" not in form or "model" not in form:
-        return _bad_request("'file' and 'model' are required.")
-    text = fake_transcript(form["file"][0].data)
-    fmt = form["response_format"][0].text if "response_format" in form else "json"
-    task = "translate" if request.path.endswith("translations") else "transcribe"
-    if "stream" in form and form["stream"][0].text == "true" and task == "transcribe":
-        events = [{"type": "transcript.text.delta", "delta": piece, "logprobs": None}
-                  for piece in _split_reply(text)]
-        events.append({"type": "transcript.text.done", "text": text, "logprobs": None,
-                       "usage": {"type": "tokens", "input_tokens": 10, "output_tokens": len(events),
-                                 "total_tokens": 10 + len(events)}})
-        return sse_reply(server, events, done=False)
-    if fmt == "text":
-        return Reply(200, text.encode(), [("content-type", "text/plain; charset=utf-8")])
-    if fmt == "srt":
-        srt = f"1\n00:00:00,000 --> 00:00:01,000\n{text}\n\n"
-        return Reply(200, srt.encode(), [("content-type", "text/plain")])
-    if fmt == "vtt":
-        vtt = f"WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n{text}\n\n"
-        return Reply(200, vtt.encode(), [("content-type", "text/vtt")])
-    if fmt == "verbose_json":
-        return json_reply({"task": task, "language": "english", "duration": 1.0, "text": text, "segments": [{
-            "id": 0, "seek": 0, "start": 0.0, "end": 1.0, "text": text, "tokens": [1, 2], "temperature": 0.0,
-            "avg_logprob": -0.1, "compression_ratio": 1.0, "no_speech_prob": 0.0}]})
-    return json_reply({"text": text})
-
-
 # --------------------------------------------------------------------------- serving
-
-
-class ServerThread:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) in a daemon thread."""
-
-    def __init__(self, app: Callable, lifespan: str = "off") -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=1, loop="asyncio")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"uvicorn-{self.port}", daemon=True)
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=5)
-        self._sock.close()
-
-
-_session_server: FakeOpenAI | None = None
 
 
 @pytest.fixture
 def openai_server(request: pytest.FixtureRequest) -> Iterator[FakeOpenAI]:
     """The session's OpenAI test server (started on first use), reset for this test."""
-    global _session_server
-    if _session_server is None:
-        server = FakeOpenAI()
-        thread = ServerThread(server).start()
-        server.url = f"http://127.0.0.1:{thread.port}/v1"
-        _session_server = server
-
-        def stop() -> None:
-            global _session_server
-            thread.stop()
-            _session_server = None
-
-        request.config.add_cleanup(stop)
-    _session_server.reset()
-    yield _session_server
-    _session_server.reset()  # releases held streams a failed test left behind
+    yield from session_server(request, "openai", FakeOpenAI)

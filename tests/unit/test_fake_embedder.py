@@ -87,5 +87,6 @@ def test_the_limit_is_honoured_exactly(embedder: FakeEmbedder) -> None:
 def test_a_collection_can_be_bound_to_it(tmp_path) -> None:
     with Service(Settings(home=tmp_path, embedder=KIND)) as service:
         collection = service.create_collection("plumbing")
-        assert (collection.embedder.kind, collection.embedder.model_id, collection.embedder.dim) == (KIND, MODEL_ID, DIM)
+        spec = collection.embedder
+        assert (spec.kind, spec.model_id, spec.dim) == (KIND, MODEL_ID, DIM)
         assert isinstance(service.embedder_for(collection), FakeEmbedder)

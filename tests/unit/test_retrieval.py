@@ -17,7 +17,8 @@ QUERY = "school roof panels"
 DOCUMENTS = {
     "solar": ("Solar panels on the school roof make power for the classrooms.", {"topic": "energy", "year": 2024}),
     "bees": ("Honey bees live in hives beside the barn and swarm in late spring.", {"topic": "nature", "year": 2023}),
-    "shares": ("Members buy shares at fifty pounds each and earn interest every year.", {"topic": "money", "year": 2024}),
+    "shares": ("Members buy shares at fifty pounds each and earn interest every year.",
+               {"topic": "money", "year": 2024}),
     "inverter": ("An inverter turns the direct current of the panels into alternating current. "
                  "It sits in the plant room below the hall. Engineers check it every spring. "
                  "Its fan hums quietly when the sun is strong.", {"topic": "energy", "year": 2023}),
