@@ -3,66 +3,21 @@ leaves this machine, the fake embedder registered, and seeded data folders to co
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from support import fake_embedder
 from support.echo_upstream import echo_upstream  # noqa: F401  (fixture)
 from support.homes import seed
+from support.offline import guard_network
 from support.openai_server import openai_server  # noqa: F401  (fixture)
-
-
-class NetworkAccessAttempted(AssertionError):
-    """Something tried to reach a host off this machine (a hub, a CDN, telemetry, OpenAI)."""
-
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _is_local(host: object) -> bool:
-    if not isinstance(host, str):
-        return True  # AF_UNIX paths and the like
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _guard(address: object) -> None:
-    host = address[0] if isinstance(address, tuple) else address
-    if not _is_local(host):
-        raise NetworkAccessAttempted(f"network access to {address!r} attempted during a test")
-
-
-def _connect(self, address):  # noqa: ANN001
-    _guard(address)
-    return _real_connect(self, address)
-
-
-def _connect_ex(self, address):  # noqa: ANN001
-    _guard(address)
-    return _real_connect_ex(self, address)
-
-
-def _getaddrinfo(host, *args, **kwargs):  # noqa: ANN001
-    if host is not None and not _is_local(host.decode() if isinstance(host, bytes) else host):
-        raise NetworkAccessAttempted(f"name lookup of {host!r} attempted during a test")
-    return _real_getaddrinfo(host, *args, **kwargs)
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail loudly if anything in-process tries to reach beyond loopback."""
-    monkeypatch.setattr(socket.socket, "connect", _connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", _connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo)
+    guard_network(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -413,7 +413,7 @@ def test_markdown_and_html_partition_with_the_network_guard_on(tmp_path: Path) -
     partitioning completes under it, so unstructured neither downloads nor phones home."""
     import socket
 
-    from conftest import NetworkAccessAttempted
+    from support.offline import NetworkAccessAttempted
 
     with pytest.raises(NetworkAccessAttempted):
         socket.getaddrinfo("github.com", 443)  # the guard is really on
