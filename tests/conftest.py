@@ -12,6 +12,14 @@ from support.echo_upstream import echo_upstream  # noqa: F401  (fixture)
 from support.homes import seed
 from support.offline import guard_network
 from support.openai_server import openai_server  # noqa: F401  (fixture)
+from support.tiers import tier_rank
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the fast tiers first, so `make test` fails early (the sort is stable: a module's tests
+    stay together and in order)."""
+    tests_root = Path(__file__).resolve().parent
+    items.sort(key=lambda item: tier_rank(item.path, tests_root))
 
 
 @pytest.fixture(autouse=True)

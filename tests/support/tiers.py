@@ -12,11 +12,22 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
 from rag.embeddings.local import LocalEmbedder
+
+
+TIERS = ("unit", "integration", "e2e")
+"""The folders under tests/ that hold tests, fastest first."""
+
+
+def tier_rank(path: Path, tests_root: Path) -> int:
+    """Where a test file's tier comes in a run: unit first, e2e last, anything else after."""
+    parts = path.relative_to(tests_root).parts
+    return TIERS.index(parts[0]) if len(parts) > 1 and parts[0] in TIERS else len(TIERS)
 
 
 class TierViolation(AssertionError):

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from support.tiers import TierViolation
+from support.paths import ROOT
+from support.tiers import TIERS, TierViolation, tier_rank
 
 from rag.config import Settings
 from rag.embeddings.local import LocalEmbedder
@@ -30,3 +31,10 @@ def test_a_python_process_is_refused_but_other_programs_run() -> None:
 def test_a_connection_is_refused_even_on_loopback() -> None:
     with socket.socket() as s, pytest.raises(TierViolation, match="TestClient"):
         s.connect(("127.0.0.1", 9))
+
+
+def test_every_test_file_is_in_a_tier() -> None:
+    """A test file beside the tiers would run in `make test` but never in `make test-fast`."""
+    tests = ROOT / "tests"
+    outside = [str(p.relative_to(tests)) for p in tests.rglob("test_*.py") if tier_rank(p, tests) == len(TIERS)]
+    assert outside == [], f"move these into tests/unit, tests/integration or tests/e2e: {outside}"
