@@ -11,10 +11,10 @@ import inspect
 from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 
 from rag.service import Service
 
-ROOT = Path(__file__).resolve().parents[1]
 FRONT_ENDS = sorted([*(ROOT / "api").glob("*.py"), ROOT / "ingest" / "cli.py", ROOT / "ingest" / "queue.py"])
 FORBIDDEN_IMPORTS = ("rag.store", "rag.schema", "rag.indexes", "rag.retrieval", "rag.migrations", "rag.workers")
 """What `api/` and `ingest/cli.py` may not import: the parts behind the façade."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
+from support.paths import ROOT
 
 from api.app import create_app
 from ingest.cli import main
@@ -21,7 +22,7 @@ from rag.config import Settings
 
 ERROR_CLASSES = [c for _, c in inspect.getmembers(errors, inspect.isclass)
                  if issubclass(c, errors.RagError)]
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_every_error_class_carries_the_whole_contract() -> None:

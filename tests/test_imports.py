@@ -10,8 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from support.paths import ROOT as REPO
 
 # A fresh interpreter with sockets refused, whose environment has none of the variables the old
 # import-time set-up wrote, so a module that sets one at import shows up in the diff.

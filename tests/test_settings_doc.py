@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+from support.paths import ROOT
 
 from ingest.cli import main
 from rag import config
 from rag.config import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_rows() -> dict[str, str]:
