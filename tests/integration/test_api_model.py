@@ -33,7 +33,8 @@ def test_search_finds_the_passages_that_answer_in_every_mode(client):
         hits = client.post("/collections/wren/search", json={"query": "How many panels are on the school roof?",
                                                              "mode": mode, "k": 5}).json()["hits"]
         assert any("the-arrays.html" in h["source"] for h in hits[:3]), mode
-    pdf_hits = client.post("/collections/wren/search", json={"query": "generation by month in 2024", "k": 5}).json()["hits"]
+    pdf_query = {"query": "generation by month in 2024", "k": 5}
+    pdf_hits = client.post("/collections/wren/search", json=pdf_query).json()["hits"]
     pages = [h["page"] for h in pdf_hits if h["source"].endswith(".pdf")]
     assert pages and all(p in (1, 2, 3) for p in pages)
 

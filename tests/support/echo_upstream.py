@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pytest
+
 from support.asgi import RecordedRequest, Reply, read_request, send_reply, session_server, sleep_unless
 
 __all__ = ["HOLD_LIMIT_S", "EchoUpstream", "echo_upstream"]

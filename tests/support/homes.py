@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.paths import CORPUS
-
 from rag.config import Settings
+from support.paths import CORPUS
 
 SAMPLE_COLLECTION = "wren"
 SAMPLE_DOCUMENTS = 17

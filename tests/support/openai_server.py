@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.asgi import RecordedRequest, Reply, read_request, send_reply, session_server, sleep_unless
 
 from rag.tokens import count_chat_tokens, encoding_for_model, get_encoding
+from support.asgi import RecordedRequest, Reply, read_request, send_reply, session_server, sleep_unless
 
 __all__ = ["DEFAULT_REPLY", "FakeOpenAI", "RecordedRequest", "Reply", "expected_embedding", "fake_embedding",
            "openai_server"]

@@ -19,7 +19,6 @@ import pytest
 
 from rag.embeddings.local import LocalEmbedder
 
-
 TIERS = ("unit", "integration", "e2e")
 """The folders under tests/ that hold tests, fastest first."""
 
