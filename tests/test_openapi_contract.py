@@ -28,6 +28,7 @@ from litestar.testing import TestClient
 from openapi_schema_validator import OAS31Validator, oas31_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from support.sse import sse_messages
 
 from api.app import create_app
 from api.passthrough import PASSTHROUGH_ROUTES
@@ -124,23 +125,6 @@ def media_type(response) -> str:
     return response.headers.get("content-type", "").split(";")[0].strip()
 
 
-def sse_events(text: str) -> Iterator[dict[str, str]]:
-    """Each server-sent event as {"event"?, "data"} (the shape `x-itemSchema` describes)."""
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        event: dict[str, str] = {}
-        data = []
-        for line in block.split("\n"):
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event["event"] = value
-            elif name == "data":
-                data.append(value)
-        if data:
-            event["data"] = "\n".join(data)
-            yield event
-
-
 def event_problems(contract: Contract, pointer: str, event: dict[str, str]) -> list[str]:
     """[] when the event validates against the item schema at `pointer` and its data against the
     `contentSchema` (or `const`) of a documented event with its name."""
@@ -178,7 +162,7 @@ def response_problems(contract: Contract, op: Operation, response) -> list[str]:
         return [f"content type {kind!r} is not declared for {status} (declared: {sorted(content)})"]
     where = f"{op.pointer}/responses/{status}/content/{_escape(kind)}"
     if kind == EVENT_STREAM:
-        events = list(sse_events(response.text))
+        events = list(sse_messages(response.text))
         if not events:
             return ["an event stream with no events"]
         return [p for e in events for p in event_problems(contract, f"{where}/x-itemSchema", e)]
@@ -426,9 +410,9 @@ def test_streams_are_server_sent_events(run):
     broken = [x for x in streamed if x.case.name == "stream broken off"]
     assert len(broken) == 2
     ask = next(x for x in broken if x.operation.operation_id == "ask")
-    assert [e.get("event") for e in sse_events(ask.response.text)][-1] == "error"
+    assert [e.get("event") for e in sse_messages(ask.response.text)][-1] == "error"
     chat = next(x for x in broken if x.operation.operation_id == "createChatCompletion")
-    *_, failed, done = [e["data"] for e in sse_events(chat.response.text)]
+    *_, failed, done = [e["data"] for e in sse_messages(chat.response.text)]
     assert json.loads(failed)["error"]["code"] == 504 and done == "[DONE]"
 
 

@@ -7,22 +7,30 @@ import json
 from typing import Any
 
 
-def sse_events(text: str) -> list[tuple[str, str]]:
-    """(event name, data) of each event in a stream body; the name is "message" when none is
-    given, and the lines of a multi-line data field are joined with newlines."""
-    events = []
+def sse_messages(text: str) -> list[dict[str, str]]:
+    """Each event of a stream body as {"event"?, "data"}: `event` only when the stream names it
+    (the shape the OpenAPI document's `x-itemSchema` describes); the lines of a multi-line data
+    field are joined with newlines."""
+    messages = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", []
+        message: dict[str, str] = {}
+        data = []
         for line in block.split("\n"):
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")
             if field == "event":
-                name = value
+                message["event"] = value
             elif field == "data":
                 data.append(value)
         if data:
-            events.append((name, "\n".join(data)))
-    return events
+            message["data"] = "\n".join(data)
+            messages.append(message)
+    return messages
+
+
+def sse_events(text: str) -> list[tuple[str, str]]:
+    """(event name, data) of each event; the name is "message" when none is given."""
+    return [(m.get("event", "message"), m["data"]) for m in sse_messages(text)]
 
 
 def ask_events(text: str) -> list[tuple[str, Any]]:
