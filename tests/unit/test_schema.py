@@ -19,7 +19,7 @@ from rag.migrations import MIGRATIONS, migrate
 from rag.retrieval import Retriever
 from rag.schema import Base
 from rag.store import Store
-from schema_history import STEP_0002, OldCollection, OldDocument, build_database_at_0002
+from support.schema_history import STEP_0002, OldCollection, OldDocument, build_database_at_0002
 
 NOT_IN_THE_METADATA = {
     "schema_migrations",  # the migration runner's own record

@@ -17,7 +17,7 @@ from typing import Any
 
 import docx
 import pytest
-from minipdf import make_pdf
+from support.minipdf import make_pdf
 from pypdf import PdfWriter
 from support.paths import CORPUS
 from support.paths import ROOT as REPO
