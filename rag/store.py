@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import (
     create_engine,
-    insert,
     delete,
     event,
     func,
+    insert,
     select,
     text,
     update,
@@ -101,7 +101,8 @@ class Store:
         if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidInput("collection name must be 1-100 letters, digits, '-', '_' or '.'", param="name")
         if chunk_size < 16 or not 0 <= chunk_overlap < chunk_size:
-            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1", param="chunk_size")
+            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1",
+                               param="chunk_size")
         try:
             with self.write() as s:
                 row = CollectionRow(
@@ -128,8 +129,10 @@ class Store:
 
     def list_collections(self) -> list[Collection]:
         with self.read() as s:
-            docs = dict(s.execute(select(DocumentRow.collection_id, func.count()).group_by(DocumentRow.collection_id)).all())
-            chunks = dict(s.execute(select(ChunkRow.collection_id, func.count()).group_by(ChunkRow.collection_id)).all())
+            docs = dict(s.execute(select(DocumentRow.collection_id, func.count())
+                                  .group_by(DocumentRow.collection_id)).all())
+            chunks = dict(s.execute(select(ChunkRow.collection_id, func.count())
+                                    .group_by(ChunkRow.collection_id)).all())
             rows = s.scalars(select(CollectionRow).order_by(CollectionRow.name)).all()
             return [_collection(r, docs.get(r.id, 0), chunks.get(r.id, 0)) for r in rows]
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-
 from rag.config import Settings
 from rag.embeddings import local
 from rag.embeddings.local import LocalEmbedder, model_dir

@@ -7,23 +7,23 @@ import time
 import numpy as np
 import openai
 import pytest
-from support.openai_server import expected_embedding
 from support.net import free_port
+from support.openai_server import expected_embedding
 
 from rag.config import Settings
-from rag.service import Service
 from rag.embeddings.openai import MAX_TOKENS_PER_REQUEST, OpenAIEmbedder
 from rag.errors import (
-    UpstreamRefused,
     ConfigError,
     InputTooLong,
     MissingCredentials,
     UpstreamError,
     UpstreamRateLimited,
+    UpstreamRefused,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from rag.openai_client import make_client, translate_openai_error
+from rag.service import Service
 from rag.tokens import count_tokens
 
 KEY = "sk-test-key"

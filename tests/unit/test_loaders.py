@@ -17,8 +17,8 @@ from typing import Any
 
 import docx
 import pytest
-from support.minipdf import make_pdf
 from pypdf import PdfWriter
+from support.minipdf import make_pdf
 from support.paths import CORPUS
 from support.paths import ROOT as REPO
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import Column, Engine, MetaData, Text, create_engine, inspect, text
+from support.schema_history import STEP_0002, OldCollection, OldDocument, build_database_at_0002
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import MigrationError
@@ -19,7 +20,6 @@ from rag.migrations import MIGRATIONS, migrate
 from rag.retrieval import Retriever
 from rag.schema import Base
 from rag.store import Store
-from support.schema_history import STEP_0002, OldCollection, OldDocument, build_database_at_0002
 
 NOT_IN_THE_METADATA = {
     "schema_migrations",  # the migration runner's own record
