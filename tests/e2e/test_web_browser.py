@@ -39,7 +39,8 @@ def screens(tmp_path_factory, request) -> Path:
 
 def say(request, line: str) -> None:
     """A line on the terminal, past pytest's capture."""
-    request.config.pluginmanager.get_plugin("terminalreporter").write_line(line)
+    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        request.config.pluginmanager.get_plugin("terminalreporter").write_line(line)
 
 
 @pytest.fixture(scope="module")
