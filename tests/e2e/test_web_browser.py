@@ -28,6 +28,9 @@ REPLY = "Ten members are a quorum [1]."
 HOSTILE_NAME = "<img src=x onerror=window.pwned=1>.txt"
 HOSTILE_TEXT = ("<script>window.pwned=1</script> Zeppelin notes\n\n"
                 "🙂🙂 Emoji first: the zeppelin hangar <b>opens</b> at dawn. <script>window.pwned=1</script>\n")
+EMOJI_TEXT = ("Emoji log\n\n" + "🙂 The orchard keeps its ledger in the barn. " * 120
+              + "\n\nThe xylophone quartet 🎉 rehearses on Thursdays in the granary.\n")
+"""Long enough for several chunks: the one about the xylophone starts after 120 emoji (240 UTF-16 units)."""
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +227,26 @@ def test_hostile_file_name_and_text_show_literally_and_the_span_after_an_emoji_h
     assert page.locator("#documents img, #hits img, #viewer img, #uploads img, script:not([src])").count() == 0
 
 
+def test_a_span_after_emoji_highlights_exactly(app, screens):
+    page = app
+    page.set_input_files("#file-input", files=[{"name": "emoji-log.txt", "mimeType": "text/plain",
+                                                 "buffer": EMOJI_TEXT.encode()}])
+    page.locator("#uploads li", has_text="emoji-log.txt").locator(".status.ready").wait_for(timeout=60_000)
+    page.fill("#query", "xylophone quartet")
+    page.select_option("#mode", "lexical")
+    with page.expect_response(lambda r: r.url.endswith("/search")) as searched:
+        page.click("#search-form button[type=submit]")
+    hit = searched.value.json()["hits"][0]
+    assert hit["source"].endswith("emoji-log.txt") and hit["start_char"] > 120
+    page.locator("#hits li.hit button.link").first.click()
+    mark = page.locator("#viewer mark")
+    mark.wait_for()
+    # The hit's text is the document's text[start_char:end_char], counted in code points.
+    assert mark.inner_text() == hit["text"]
+    assert "xylophone" in hit["text"]
+    shot(page, screens, "09-emoji-span")
+
+
 def test_collection_create_and_choice_survive_a_reload(app, server):
     page = app
     page.fill("#new-collection", "zz-notes")
@@ -245,7 +268,7 @@ def test_at_phone_size_nothing_scrolls_sideways_and_every_control_has_a_name(bro
         .filter(e => !(e.getAttribute('aria-label') || (e.labels && e.labels.length) || e.textContent.trim()))
         .map(e => e.outerHTML)""")
     assert unnamed == []
-    shot(page, screens, "09-phone")
+    shot(page, screens, "10-phone")
     context.close()
     assert not foreign
 
@@ -259,7 +282,7 @@ def test_the_docs_page_lists_the_operations(context, server, screens):
     assert page.locator(".opblock-summary", has_text="/collections/{name}/search").count() == 1
     assert page.locator(".opblock").count() >= 15
     assert "Unable to render" not in page.inner_text("body")
-    shot(page, screens, "10-docs")
+    shot(page, screens, "11-docs")
     assert not [e for e in errors if "Content Security Policy" in e], errors
 
 
