@@ -286,13 +286,14 @@ def _route_of(case: str) -> tuple[str, str]:
 
 
 def app_routes(app) -> set[tuple[str, str]]:
-    """(method, path template) of every route that must be snapshotted: not passthrough, not /schema."""
+    """(method, path template) of every route that must be snapshotted: not passthrough, not /schema,
+    not the web page and its files (routes left out of the OpenAPI document)."""
     routes = set()
     for route in app.routes:
         if route.path.startswith("/schema"):
             continue
         for handler in route.route_handlers:
-            if "passthrough" in (handler.tags or ()):
+            if "passthrough" in (handler.tags or ()) or not handler.resolve_include_in_schema():
                 continue
             for method in handler.http_methods - {"OPTIONS", "HEAD"}:
                 routes.add((method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)))
