@@ -138,6 +138,18 @@ def test_upload_a_file_and_see_it_ready(app, screens):
     expect(page.locator("#documents li")).to_have_count(0)
 
 
+def test_a_file_dropped_on_the_drop_zone_is_uploaded(app):
+    page = app
+    transfer = page.evaluate_handle("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File(["Dropped notes.\\n\\nThe weir gate opens at noon.\\n"], "dropped.txt", {type: "text/plain"}));
+        return data;
+    }""")
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    page.locator("#uploads li", has_text="dropped.txt").locator(".status.ready").wait_for(timeout=60_000)
+    page.locator("#documents li", has_text="dropped.txt").wait_for()
+
+
 def test_search_shows_hits_with_their_scores(app, screens):
     page = app
     page.fill("#query", "general meeting quorum")
