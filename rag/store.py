@@ -12,7 +12,8 @@ The repository only: the records it takes and returns are in `rag.records`, the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,9 @@ from rag.records import STATUSES, ChunkChange, ChunkDraft, Collection, Document,
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentRow
 
 __all__ = ["Store"]
+
+_IN_SLICE = 10_000
+"""Values bound in one IN list: below SQLite's bound-parameter limit (32,766 since 3.32)."""
 
 
 def _now() -> str:
@@ -156,14 +160,37 @@ class Store:
 
     # -- documents ---------------------------------------------------------------------------
 
-    def document_hashes(self, collection_id: int) -> dict[str, tuple[int, str, str]]:
-        """source -> (document id, content hash, status) for every document in the collection."""
+    def document_hashes(self, collection_id: int, sources: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """source -> (document id, content hash, status) for those of `sources` the collection holds.
+
+        Costs what the batch asks, not what the collection holds: each source is one probe of the
+        `UNIQUE (collection_id, source)` index (in slices below SQLite's bound-parameter limit)."""
+        wanted = sorted(set(sources))
+        found: dict[str, tuple[int, str, str]] = {}
         with self.read() as s:
-            rows = s.execute(
-                select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
-                .where(DocumentRow.collection_id == collection_id)
-            )
-            return {src: (i, h, st) for src, i, h, st in rows}
+            for start in range(0, len(wanted), _IN_SLICE):
+                rows = s.execute(
+                    select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
+                    .where(DocumentRow.collection_id == collection_id,
+                           DocumentRow.source.in_(wanted[start:start + _IN_SLICE])))
+                found.update((src, (i, h, st)) for src, i, h, st in rows)
+        return found
+
+    def document_hashes_under(self, collection_id: int, prefixes: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """Like `document_hashes`, for every document whose source starts with one of `prefixes`
+        (what a prune of the folders an ingest walked must consider): one range of the unique
+        index per prefix, so the rest of the collection is never read."""
+        found: dict[str, tuple[int, str, str]] = {}
+        with self.read() as s:
+            for prefix in sorted(set(prefixes)):
+                q = select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status
+                           ).where(DocumentRow.collection_id == collection_id, DocumentRow.source >= prefix)
+                if prefix and ord(prefix[-1]) < sys.maxunicode:
+                    # Sources sort as UTF-8 bytes, as Python strings sort by code point: the range
+                    # [prefix, prefix with its last character incremented) is exactly the prefix.
+                    q = q.where(DocumentRow.source < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+                found.update((src, (i, h, st)) for src, i, h, st in s.execute(q) if src.startswith(prefix))
+        return found
 
     def put_document(
         self,
