@@ -102,10 +102,36 @@ def _chunk_changes(conn: Connection) -> None:
         ) WITHOUT ROWID"""))
 
 
+def _document_metadata(conn: Connection) -> None:
+    # Metadata filters by index, not by scan: each top-level key of a document's metadata and its
+    # value as SQLite's JSON functions read it (json_each gives what json_extract gave the scan it
+    # replaces: TEXT for a string, INTEGER for a whole number or a boolean, REAL, or the JSON text
+    # of an array or object), so a filter compares exactly as before. BLOB affinity keeps each
+    # value's own type. The key is (collection, key, value, document): a filter is one range of it.
+    # Null values are left out: json_extract's NULL never matched a filter.
+    conn.execute(text(
+        """CREATE TABLE document_metadata (
+            collection_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            PRIMARY KEY (collection_id, key, value, document_id)
+        ) WITHOUT ROWID"""))
+    conn.execute(text("CREATE INDEX document_metadata_document ON document_metadata(document_id)"))
+    conn.execute(text(
+        """INSERT OR IGNORE INTO document_metadata (collection_id, key, value, document_id)
+        SELECT d.collection_id, j.key, j.value, d.id
+        FROM documents d,
+             json_each(CASE WHEN json_valid(d.metadata) AND json_type(d.metadata) = 'object'
+                            THEN d.metadata ELSE '{}' END) j
+        WHERE j.type != 'null'"""))
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
     ("0002_ingest_workers", _ingest_workers),
     ("0003_chunk_changes", _chunk_changes),
+    ("0004_document_metadata", _document_metadata),
 ]
 
 

@@ -237,6 +237,7 @@ class Store:
             doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
             doc.updated_at = now
             s.flush()
+            _index_metadata(s, collection_id, doc.id, doc.metadata_json, replace=existing is not None)
             params = [
                 {"document_id": doc.id, "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
@@ -267,11 +268,16 @@ class Store:
                                   content_hash=content_hash, title=title, text=text_,
                                   metadata_json=json.dumps(metadata, ensure_ascii=False, default=str))
                 s.add(doc)
+                new = True
+            else:
+                new = False  # it keeps its metadata (and its chunks) until the replacement lands
             doc.status = "queued"
             doc.error = None
             doc.owner = owner
             doc.updated_at = now
             s.flush()
+            if new:
+                _index_metadata(s, collection_id, doc.id, doc.metadata_json, replace=False)
             return doc.id
 
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
@@ -389,18 +395,30 @@ class Store:
         return {r[0]: StoredChunk(*r[:10], metadata=json.loads(r[10])) for r in rows}
 
     def filtered_chunk_ids(self, collection_id: int, filter_: dict[str, list]) -> np.ndarray:
-        """Ids of the collection's chunks whose document metadata matches every filter key."""
-        sql = ["SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = :cid"]
+        """Ids of the collection's chunks whose document metadata matches every filter key, in id
+        order. Costs what it selects: each key is one range of the `document_metadata` key
+        (documents ANDed across keys by INTERSECT), and the chunks of the documents found come
+        from the `chunks_document` index; no chunk or document outside the result is read."""
+        if not filter_:
+            with self.engine.connect() as conn:
+                return np.asarray(conn.execute(text("SELECT id FROM chunks WHERE collection_id = :cid ORDER BY id"),
+                                               {"cid": collection_id}).scalars().all(), dtype=np.int64)
         params: dict[str, object] = {"cid": collection_id}
+        selects = []
         for n, (key, values) in enumerate(filter_.items()):
+            params[f"k{n}"] = key
             names = []
             for m, v in enumerate(values):
                 params[f"v{n}_{m}"] = v
                 names.append(f":v{n}_{m}")
-            params[f"k{n}"] = f'$."{key}"'
-            sql.append(f"AND json_extract(d.metadata, :k{n}) IN ({', '.join(names)})")
+            selects.append(f"SELECT document_id FROM document_metadata "
+                           f"WHERE collection_id = :cid AND key = :k{n} AND value IN ({', '.join(names)})")
+        # CROSS JOIN keeps the matching documents as the outer loop: the planner may otherwise walk
+        # the whole collection's chunks and probe the (small) document list for each.
+        sql = (f"SELECT c.id FROM ({' INTERSECT '.join(selects)}) AS m "
+               "CROSS JOIN chunks c ON c.document_id = m.document_id ORDER BY c.id")
         with self.engine.connect() as conn:
-            rows = conn.execute(text(" ".join(sql)), params).scalars().all()
+            rows = conn.execute(text(sql), params).scalars().all()
         return np.asarray(rows, dtype=np.int64)
 
     # -- change numbers ----------------------------------------------------------------------
@@ -456,6 +474,17 @@ class Store:
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id,
                                                   CollectionRow.changes_from < upto)
                       .values(changes_from=upto))
+
+
+def _index_metadata(s: Session, collection_id: int, document_id: int, metadata_json: str, *, replace: bool) -> None:
+    """Write a document's metadata into `document_metadata` (see migration 0004), read by SQLite's
+    own `json_each` so a value is stored with the type and text the JSON functions give it."""
+    if replace:
+        s.execute(text("DELETE FROM document_metadata WHERE document_id = :d"), {"d": document_id})
+    s.execute(text(
+        "INSERT OR IGNORE INTO document_metadata (collection_id, key, value, document_id) "
+        "SELECT :cid, j.key, j.value, :d FROM json_each(:m) j WHERE j.type != 'null' AND json_type(:m) = 'object'"),
+        {"cid": collection_id, "d": document_id, "m": metadata_json})
 
 
 def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
