@@ -27,10 +27,12 @@ from sqlalchemy import (
     func,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import (
@@ -40,8 +42,8 @@ from rag.errors import (
     InvalidInput,
 )
 from rag.migrations import migrate
-from rag.records import STATUSES, ChunkChange, ChunkDraft, Collection, Document, Replaced, StoredChunk
-from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentRow
+from rag.records import STATUSES, ChunkChange, ChunkDraft, ChunkText, Collection, Document, Replaced, StoredChunk
+from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
 __all__ = ["Store"]
 
@@ -393,6 +395,41 @@ class Store:
                 .where(ChunkRow.id.in_(ids))
             ).all()
         return {r[0]: StoredChunk(*r[:10], metadata=json.loads(r[10])) for r in rows}
+
+    def chunk_texts(self, collection_id: int, chunk_ids: Sequence[int]) -> list[ChunkText]:
+        """Text and document metadata of those chunks of the collection that still exist, in id
+        order (what a lexical index replaying the change log adds)."""
+        ids = sorted({int(i) for i in chunk_ids})
+        rows: list = []
+        with self.read() as s:
+            for start in range(0, len(ids), _IN_SLICE):
+                rows += s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
+                                  .where(ChunkRow.collection_id == collection_id,
+                                         ChunkRow.id.in_(ids[start:start + _IN_SLICE]))
+                                  .order_by(ChunkRow.id)).all()
+            return self._with_metadata(s, rows)
+
+    def chunk_texts_after(self, collection_id: int, after: int, limit: int) -> list[ChunkText]:
+        """The collection's next `limit` chunks with an id above `after`, in id order: a lexical
+        index rebuilds by paging through these (each page its own short read)."""
+        with self.read() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
+                             .where(ChunkRow.collection_id == collection_id, ChunkRow.id > after)
+                             .order_by(ChunkRow.id).limit(limit)).all()
+            return self._with_metadata(s, rows)
+
+    @staticmethod
+    def _with_metadata(s: Session, rows: Sequence) -> list[ChunkText]:
+        """`ChunkText`s of (id, document id, text) rows, with their documents' metadata."""
+        documents = sorted({r[1] for r in rows})
+        metadata: dict[int, list[tuple[str, object]]] = {}
+        for start in range(0, len(documents), _IN_SLICE):
+            for document_id, key, value in s.execute(
+                    select(DocumentMetadataRow.document_id, DocumentMetadataRow.key,
+                           type_coerce(DocumentMetadataRow.value, NullType()))  # as SQLite holds it, not bytes
+                    .where(DocumentMetadataRow.document_id.in_(documents[start:start + _IN_SLICE]))):
+                metadata.setdefault(document_id, []).append((key, value))
+        return [ChunkText(i, t, tuple(metadata.get(d, ()))) for i, d, t in rows]
 
     def filtered_chunk_ids(self, collection_id: int, filter_: dict[str, list]) -> np.ndarray:
         """Ids of the collection's chunks whose document metadata matches every filter key, in id

@@ -28,10 +28,13 @@ Ranking = list[tuple[int, float]]
 class LexicalIndex(Protocol):
     """Search a collection's chunks by the words of a query."""
 
-    def search(self, collection: Collection, query: str, k: int, allowed: np.ndarray | None = None) -> Ranking:
+    def search(self, collection: Collection, query: str, k: int, allowed: np.ndarray | None = None, *,
+               filter: dict[str, list] | None = None) -> Ranking:
         """The top `k` chunks for the user's words `query` (the index parses them its own way: no
-        query syntax reaches it from the user). `allowed` (int64 chunk ids) restricts the chunks
-        searched; an empty `allowed` finds nothing. A query with no searchable word finds nothing."""
+        query syntax reaches it from the user). `filter` (a metadata filter as
+        `rag.filters.validate_filter` returns it: keys ANDed, values ORed) and `allowed` (int64
+        chunk ids) restrict the chunks searched; an empty `allowed` finds nothing. A query with no
+        searchable word finds nothing."""
         ...
 
     def load(self, collection: Collection) -> int:

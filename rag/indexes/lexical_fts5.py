@@ -51,12 +51,15 @@ class Fts5Index:
     def __init__(self, store: Store):
         self._store = store
 
-    def search(self, collection: Collection, query: str, k: int,
-               allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def search(self, collection: Collection, query: str, k: int, allowed: np.ndarray | None = None, *,
+               filter: dict[str, list] | None = None) -> list[tuple[int, float]]:
         """Top-k (chunk id, BM25 score) for the words of `query`; higher is better."""
         match = match_expression(query)
         if match is None:
             return []
+        if filter:
+            by_filter = self._store.filtered_chunk_ids(collection.id, filter)
+            allowed = by_filter if allowed is None else np.intersect1d(allowed, by_filter)
         sql = ("SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts "
                "JOIN chunks c ON c.id = chunks_fts.rowid "
                "WHERE chunks_fts MATCH :q AND c.collection_id = :cid")
