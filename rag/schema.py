@@ -6,8 +6,8 @@ unique and foreign keys). So a schema change is two edits that must agree: a new
 and the classes here.
 
 Written for SQLite as the migrations wrote it: `TEXT` columns, server-side defaults, AUTOINCREMENT
-ids. The FTS5 table over chunk text and its triggers are not tables SQLAlchemy can describe; they
-belong to the lexical index (`rag.indexes.lexical_fts5`) and are created by migration 0001.
+ids. (Migration 0001 also made an FTS5 table over chunk text, with triggers; 0005 dropped them when
+lexical search moved to its own index, `rag.indexes.lexical_tantivy`.)
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ class Store:
             if row is None:
                 raise CollectionNotFound(f"no collection named {name!r}")
             gone = _collection(row)
-            # Chunks first, through the ORM-free path, so the FTS delete trigger sees each row.
+            # Chunks, documents (their metadata rows follow by cascade), then the collection.
             s.execute(delete(ChunkRow).where(ChunkRow.collection_id == row.id))
             s.execute(delete(DocumentRow).where(DocumentRow.collection_id == row.id))
             s.execute(delete(CollectionRow).where(CollectionRow.id == row.id))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from schema_history import OldCollection, OldDocument, build_database_at_0002
 from sqlalchemy import event, text
 
 from rag.embeddings.base import EmbedderSpec
 from rag.records import ChunkDraft
 from rag.store import Store
-from schema_history import OldCollection, OldDocument, build_database_at_0002
 
 DIM = 4
 SPEC = EmbedderSpec("local", "test-model", DIM)
@@ -149,7 +149,8 @@ def test_a_filter_searches_indexes_and_never_scans(tmp_path: Path, filter_: dict
             plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
         # Only the (small) matching document list may be walked; chunks and metadata are searched.
         assert not [step for step in plan if step.startswith("SCAN") and step != "SCAN m"], plan
-        assert any(step.startswith("SEARCH c USING") and "chunks_document (document_id=?)" in step for step in plan), plan
+        assert any(step.startswith("SEARCH c USING") and "chunks_document (document_id=?)" in step
+                   for step in plan), plan
         assert any("SEARCH document_metadata USING PRIMARY KEY (collection_id=? AND key=? AND value=?)" in step
                    for step in plan), plan
     finally:

@@ -233,7 +233,8 @@ class TantivyIndex:
         if not hits:
             return []
         ids = searcher.fast_field_values(_CHUNK_ID, [address for _, address in hits])
-        return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True)]
+        # Every document of ours has a chunk id (None would be a segment without the column).
+        return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True) if i is not None]
 
     def load(self, collection: Collection) -> int:
         """Bring the collection's index up to the store now (waiting for another process's
