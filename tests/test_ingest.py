@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,10 @@ def ingest_json(*args: str, code: int = 0) -> dict:
 def consistent(collection: str) -> tuple[int, int]:
     """Assert the FAISS index on disk holds exactly the store's chunk ids and the lexical index on
     disk is stamped with the store's change number and holds every chunk; return (docs, chunks)."""
+    # The command ran in this process (CliRunner): its lexical commit ends as it would at exit.
+    for thread in threading.enumerate():
+        if thread.name == "lexical-commit":
+            thread.join()
     settings = Settings.from_env()
     store = Store(settings.database_path)
     coll = store.get_collection(collection, counts=True)

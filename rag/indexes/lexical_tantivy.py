@@ -1,181 +1,120 @@
 """The lexical index on tantivy: BM25 with block-max WAND pruning, one on-disk index per collection.
 
 An inverted index ranks the top k of a bag-of-words query without scoring every chunk that holds
-one of its words (what SQLite FTS5's `bm25()` had to do: half the collection for a typical
-claim). Like the FAISS index it is derived from the store and stamped with the change number it
-reflects; behind the store, it replays the change log (`Store.changes_since`), reading the text
-of the chunks added from the store; when the log does not reach back, or the index is missing or
-damaged, it is rebuilt from the store.
+one of its words (what SQLite FTS5's `bm25()` had to do: half the collection for a typical claim).
+Like the FAISS index it is derived from the store and stamped with the change number it reflects;
+behind the store, it replays the change log, reading the text of the chunks added from the store;
+when the log does not reach back, or the index is missing or damaged, it is rebuilt. The files, the
+stamp and the writer's lock are `rag.indexes.tantivy_folder`'s.
 
-On disk, under the data folder's `indexes/tantivy/`:
+**Commits stay off the request path.** A tantivy commit costs a dozen fsyncs (about 100 ms here),
+and several processes share the index, so no search or write waits for a commit it does not need:
 
-    collection-<id>/index/      tantivy's segments and meta.json
-    collection-<id>/stamp.json  the change number the index reflects, written after each commit
-    collection-<id>.lock        held (flock) by the one process updating the index
+- a write (`save`, after an ingest batch, an upload job, a delete) asks this process's committer
+  thread to catch the index up, and returns; a search in this process first waits for the
+  catch-ups its own writes asked for, so it reads its writes;
+- a search that finds the index behind the store because another process wrote asks for a
+  catch-up (at most every `CATCH_UP_INTERVAL_S`) and searches what is committed meanwhile;
+- `load` (a server's start, the start of an ingest) catches up before it returns;
+- the committer thread is not a daemon: a process that exits, such as `rag ingest`, finishes its
+  catch-up first and leaves the index current.
 
-**Who writes.** tantivy allows one writer per index folder, and several processes share a data
-folder (`rag serve`, `rag ingest`, a second server). No process owns the index: whichever needs it
-current takes the lock for the length of one catch-up (replay the log from the stamp, commit, write
-the stamp, finish merges) and lets go. A process that committed to the store catches up at the end
-of its batch (`save`: one tantivy commit per ingest batch, upload job or delete, not per
-document); a process that only searches catches up when it finds the index behind the store (at
-most every `CATCH_UP_INTERVAL_S`; when another process holds the lock it searches what is
-committed and tries again later); the others `reload()` their searcher when the stamp moves. So
-every process sees every other's writes within about `CATCH_UP_INTERVAL_S` plus a commit.
-
-**Crashes.** The OS drops the lock of a process that dies (kill -9 included). A tantivy commit is
-atomic: a writer killed mid-way leaves the last commit, and unreferenced files that the next
-writer's garbage collection removes. The stamp is written after the commit, so a writer killed
-between the two leaves a stamp behind the content; replaying from it is harmless, because every
-replayed chunk is deleted by id before it is added (a delete applies only to what came before it).
+Other processes reload their searcher when the stamp on disk moves. So every process sees every
+other's writes within about `CATCH_UP_INTERVAL_S` plus one commit.
 
 Queries are the distinct analysed words of the user's text (`rag.indexes.analysis`), ORed; a
-metadata filter is a non-scoring tantivy clause over the documents' key=value terms, not a list of
-allowed ids.
+metadata filter is a non-scoring clause over the documents' key=value terms, not a list of ids.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
-import os
-import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tantivy
 
-from rag.errors import RagError
-from rag.indexes.analysis import ANALYZER_NAME, analyzer, query_terms
-from rag.records import ChunkChange, ChunkText, Collection
+from rag.indexes.analysis import query_terms
+from rag.indexes.tantivy_folder import CHUNK_ID, META, SCHEMA, TEXT, IndexBusy, IndexFolder, metadata_term
+from rag.records import ChunkChange, Collection
 from rag.store import Store
 
-__all__ = ["CATCH_UP_INTERVAL_S", "TantivyIndex", "metadata_term"]
+__all__ = ["CATCH_UP_INTERVAL_S", "TantivyIndex"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-"""Version of the schema below and of the analysis; an index of another version is rebuilt."""
-
 CATCH_UP_INTERVAL_S = 0.25
-"""How often a searching process may catch the shared index up with writes it did not make."""
+"""How often a searching process asks for a catch-up with writes another process made."""
 
 WRITER_WAIT_S = 120.0
-"""How long a write or a first load waits for another process's catch-up (a rebuild of a large
-collection holds the lock that long)."""
+"""How long a catch-up waits for another process's (a rebuild of a large collection takes that)."""
 
-_REPLAY_SLICE = 5_000  # chunks read from the store per query when replaying or rebuilding
-_CATCH_UP_HEAP = 32_000_000  # tantivy's indexing memory for a catch-up (one thread)
-_REBUILD_HEAP = 256_000_000  # and for a rebuild (tantivy picks the threads)
-
-_CHUNK_ID, _TEXT, _META = "chunk_id", "text", "meta"
-
-
-def _schema() -> tantivy.Schema:
-    builder = tantivy.SchemaBuilder()
-    # Indexed to delete by, a fast field to read the hits' ids without fetching stored documents.
-    builder.add_integer_field(_CHUNK_ID, indexed=True, fast=True)
-    # Frequencies for BM25; no positions, since no phrase query is ever asked.
-    builder.add_text_field(_TEXT, tokenizer_name=ANALYZER_NAME, index_option="freq")
-    builder.add_text_field(_META, tokenizer_name="raw", index_option="basic")
-    return builder.build()
-
-
-SCHEMA = _schema()
-
-
-def metadata_term(key: str, value: object) -> str:
-    """The term a document's metadata `key` = `value` is indexed as, and a filter looks up.
-
-    Values compare as SQLite compares what its JSON functions give (the store's filter,
-    `Store.filtered_chunk_ids`, answers the same): a string equals only that string, numbers equal
-    numerically (2023 and 2023.0 are one value), a boolean is the number 1 or 0, and an array or
-    object is its JSON text."""
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int):
-        return f"{key}\x1fn{value}"
-    if isinstance(value, float):
-        return f"{key}\x1fn{value!r}"
-    return f"{key}\x1fs{value}"
-
-
-def _document(chunk: ChunkText) -> tantivy.Document:
-    doc = tantivy.Document()
-    doc.add_integer(_CHUNK_ID, chunk.id)
-    doc.add_text(_TEXT, chunk.text)
-    for key, value in chunk.metadata:
-        doc.add_text(_META, metadata_term(key, value))
-    return doc
-
-
-class LexicalIndexBusy(RagError):
-    """Another process has held the lexical index's lock too long (a very large rebuild)."""
-
-    status, type, code = 503, "server_error", "index_busy"
-
-
-class _WriterLock:
-    """The exclusive lock of the one process updating an index folder (flock on a file beside it).
-
-    flock, not tantivy's own lock file: it can be waited for, and the OS releases it when its
-    holder dies. A file can be unlinked by `forget` between someone's open and their lock, so the
-    lock counts only on the file still at the path."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    @contextmanager
-    def held(self, timeout_s: float) -> Iterator[bool]:
-        """Yields True holding the lock, or False if it could not be had within `timeout_s`."""
-        fd = self._acquire(timeout_s)
-        try:
-            yield fd is not None
-        finally:
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
-
-    def _acquire(self, timeout_s: float) -> int | None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                if time.monotonic() >= deadline:
-                    return None
-                time.sleep(0.01)
-                continue
-            try:
-                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                    return fd
-            except FileNotFoundError:
-                pass
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+OWN_WRITES_WAIT_S = 10.0
+"""How long a search waits for the catch-ups its own process's writes asked for."""
 
 
 @dataclass
 class _Open:
-    """One collection's index as this process has it open."""
+    """One collection's index as this process searches it."""
 
     index: tantivy.Index
+    directory: str
     stamp: int
     """The change number the searcher reflects (at least)."""
     searcher: tantivy.Searcher
-    tried_at: float = 0.0
-    """When this process last tried to catch the index up (monotonic seconds)."""
+
+
+class _Committer:
+    """This process's catch-ups of one collection's index, run one at a time on a thread that
+    lives while there is work (requests made meanwhile are served by one more run)."""
+
+    def __init__(self, run: Callable[[Collection], None]):
+        self._run = run
+        self._cond = threading.Condition()
+        self._requested = 0
+        self._done = 0
+        """Requests up to this number are served by a finished run."""
+        self._for_writes = 0
+        """The request number of this process's latest write."""
+        self._collection: Collection | None = None
+        self._thread: threading.Thread | None = None
+        self.asked_at = float("-inf")
+        """When a search last asked for a catch-up (monotonic seconds)."""
+
+    def request(self, collection: Collection, *, write: bool) -> None:
+        with self._cond:
+            self._requested += 1
+            self._collection = collection
+            if write:
+                self._for_writes = self._requested
+            if self._thread is None:
+                # Not a daemon: an exiting process finishes the catch-up its writes asked for.
+                self._thread = threading.Thread(target=self._serve, name="lexical-commit", daemon=False)
+                self._thread.start()
+
+    def wait_for_writes(self, timeout_s: float) -> None:
+        with self._cond:
+            target = self._for_writes
+            self._cond.wait_for(lambda: self._done >= target, timeout_s)
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                if self._done >= self._requested or self._collection is None:
+                    self._thread = None
+                    return
+                target, collection = self._requested, self._collection
+            try:
+                self._run(collection)
+            except Exception as e:  # stale, never wrong: the next catch-up replays what this lacked
+                log.warning("could not update the lexical index of %s: %s", collection.name, e)
+            with self._cond:
+                self._done = target
+                self._cond.notify_all()
 
 
 class TantivyIndex:
@@ -185,26 +124,13 @@ class TantivyIndex:
         self.store = store
         self.root = Path(root)
         self._open: dict[int, _Open] = {}
+        self._committers: dict[int, _Committer] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    # -- paths -----------------------------------------------------------------------------------
-
     def folder(self, collection_id: int) -> Path:
-        return self.root / f"collection-{collection_id}"
-
-    def _index_dir(self, collection_id: int) -> Path:
-        return self.folder(collection_id) / "index"
-
-    def _stamp_path(self, collection_id: int) -> Path:
-        return self.folder(collection_id) / "stamp.json"
-
-    def _writer_lock(self, collection_id: int) -> _WriterLock:
-        return _WriterLock(self.root / f"collection-{collection_id}.lock")
-
-    def _lock(self, collection_id: int) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(collection_id, threading.Lock())
+        """Where the collection's index lives."""
+        return IndexFolder(self.root, collection_id).path
 
     # -- the protocol ----------------------------------------------------------------------------
 
@@ -215,225 +141,127 @@ class TantivyIndex:
         terms = query_terms(query)
         if not terms or k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
-        words = [tantivy.Query.term_query(SCHEMA, _TEXT, t) for t in terms]
+        words = [tantivy.Query.term_query(SCHEMA, TEXT, t) for t in terms]
         q = words[0] if len(words) == 1 else tantivy.Query.boolean_query(
             [(tantivy.Occur.Should, w) for w in words])
-        restrictions = []
-        for key, values in (filter or {}).items():
-            restrictions.append(tantivy.Query.term_set_query(SCHEMA, _META, [metadata_term(key, v) for v in values]))
+        restrictions = [tantivy.Query.term_set_query(SCHEMA, META, [metadata_term(key, v) for v in values])
+                        for key, values in (filter or {}).items()]
         if allowed is not None:
-            restrictions.append(tantivy.Query.term_set_query(SCHEMA, _CHUNK_ID, [int(i) for i in allowed]))
+            restrictions.append(tantivy.Query.term_set_query(SCHEMA, CHUNK_ID, [int(i) for i in allowed]))
         if restrictions:
             # Restrictions select, they do not score: the ranking stays the words' BM25.
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q)] + [
                 (tantivy.Occur.Must, tantivy.Query.const_score_query(r, 0.0)) for r in restrictions])
+        self._committer(collection.id).wait_for_writes(OWN_WRITES_WAIT_S)
         searcher = self._searcher(collection)
         # count=False: counting every match would visit them all, which is what pruning avoids.
         hits = searcher.search(q, k, count=False).hits
         if not hits:
             return []
-        ids = searcher.fast_field_values(_CHUNK_ID, [address for _, address in hits])
+        ids = searcher.fast_field_values(CHUNK_ID, [address for _, address in hits])
         # Every document of ours has a chunk id (None would be a segment without the column).
         return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True) if i is not None]
 
     def load(self, collection: Collection) -> int:
         """Bring the collection's index up to the store now (waiting for another process's
         catch-up if need be); returns how many chunks it holds."""
-        with self._lock(collection.id):
-            return self._refresh(collection, wait=True).searcher.num_docs
+        cid = collection.id
+        with self._lock(cid):
+            current = self._reload(cid, self._open.get(cid))
+        if current is None or current.stamp < self.store.change_number(cid):
+            self._catch_up(collection)
+            with self._lock(cid):
+                current = self._reload(cid, self._open.get(cid))
+        if current is None:
+            raise IndexBusy(f"the lexical index of {collection.name!r} could not be opened")
+        return current.searcher.num_docs
 
     def apply(self, collection: Collection, change: ChunkChange) -> None:
-        """Nothing yet: `save` commits every change since the index's stamp at once, so a batch of
+        """Nothing yet: `save` catches up with every change since the stamp at once, so a batch of
         documents is one tantivy commit (one segment), not one per document."""
 
     def save(self, collection: Collection) -> None:
-        """Catch the index up with this process's writes (and any other's) and commit it. A failure
-        leaves the index stale, never wrong: the next catch-up replays what it lacks."""
-        try:
-            with self._lock(collection.id):
-                self._refresh(collection, wait=True)
-        except Exception as e:
-            log.warning("could not update the lexical index of %s: %s", collection.name, e)
+        """Ask for a catch-up with this process's writes (and any other's), committed on this
+        process's committer thread; this process's searches wait for it, nothing else does."""
+        self._committer(collection.id).request(collection, write=True)
 
     def forget(self, collection_id: int) -> None:
         """Drop the collection's index from this process and from disk."""
-        lock = self._writer_lock(collection_id)
-        with self._lock(collection_id), lock.held(WRITER_WAIT_S):
+        with self._lock(collection_id):
             self._open.pop(collection_id, None)
-            shutil.rmtree(self.folder(collection_id), ignore_errors=True)
-            lock.path.unlink(missing_ok=True)
+        IndexFolder(self.root, collection_id).remove(WRITER_WAIT_S)
 
     # -- keeping current -------------------------------------------------------------------------
 
-    def _searcher(self, collection: Collection) -> tantivy.Searcher:
-        with self._lock(collection.id):
-            current = self._open.get(collection.id)
-            if current is not None and current.stamp >= self.store.change_number(collection.id):
-                return current.searcher
-            return self._refresh(collection, wait=current is None).searcher
+    def _lock(self, collection_id: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(collection_id, threading.Lock())
 
-    def _refresh(self, collection: Collection, *, wait: bool) -> _Open:
-        """The collection's index at the store's change number if it can be had: the committed
-        one when it is current, else caught up under the lock. Without `wait` (a search with an
-        index already open) a busy lock, or a catch-up tried moments ago, means searching what is
-        committed now. Called holding the collection's thread lock."""
+    def _committer(self, collection_id: int) -> _Committer:
+        with self._guard:
+            if collection_id not in self._committers:
+                self._committers[collection_id] = _Committer(self._catch_up)
+            return self._committers[collection_id]
+
+    def _searcher(self, collection: Collection) -> tantivy.Searcher:
+        """The searcher of what is committed, reloaded when the stamp moved; behind the store, a
+        catch-up is asked for. Only when nothing usable is on disk does a search wait for one."""
         cid = collection.id
-        target = self.store.change_number(cid)
-        current = self._reload(cid, self._open.get(cid))
-        if current is not None and current.stamp >= target:
-            return current
+        with self._lock(cid):
+            target = self.store.change_number(cid)
+            current = self._open.get(cid)
+            if current is None or current.stamp < target:
+                current = self._reload(cid, current)
+            if current is not None:
+                if current.stamp < target:
+                    self._ask_for_catch_up(collection)
+                return current.searcher
+        self._catch_up(collection)
+        with self._lock(cid):
+            current = self._reload(cid, self._open.get(cid))
+        if current is None:
+            raise IndexBusy(f"the lexical index of {collection.name!r} could not be opened")
+        return current.searcher
+
+    def _ask_for_catch_up(self, collection: Collection) -> None:
+        committer = self._committer(collection.id)
         now = time.monotonic()
-        if current is not None and not wait and now - current.tried_at < CATCH_UP_INTERVAL_S:
-            return current
-        with self._writer_lock(cid).held(WRITER_WAIT_S if wait or current is None else 0.0) as held:
-            if not held:
-                if current is None:
-                    raise LexicalIndexBusy(f"the lexical index of {collection.name!r} is being rebuilt by "
-                                           "another process; try again shortly")
-                current.tried_at = now
-                return current
-            try:
-                caught_up = self._catch_up(collection, current)
-            except Exception as e:  # a derived index that cannot move on yet still answers
-                if current is None:
-                    raise
-                log.warning("could not catch up the lexical index of %s: %s", collection.name, e)
-                current.tried_at = now
-                return current
-        caught_up.tried_at = now
-        self._open[cid] = caught_up
-        return caught_up
+        if now - committer.asked_at >= CATCH_UP_INTERVAL_S:
+            committer.asked_at = now
+            committer.request(collection, write=False)
+
+    def _catch_up(self, collection: Collection) -> None:
+        """Catch the index on disk up (under the writer lock), then reload this process's searcher,
+        so the next search needs no reload of its own."""
+        IndexFolder(self.root, collection.id).catch_up(self.store, collection, WRITER_WAIT_S)
+        with self._lock(collection.id):
+            self._reload(collection.id, self._open.get(collection.id))
 
     def _reload(self, cid: int, current: _Open | None) -> _Open | None:
-        """What is committed on disk, if it is newer than what this process searches (or the
-        index is not open yet); None when there is no usable index on disk."""
-        stamp = self._read_stamp(cid)
-        if stamp is None:
-            return current
-        if current is not None and current.stamp >= stamp:
+        """What is committed on disk, if newer than what this process searches (or not open yet);
+        None when there is no usable index. Called holding the collection's thread lock."""
+        folder = IndexFolder(self.root, cid)
+        stamp = folder.stamp()
+        if stamp is None or (current is not None and current.stamp >= stamp.number
+                             and current.directory == stamp.directory):
             return current
         # Another process's merge can delete a file between our reading meta.json and opening it:
         # try again, and failing that keep searching what this process has open.
         for attempt in range(3):
             try:
-                if current is None:
-                    index = self._open_index(cid)
+                if current is None or current.directory != stamp.directory:
+                    index = folder.open(stamp.directory)
                     if index is None:
-                        return None
-                    fresh = _Open(index, stamp, index.searcher())
-                    self._open[cid] = fresh
-                    return fresh
-                current.index.reload()
-                current.searcher = current.index.searcher()
-                current.stamp = stamp
+                        return current
+                    current = _Open(index, stamp.directory, stamp.number, index.searcher())
+                else:
+                    current.index.reload()
+                    current.searcher = current.index.searcher()
+                    current.stamp = stamp.number
+                self._open[cid] = current
                 return current
             except (ValueError, OSError) as e:
                 if attempt == 2:
                     log.warning("could not reload the lexical index of collection %d: %s", cid, e)
                 time.sleep(0.01)
         return current
-
-    def _open_index(self, cid: int) -> tantivy.Index | None:
-        folder = self._index_dir(cid)
-        if not tantivy.Index.exists(str(folder)):
-            return None
-        index = tantivy.Index.open(str(folder))
-        index.register_tokenizer(ANALYZER_NAME, analyzer())
-        index.config_reader("Manual")  # reloaded when the stamp moves, with no watcher thread
-        return index
-
-    def _read_stamp(self, cid: int) -> int | None:
-        try:
-            saved = json.loads(self._stamp_path(cid).read_text())
-            return int(saved["stamp"]) if saved.get("format") == FORMAT else None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def _write_stamp(self, cid: int, stamp: int) -> None:
-        path = self._stamp_path(cid)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"stamp": stamp, "format": FORMAT}))
-        os.replace(tmp, path)
-
-    def _catch_up(self, collection: Collection, current: _Open | None) -> _Open:
-        """Holding the lock: replay the log from the stamp on disk (it may be newer than ours), or
-        rebuild when the log does not reach back or the index is missing or damaged."""
-        cid = collection.id
-        stamp = self._read_stamp(cid)
-        index = None
-        if stamp is not None:
-            try:
-                index = current.index if current is not None else self._open_index(cid)
-            except (ValueError, OSError) as e:
-                log.warning("lexical index of %s unreadable (%s); rebuilding from the store", collection.name, e)
-        if index is None or stamp is None:
-            return self._rebuild(collection, fresh=True)
-        changes = self.store.changes_since(cid, stamp)
-        if changes is None:
-            return self._rebuild(collection, fresh=False, index=index)
-        if changes:
-            try:
-                self._replay(index, cid, changes)
-            except (ValueError, OSError) as e:
-                if "LockBusy" in str(e):  # tantivy's own writer lock: not damage, never rebuild over it
-                    raise
-                log.warning("lexical index of %s damaged (%s); rebuilding from the store", collection.name, e)
-                return self._rebuild(collection, fresh=True)
-            stamp = changes[-1].change_number
-            self._write_stamp(cid, stamp)
-        index.reload()
-        return _Open(index, stamp, index.searcher())
-
-    def _replay(self, index: tantivy.Index, cid: int, changes: list[ChunkChange]) -> None:
-        removed = {c for change in changes for c in change.removed_chunk_ids}
-        # Chunk ids are never reused: a chunk added and removed within the replay is simply absent.
-        added = [c for change in changes for c in change.added_chunk_ids if c not in removed]
-        writer = index.writer(_CATCH_UP_HEAP, 1)
-        for chunk_id in removed:
-            writer.delete_documents_by_term(_CHUNK_ID, chunk_id)
-        for start in range(0, len(added), _REPLAY_SLICE):
-            # A chunk removed since the log was read is missing here; its removal is replayed next.
-            for chunk in self.store.chunk_texts(cid, added[start:start + _REPLAY_SLICE]):
-                writer.delete_documents_by_term(_CHUNK_ID, chunk.id)  # already there if a stamp was lost
-                writer.add_document(_document(chunk))
-        self._commit(writer)
-
-    def _rebuild(self, collection: Collection, *, fresh: bool, index: tantivy.Index | None = None) -> _Open:
-        """Index every chunk of the collection. `fresh` starts a new folder (nothing usable is
-        there); otherwise one commit replaces the contents, so readers never see an empty index.
-
-        The stamp is read before the first page: a chunk written while the pages are read is
-        indexed too, which the log replayed from that stamp then repeats harmlessly."""
-        cid = collection.id
-        started = time.perf_counter()
-        if fresh or index is None:
-            shutil.rmtree(self.folder(cid), ignore_errors=True)
-            self._index_dir(cid).mkdir(parents=True)
-            index = tantivy.Index(SCHEMA, path=str(self._index_dir(cid)))
-            index.register_tokenizer(ANALYZER_NAME, analyzer())
-            index.config_reader("Manual")
-        stamp = self.store.change_number(cid)
-        writer = index.writer(_REBUILD_HEAP, 0)
-        writer.delete_all_documents()
-        for chunk in self._every_chunk(cid):
-            writer.add_document(_document(chunk))
-        self._commit(writer)
-        self._write_stamp(cid, stamp)
-        index.reload()
-        searcher = index.searcher()
-        log.info("lexical index of %s rebuilt: %d chunks in %.1f s", collection.name, searcher.num_docs,
-                 time.perf_counter() - started)
-        return _Open(index, stamp, searcher)
-
-    def _every_chunk(self, cid: int) -> Iterable[ChunkText]:
-        after = 0
-        while page := self.store.chunk_texts_after(cid, after, _REPLAY_SLICE):
-            yield from page
-            after = page[-1].id
-
-    @staticmethod
-    def _commit(writer: tantivy.IndexWriter) -> None:
-        writer.commit()
-        # The merges the commit set off run on the writer's threads: finish them before letting go
-        # of the lock (small ones take milliseconds), or segments would pile up commit by commit.
-        writer.wait_merging_threads()
