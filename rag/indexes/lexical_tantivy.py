@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import tantivy
 
+from rag.errors import CollectionNotFound
 from rag.indexes.analysis import query_terms
 from rag.indexes.tantivy_folder import CHUNK_ID, META, SCHEMA, TEXT, IndexBusy, IndexFolder, metadata_term
 from rag.records import ChunkChange, Collection
@@ -159,6 +160,8 @@ class _Committer:
                 target, collection = self._requested, self._collection
             try:
                 self._run(collection)
+            except CollectionNotFound:
+                pass  # deleted meanwhile: nothing left to index
             except Exception as e:  # stale, never wrong: the next catch-up replays what this lacked
                 log.warning("could not update the lexical index of %s: %s", collection.name, e)
             with self._cond:

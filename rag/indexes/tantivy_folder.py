@@ -186,6 +186,7 @@ class IndexFolder:
         for another process's catch-up); returns the stamp written. Replays the change log from
         the stamp on disk, or rebuilds when the log does not reach back or the index is missing,
         damaged or of another format."""
+        store.change_number(collection.id)  # a deleted collection raises here, leaving no lock file behind
         with self._lock.held(timeout_s) as held:
             if not held:
                 raise IndexBusy(f"the lexical index of {collection.name!r} is being written by another "
