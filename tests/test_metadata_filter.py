@@ -137,16 +137,18 @@ def test_a_filter_searches_indexes_and_never_scans(tmp_path: Path, filter_: dict
             put(store, c.id, f"d{i}", METADATA[i % len(METADATA)], 3, rng)
         with store.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
-        statements: list[tuple[str, object]] = []
-        listener = lambda conn, cursor, sql, params, ctx, many: statements.append((sql, params))  # noqa: E731
-        event.listen(store.engine, "before_cursor_execute", listener)
+        # Every statement as SQLite runs it, values bound (the store reads this one off the driver).
+        statements: list[str] = []
+        store.engine.dispose()
+        listener = lambda dbapi_conn, record: dbapi_conn.set_trace_callback(statements.append)  # noqa: E731
+        event.listen(store.engine, "connect", listener)
         try:
             store.filtered_chunk_ids(c.id, filter_)
         finally:
-            event.remove(store.engine, "before_cursor_execute", listener)
-        [(sql, params)] = [(s, p) for s, p in statements if "document_metadata" in s]
+            event.remove(store.engine, "connect", listener)
+        [sql] = [s for s in statements if "document_metadata" in s]
         with store.engine.connect() as conn:
-            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+            plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
         # Only the (small) matching document list may be walked; chunks and metadata are searched.
         assert not [step for step in plan if step.startswith("SCAN") and step != "SCAN m"], plan
         assert any(step.startswith("SEARCH c USING") and "chunks_document (document_id=?)" in step
