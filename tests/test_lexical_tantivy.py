@@ -176,30 +176,6 @@ def test_filters_select_as_the_store_does(store: Store, collection: Collection, 
     assert lexical.search(collection, "shared", 10, np.asarray([], np.int64)) == []
 
 
-def test_a_wide_filter_is_applied_after_ranking_with_the_same_result(store: Store, collection: Collection,
-                                                                      lexical: TantivyIndex, monkeypatch) -> None:
-    rng = np.random.default_rng(3)
-    vocabulary = ["solar", "panel", "roof", "battery", "inverter", "meter", "grid", "cable", "fuse", "barn"]
-    for n in range(60):
-        words = [" ".join(rng.choice(vocabulary, 6)) for _ in range(4)]
-        # "rare" chunks are all in half 0: a query for them finds few that pass half=1.
-        put(store, collection, f"d{n}", words + (["rare rare words", "rare words"] if n % 2 == 0 else []),
-            {"half": n % 2})
-    lexical.load(collection)
-    used = []
-    real = lexical_tantivy._filter_after
-    monkeypatch.setattr(lexical_tantivy, "_filter_after", lambda *a: used.append(result := real(*a)) or result)
-    for query, k in (("solar battery", 10), ("roof grid cable", 25), ("rare words solar", 10), ("rare", 10)):
-        for half in (0, 1):
-            by_filter = lexical.search(collection, query, k, filter={"half": [half]})
-            exhaustive = lexical.search(collection, query, k,
-                                        store.filtered_chunk_ids(collection.id, {"half": [half]}))
-            assert ids(by_filter) == ids(exhaustive) and len(by_filter) == min(k, len(exhaustive)), (query, half)
-            assert [s for _, s in by_filter] == pytest.approx([s for _, s in exhaustive])
-    # Both ways were taken: kept after ranking, and (too few passed) ranked under the filter.
-    assert any(r for r in used) and None in used
-
-
 # -- stamps, catch-up, damage --------------------------------------------------------------------
 
 def stamp_on_disk(lexical: TantivyIndex, collection: Collection) -> int:

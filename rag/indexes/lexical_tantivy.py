@@ -29,7 +29,6 @@ metadata filter is a non-scoring clause over the documents' key=value terms, not
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -57,54 +56,6 @@ WRITER_WAIT_S = 120.0
 
 OWN_WRITES_WAIT_S = 10.0
 """How long a search waits for the catch-ups its own process's writes asked for."""
-
-
-WIDE_FILTER_SHARE = 0.2
-"""A filter keeping at least this share of the chunks is applied to a ranking made without it."""
-
-
-def _restricted(query: tantivy.Query, restrictions: list[tantivy.Query]) -> tantivy.Query:
-    """`query` limited to what every restriction keeps. Restrictions select, they do not score:
-    the ranking stays the words' BM25."""
-    if not restrictions:
-        return query
-    return tantivy.Query.boolean_query([(tantivy.Occur.Must, query)] + [
-        (tantivy.Occur.Must, tantivy.Query.const_score_query(r, 0.0)) for r in restrictions])
-
-
-def _ranked(searcher: tantivy.Searcher, query: tantivy.Query, k: int) -> list[tuple[int, float]]:
-    # count=False: counting every match would visit them all, which is what pruning avoids.
-    hits = searcher.search(query, k, count=False).hits
-    if not hits:
-        return []
-    ids = searcher.fast_field_values(CHUNK_ID, [address for _, address in hits])
-    # Every document of ours has a chunk id (None would be a segment without the column).
-    return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True) if i is not None]
-
-
-def _share(searcher: tantivy.Searcher, filter: dict[str, list]) -> float:
-    """At most what share of the chunks the filter keeps (postings counted, deletions included)."""
-    total = searcher.num_docs
-    if not total:
-        return 0.0
-    return min(min(1.0, sum(searcher.doc_freq(META, metadata_term(key, v)) for v in values) / total)
-               for key, values in filter.items())
-
-
-def _filter_after(searcher: tantivy.Searcher, words: tantivy.Query, restrictions: list[tantivy.Query], k: int,
-                  share: float) -> list[tuple[int, float]] | None:
-    """The top k under a filter that keeps a large share of the chunks, found by ranking without
-    it (with pruning) deep enough to hold k that pass, then keeping those that pass: a filter
-    clause inside the query would make tantivy score every match it keeps. Exact, since a filter
-    changes no score; None when too few passed (the caller ranks under the filter instead)."""
-    depth = min(searcher.num_docs, math.ceil(2 * k / share) + k)
-    candidates = _ranked(searcher, words, depth)
-    if not candidates:
-        return []
-    check = _restricted(tantivy.Query.term_set_query(SCHEMA, CHUNK_ID, [i for i, _ in candidates]), restrictions)
-    passing = {i for i, _ in _ranked(searcher, check, len(candidates))}
-    kept = [(i, score) for i, score in candidates if i in passing]
-    return kept[:k] if len(kept) >= k or len(candidates) < depth else None
 
 
 @dataclass
@@ -194,20 +145,25 @@ class TantivyIndex:
         if not terms or k <= 0 or (allowed is not None and len(allowed) == 0):
             return []
         words = [tantivy.Query.term_query(SCHEMA, TEXT, t) for t in terms]
-        # One OR of term queries: the shape tantivy ranks with block-max WAND.
         q = words[0] if len(words) == 1 else tantivy.Query.boolean_query(
             [(tantivy.Occur.Should, w) for w in words])
         restrictions = [tantivy.Query.term_set_query(SCHEMA, META, [metadata_term(key, v) for v in values])
                         for key, values in (filter or {}).items()]
         if allowed is not None:
             restrictions.append(tantivy.Query.term_set_query(SCHEMA, CHUNK_ID, [int(i) for i in allowed]))
+        if restrictions:
+            # Restrictions select, they do not score: the ranking stays the words' BM25.
+            q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q)] + [
+                (tantivy.Occur.Must, tantivy.Query.const_score_query(r, 0.0)) for r in restrictions])
         self._committer(collection.id).wait_for_writes(OWN_WRITES_WAIT_S)
         searcher = self._searcher(collection)
-        if filter and allowed is None and _share(searcher, filter) >= WIDE_FILTER_SHARE:
-            ranked = _filter_after(searcher, q, restrictions, k, _share(searcher, filter))
-            if ranked is not None:
-                return ranked
-        return _ranked(searcher, _restricted(q, restrictions), k)
+        # count=False: counting every match would visit them all, which is what pruning avoids.
+        hits = searcher.search(q, k, count=False).hits
+        if not hits:
+            return []
+        ids = searcher.fast_field_values(CHUNK_ID, [address for _, address in hits])
+        # Every document of ours has a chunk id (None would be a segment without the column).
+        return [(int(i), float(score)) for (score, _), i in zip(hits, ids, strict=True) if i is not None]
 
     def load(self, collection: Collection) -> int:
         """Bring the collection's index up to the store now (waiting for another process's
