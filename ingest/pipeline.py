@@ -167,7 +167,8 @@ class Pipeline:
         started = time.perf_counter()
         files, skipped, roots = discover(paths, glob)
         summary = IngestSummary(skipped=skipped)
-        known = self.writer.known()
+        # Hashes of the files named here; a JSON Lines file's records are looked up once it is read.
+        known = self.writer.known(str(path) for path in files if path.suffix.lower() != ".jsonl")
         seen: set[str] = set()
         failed_prefixes: list[str] = []
         self.writer.open_index()  # load or rebuild once, then follow our own commits
@@ -195,7 +196,8 @@ class Pipeline:
 
         if prune:
             keep = lambda s: s in seen or any(s == p or s.startswith(p + "#") for p in failed_prefixes)  # noqa: E731
-            doomed = {src: k.id for src, k in known.items() if not keep(src) and _under(src, roots, glob)}
+            under = self.writer.known_under(str(root) for root in roots)
+            doomed = {src: k.id for src, k in under.items() if not keep(src) and _under(src, roots, glob)}
             if doomed:
                 self.writer.delete_documents(list(doomed.values()), missing_ok=True)
                 summary.removed.extend(sorted(doomed))
@@ -213,7 +215,8 @@ class Pipeline:
         self._expect_ids = expect_ids or {}
         started = time.perf_counter()
         summary = IngestSummary()
-        known = self.writer.known()
+        docs = list(docs)
+        known = self.writer.known(doc.source for doc in docs)
         self.writer.open_index()
         pending = []
         for doc in docs:
@@ -236,7 +239,9 @@ class Pipeline:
         if path.suffix.lower() == ".jsonl":
             # One file, many documents: each record is hashed and compared on its own.
             out = []
-            for doc in load_file(path):
+            records = load_file(path)
+            known.update(self.writer.known(doc.source for doc in records))
+            for doc in records:
                 digest = document_hash(doc)
                 seen.add(doc.source)
                 if is_unchanged(known, doc.source, digest):

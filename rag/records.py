@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
-__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "Collection", "Document", "Replaced", "StoredChunk"]
+__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document", "Replaced", "StoredChunk"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
@@ -96,6 +96,17 @@ class StoredChunk:
     source: str
     title: str | None
     metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A chunk as a lexical index takes it: its words, and its document's metadata."""
+
+    id: int
+    text: str
+    metadata: tuple[tuple[str, object], ...] = ()
+    """(key, value) for each non-null top-level key, the value as SQLite's JSON functions read it
+    (str, int for whole numbers and booleans, float, or the JSON text of an array or object)."""
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,9 @@ class Retriever:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}", param="k")
         check_mode(mode)
         filters = validate_filter(filter)
-        allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters else None
+        # The dense index takes the filter as the chunk ids it allows; the lexical one applies it
+        # itself (a term lookup, where a set of ids could be half the collection).
+        allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters and mode != "lexical" else None
 
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
@@ -82,8 +84,9 @@ class Retriever:
             vector = self.embedder_for(collection).embed_one(query)
             dense = self.dense.search(collection, vector, depth, allowed)
         if mode in ("lexical", "hybrid"):
-            lexical = self.lexical.search(collection, query, depth, allowed)
+            lexical = self.lexical.search(collection, query, depth, filter=filters or None)
 
+        ranked: list[tuple[int, float, float | None, float | None]]
         if mode == "dense":
             ranked = [(cid, s, s, None) for cid, s in dense]
         elif mode == "lexical":

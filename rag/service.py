@@ -23,7 +23,7 @@ from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
-from rag.indexes.lexical_fts5 import Fts5Index
+from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
 from rag.store import Store
@@ -67,7 +67,7 @@ class Service:
         self._store = Store(settings.database_path)
         # The implementations behind retrieval's two index protocols are chosen here, and only here.
         self._dense: DenseIndex = IndexCache(self._store, settings.index_dir)
-        self._lexical: LexicalIndex = Fts5Index(self._store)
+        self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()

@@ -12,7 +12,8 @@ The repository only: the records it takes and returns are in `rag.records`, the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +27,13 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    type_coerce,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import (
@@ -39,10 +43,13 @@ from rag.errors import (
     InvalidInput,
 )
 from rag.migrations import migrate
-from rag.records import STATUSES, ChunkChange, ChunkDraft, Collection, Document, Replaced, StoredChunk
-from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentRow
+from rag.records import STATUSES, ChunkChange, ChunkDraft, ChunkText, Collection, Document, Replaced, StoredChunk
+from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
 __all__ = ["Store"]
+
+_IN_SLICE = 10_000
+"""Values bound in one IN list: below SQLite's bound-parameter limit (32,766 since 3.32)."""
 
 
 def _now() -> str:
@@ -142,7 +149,7 @@ class Store:
             if row is None:
                 raise CollectionNotFound(f"no collection named {name!r}")
             gone = _collection(row)
-            # Chunks first, through the ORM-free path, so the FTS delete trigger sees each row.
+            # Chunks, documents (their metadata rows follow by cascade), then the collection.
             s.execute(delete(ChunkRow).where(ChunkRow.collection_id == row.id))
             s.execute(delete(DocumentRow).where(DocumentRow.collection_id == row.id))
             s.execute(delete(CollectionRow).where(CollectionRow.id == row.id))
@@ -159,14 +166,37 @@ class Store:
 
     # -- documents ---------------------------------------------------------------------------
 
-    def document_hashes(self, collection_id: int) -> dict[str, tuple[int, str, str]]:
-        """source -> (document id, content hash, status) for every document in the collection."""
+    def document_hashes(self, collection_id: int, sources: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """source -> (document id, content hash, status) for those of `sources` the collection holds.
+
+        Costs what the batch asks, not what the collection holds: each source is one probe of the
+        `UNIQUE (collection_id, source)` index (in slices below SQLite's bound-parameter limit)."""
+        wanted = sorted(set(sources))
+        found: dict[str, tuple[int, str, str]] = {}
         with self.read() as s:
-            rows = s.execute(
-                select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
-                .where(DocumentRow.collection_id == collection_id)
-            )
-            return {src: (i, h, st) for src, i, h, st in rows}
+            for start in range(0, len(wanted), _IN_SLICE):
+                rows = s.execute(
+                    select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
+                    .where(DocumentRow.collection_id == collection_id,
+                           DocumentRow.source.in_(wanted[start:start + _IN_SLICE])))
+                found.update((src, (i, h, st)) for src, i, h, st in rows)
+        return found
+
+    def document_hashes_under(self, collection_id: int, prefixes: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """Like `document_hashes`, for every document whose source starts with one of `prefixes`
+        (what a prune of the folders an ingest walked must consider): one range of the unique
+        index per prefix, so the rest of the collection is never read."""
+        found: dict[str, tuple[int, str, str]] = {}
+        with self.read() as s:
+            for prefix in sorted(set(prefixes)):
+                q = select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status
+                           ).where(DocumentRow.collection_id == collection_id, DocumentRow.source >= prefix)
+                if prefix and ord(prefix[-1]) < sys.maxunicode:
+                    # Sources sort as UTF-8 bytes, as Python strings sort by code point: the range
+                    # [prefix, prefix with its last character incremented) is exactly the prefix.
+                    q = q.where(DocumentRow.source < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+                found.update((src, (i, h, st)) for src, i, h, st in s.execute(q) if src.startswith(prefix))
+        return found
 
     def put_document(
         self,
@@ -213,6 +243,7 @@ class Store:
             doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
             doc.updated_at = now
             s.flush()
+            _index_metadata(s, collection_id, doc.id, doc.metadata_json, replace=existing is not None)
             params = [
                 {"document_id": doc.id, "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
@@ -243,11 +274,16 @@ class Store:
                                   content_hash=content_hash, title=title, text=text_,
                                   metadata_json=json.dumps(metadata, ensure_ascii=False, default=str))
                 s.add(doc)
+                new = True
+            else:
+                new = False  # it keeps its metadata (and its chunks) until the replacement lands
             doc.status = "queued"
             doc.error = None
             doc.owner = owner
             doc.updated_at = now
             s.flush()
+            if new:
+                _index_metadata(s, collection_id, doc.id, doc.metadata_json, replace=False)
             return doc.id
 
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
@@ -255,10 +291,11 @@ class Store:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         with self.write() as s:
-            return s.execute(update(DocumentRow).where(DocumentRow.id == document_id)
-                             .values(status=status, error=error, updated_at=_now(),
-                                     owner=DocumentRow.owner if status in ("queued", "processing") else None)
-                             ).rowcount > 0
+            result: CursorResult = s.execute(  # type: ignore[assignment]  # an UPDATE gives a cursor result
+                update(DocumentRow).where(DocumentRow.id == document_id)
+                .values(status=status, error=error, updated_at=_now(),
+                        owner=DocumentRow.owner if status in ("queued", "processing") else None))
+            return result.rowcount > 0
 
     def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
         """Record a document that could not be ingested. A failed re-ingest of a document that was
@@ -364,20 +401,71 @@ class Store:
             ).all()
         return {r[0]: StoredChunk(*r[:10], metadata=json.loads(r[10])) for r in rows}
 
+    def chunk_texts(self, collection_id: int, chunk_ids: Sequence[int]) -> list[ChunkText]:
+        """Text and document metadata of those chunks of the collection that still exist, in id
+        order (what a lexical index replaying the change log adds)."""
+        ids = sorted({int(i) for i in chunk_ids})
+        rows: list = []
+        with self.read() as s:
+            for start in range(0, len(ids), _IN_SLICE):
+                rows += s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
+                                  .where(ChunkRow.collection_id == collection_id,
+                                         ChunkRow.id.in_(ids[start:start + _IN_SLICE]))
+                                  .order_by(ChunkRow.id)).all()
+            return self._with_metadata(s, rows)
+
+    def chunk_texts_after(self, collection_id: int, after: int, limit: int) -> list[ChunkText]:
+        """The collection's next `limit` chunks with an id above `after`, in id order: a lexical
+        index rebuilds by paging through these (each page its own short read)."""
+        with self.read() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
+                             .where(ChunkRow.collection_id == collection_id, ChunkRow.id > after)
+                             .order_by(ChunkRow.id).limit(limit)).all()
+            return self._with_metadata(s, rows)
+
+    @staticmethod
+    def _with_metadata(s: Session, rows: Sequence) -> list[ChunkText]:
+        """`ChunkText`s of (id, document id, text) rows, with their documents' metadata."""
+        documents = sorted({r[1] for r in rows})
+        metadata: dict[int, list[tuple[str, object]]] = {}
+        for start in range(0, len(documents), _IN_SLICE):
+            for document_id, key, value in s.execute(
+                    select(DocumentMetadataRow.document_id, DocumentMetadataRow.key,
+                           type_coerce(DocumentMetadataRow.value, NullType()))  # as SQLite holds it, not bytes
+                    .where(DocumentMetadataRow.document_id.in_(documents[start:start + _IN_SLICE]))):
+                metadata.setdefault(document_id, []).append((key, value))
+        return [ChunkText(i, t, tuple(metadata.get(d, ()))) for i, d, t in rows]
+
     def filtered_chunk_ids(self, collection_id: int, filter_: dict[str, list]) -> np.ndarray:
-        """Ids of the collection's chunks whose document metadata matches every filter key."""
-        sql = ["SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = :cid"]
+        """Ids of the collection's chunks whose document metadata matches every filter key, in id
+        order. Costs what it selects: each key is one range of the `document_metadata` key
+        (documents ANDed across keys by INTERSECT), and the chunks of the documents found come
+        from the `chunks_document` index; no chunk or document outside the result is read."""
+        if not filter_:
+            with self.engine.connect() as conn:
+                return np.asarray(conn.execute(text("SELECT id FROM chunks WHERE collection_id = :cid ORDER BY id"),
+                                               {"cid": collection_id}).scalars().all(), dtype=np.int64)
         params: dict[str, object] = {"cid": collection_id}
+        selects = []
         for n, (key, values) in enumerate(filter_.items()):
+            params[f"k{n}"] = key
             names = []
             for m, v in enumerate(values):
                 params[f"v{n}_{m}"] = v
                 names.append(f":v{n}_{m}")
-            params[f"k{n}"] = f'$."{key}"'
-            sql.append(f"AND json_extract(d.metadata, :k{n}) IN ({', '.join(names)})")
+            selects.append(f"SELECT document_id FROM document_metadata "
+                           f"WHERE collection_id = :cid AND key = :k{n} AND value IN ({', '.join(names)})")
+        # CROSS JOIN keeps the matching documents as the outer loop: the planner may otherwise walk
+        # the whole collection's chunks and probe the (small) document list for each.
+        sql = (f"SELECT c.id FROM ({' INTERSECT '.join(selects)}) AS m "
+               "CROSS JOIN chunks c ON c.document_id = m.document_id")
         with self.engine.connect() as conn:
-            rows = conn.execute(text(" ".join(sql)), params).scalars().all()
-        return np.asarray(rows, dtype=np.int64)
+            # Straight from the driver's cursor into an array, sorted there: a filter can select
+            # half a large collection, and row objects would cost three times the query.
+            cursor = conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+            ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
+        ids.sort()
+        return ids
 
     # -- change numbers ----------------------------------------------------------------------
 
@@ -432,6 +520,17 @@ class Store:
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id,
                                                   CollectionRow.changes_from < upto)
                       .values(changes_from=upto))
+
+
+def _index_metadata(s: Session, collection_id: int, document_id: int, metadata_json: str, *, replace: bool) -> None:
+    """Write a document's metadata into `document_metadata` (see migration 0004), read by SQLite's
+    own `json_each` so a value is stored with the type and text the JSON functions give it."""
+    if replace:
+        s.execute(text("DELETE FROM document_metadata WHERE document_id = :d"), {"d": document_id})
+    s.execute(text(
+        "INSERT OR IGNORE INTO document_metadata (collection_id, key, value, document_id) "
+        "SELECT :cid, j.key, j.value, :d FROM json_each(:m) j WHERE j.type != 'null' AND json_type(:m) = 'object'"),
+        {"cid": collection_id, "d": document_id, "m": metadata_json})
 
 
 def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001

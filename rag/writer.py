@@ -8,7 +8,7 @@ index that is merely stale and is rebuilt on next use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,10 +45,17 @@ class CollectionWriter:
         self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
                                embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
 
-    def known(self) -> dict[str, KnownDocument]:
-        """Every document of the collection by source."""
+    def known(self, sources: Iterable[str]) -> dict[str, KnownDocument]:
+        """The documents the collection holds at those of `sources` it has, by source (one index
+        probe per source: an ingest costs what it touches, not what the collection holds)."""
         return {src: KnownDocument(i, h, st)
-                for src, (i, h, st) in self._store.document_hashes(self.collection.id).items()}
+                for src, (i, h, st) in self._store.document_hashes(self.collection.id, sources).items()}
+
+    def known_under(self, prefixes: Iterable[str]) -> dict[str, KnownDocument]:
+        """Every document whose source starts with one of `prefixes` (a prune of the folders an
+        ingest walked reads those, and nothing else of the collection)."""
+        return {src: KnownDocument(i, h, st)
+                for src, (i, h, st) in self._store.document_hashes_under(self.collection.id, prefixes).items()}
 
     def open_index(self) -> None:
         """Load (or rebuild) the indexes once, so later writes follow them in memory."""

@@ -24,7 +24,7 @@ from rag.answer import (
 from rag.config import Settings
 from rag.errors import InvalidInput, MissingCredentials
 from rag.indexes.dense_faiss import IndexCache
-from rag.indexes.lexical_fts5 import Fts5Index
+from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.openai_client import make_client
 from rag.retrieval import Retriever
 from rag.service import Service
@@ -44,7 +44,8 @@ class Parts:
 
 def parts_of(service: Service) -> Parts:
     store = Store(service.settings.database_path)
-    return Parts(Retriever(store, IndexCache(store, service.settings.index_dir), Fts5Index(store),
+    return Parts(Retriever(store, IndexCache(store, service.settings.index_dir),
+                           TantivyIndex(store, service.settings.index_dir / "tantivy"),
                            service.embedder_for), store,
                  service.settings)
 

@@ -259,7 +259,7 @@ def test_a_document_deleted_while_queued_stays_deleted(fake_home):
     service.delete_documents("wren", [doc_id])
     with pytest.raises(DocumentNotFound):
         Pipeline(writer).ingest_documents([doc], expect_ids={doc.source: doc_id})
-    assert "late-note" not in writer.known()
+    assert "late-note" not in writer.known(["late-note"])
     service.close()
 
 

@@ -15,7 +15,7 @@ from support.schema_history import STEP_0002, OldCollection, OldDocument, build_
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import MigrationError
 from rag.indexes.dense_faiss import IndexCache
-from rag.indexes.lexical_fts5 import Fts5Index
+from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.migrations import MIGRATIONS, migrate
 from rag.retrieval import Retriever
 from rag.schema import Base
@@ -24,9 +24,6 @@ from rag.store import Store
 NOT_IN_THE_METADATA = {
     "schema_migrations",  # the migration runner's own record
     "sqlite_sequence",  # SQLite's AUTOINCREMENT counters
-    # The lexical index (rag.indexes.lexical_fts5): the FTS5 table, its shadow tables, its triggers.
-    "chunks_fts", "chunks_fts_data", "chunks_fts_idx", "chunks_fts_docsize", "chunks_fts_config",
-    "chunks_fts_insert", "chunks_fts_delete",
 }
 """What migration builds that SQLAlchemy's metadata cannot describe; anything else must be in it."""
 
@@ -225,7 +222,11 @@ def test_a_database_built_by_migrations_0001_0002_upgrades_with_every_document_s
         with store.read() as s:
             applied = list(s.execute(text("SELECT name FROM schema_migrations ORDER BY version")).scalars())
         assert applied == [name for name, _ in MIGRATIONS] and applied[1] == STEP_0002
-        dense, lexical = IndexCache(store, tmp_path / "indexes"), Fts5Index(store)
+        with store.read() as s:  # 0005 dropped the FTS5 table and triggers 0001 made
+            objects = set(s.execute(text("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')"))
+                          .scalars())
+        assert objects - set(TABLES) == NOT_IN_THE_METADATA
+        dense, lexical = IndexCache(store, tmp_path / "indexes"), TantivyIndex(store, tmp_path / "tantivy")
         for coll in old:
             collection = store.get_collection(coll.name, counts=True)
             assert (collection.documents, collection.chunks) == (

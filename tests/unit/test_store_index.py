@@ -7,7 +7,7 @@ from sqlalchemy import inspect
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import AlreadyExists, CollectionNotFound, DocumentNotFound, EmbedderMismatch, InvalidInput
 from rag.indexes.dense_faiss import IndexCache, VectorIndex
-from rag.indexes.lexical_fts5 import Fts5Index
+from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.migrations import MIGRATIONS
 from rag.records import ChunkDraft
 from rag.schema import Base
@@ -60,18 +60,20 @@ def test_collections_are_unique_and_bound_to_their_embedder(store):
         store.get_collection("nope")
 
 
-def test_replacing_a_document_swaps_its_chunks_in_both_indexes(store):
+def test_replacing_a_document_swaps_its_chunks_in_both_indexes(tmp_path, store):
     rng = np.random.default_rng(0)
     c = store.create_collection("docs", SPEC, 200, 20)
-    lexical = Fts5Index(store)
+    lexical = TantivyIndex(store, tmp_path / "tantivy")
     first = put(store, c.id, "a.txt", ["solar panels on the roof", "inverters convert current"], unit(rng, 2))
     assert first.change_number == 1 and first.removed_chunk_ids == []
+    lexical.save(c)
     assert [i for i, _ in lexical.search(c, "inverters", 5)] == [first.added_chunk_ids[1]]
     second = put(store, c.id, "a.txt", ["batteries store energy"], unit(rng, 1))
     assert second.document_id == first.document_id
     assert second.removed_chunk_ids == first.added_chunk_ids
     assert second.change_number == 2
-    assert lexical.search(c, "inverters", 5) == []  # FTS followed the delete
+    lexical.save(c)
+    assert lexical.search(c, "inverters", 5) == []  # the lexical index followed the delete
     assert [i for i, _ in lexical.search(c, "batteries", 5)] == second.added_chunk_ids
     ids, vectors, stamp = store.vectors(c.id)
     assert ids.tolist() == second.added_chunk_ids and vectors.shape == (1, 8) and stamp == 2
