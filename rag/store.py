@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
+    bindparam,
     create_engine,
-    insert,
     delete,
     event,
     func,
@@ -39,10 +39,27 @@ from rag.errors import (
     InvalidInput,
 )
 from rag.migrations import migrate
-from rag.records import STATUSES, ChunkChange, ChunkDraft, Collection, Document, Replaced, StoredChunk
+from rag.records import (
+    STATUSES,
+    ChunkChange,
+    ChunkDraft,
+    Collection,
+    Document,
+    DocumentDraft,
+    Replaced,
+    StoredChunk,
+)
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentRow
 
 __all__ = ["Store"]
+
+_SLICE = 10_000
+"""Values bound in one IN list: below SQLite's bound-parameter limit."""
+
+
+def _slices(values: Sequence) -> Iterator[Sequence]:
+    for start in range(0, len(values), _SLICE):
+        yield values[start:start + _SLICE]
 
 
 def _now() -> str:
@@ -184,48 +201,80 @@ class Store:
         With `expect_id` (a document the API queued), the row must still be there under that id:
         a document deleted while it waited raises `DocumentNotFound` instead of coming back.
         """
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(chunks), dim):
-            raise ValueError(f"vectors have shape {vectors.shape}, expected {(len(chunks), dim)}")
+        draft = DocumentDraft(source=source, content_hash=content_hash, title=title, text=text_, metadata=metadata,
+                              chunks=chunks, vectors=vectors, expect_id=expect_id)
+        return self.put_documents(collection_id, [draft], dim=dim)[0]
+
+    def put_documents(self, collection_id: int, drafts: Sequence[DocumentDraft], *, dim: int) -> list[Replaced]:
+        """Insert or replace several documents with their chunks in one transaction: the batch is
+        committed whole or not at all, so each document is too. Each document gets its own change
+        number, in order, so a derived index follows them one by one.
+
+        One statement per kind of row for the whole batch (the per-document cost of an ingest is
+        then the rows themselves, not a transaction and a dozen statements each). Sources must be
+        distinct within a batch. A draft with `expect_id` (a document the API queued) must still be
+        there under that id: if it was deleted while it waited, `DocumentNotFound` is raised and
+        nothing of the batch is written.
+        """
+        sources = [d.source for d in drafts]
+        if len(set(sources)) != len(sources):
+            raise ValueError("a batch of documents names one source twice")
+        vectors = [np.ascontiguousarray(d.vectors, dtype=np.float32) for d in drafts]
+        for d, v in zip(drafts, vectors, strict=True):
+            if v.shape != (len(d.chunks), dim):
+                raise ValueError(f"vectors of {d.source} have shape {v.shape}, expected {(len(d.chunks), dim)}")
+        if not drafts:
+            return []
         now = _now()
+        documents, chunks = DocumentRow.__table__, ChunkRow.__table__
         with self.write() as s:
-            existing = s.scalar(select(DocumentRow).where(
-                DocumentRow.collection_id == collection_id, DocumentRow.source == source))
-            if expect_id is not None and (existing is None or existing.id != expect_id):
-                raise DocumentNotFound(f"document {expect_id} was deleted before it was ingested")
-            removed: list[int] = []
-            if existing is None:
-                doc = DocumentRow(collection_id=collection_id, source=source, created_at=now)
-                s.add(doc)
-            else:
-                doc = existing
-                removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
-                s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.id))
-            doc.content_hash = content_hash
-            doc.title = title
-            doc.text = text_
-            doc.status = "ready"
-            doc.owner = None
-            doc.error = None
-            doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
-            doc.updated_at = now
-            s.flush()
-            params = [
-                {"document_id": doc.id, "collection_id": collection_id, "ordinal": i, "text": c.text,
+            existing: dict[str, int] = {}
+            for part in _slices(sources):
+                existing.update(s.execute(select(DocumentRow.source, DocumentRow.id).where(
+                    DocumentRow.collection_id == collection_id, DocumentRow.source.in_(part))).all())
+            for d in drafts:
+                if d.expect_id is not None and existing.get(d.source) != d.expect_id:
+                    raise DocumentNotFound(f"document {d.expect_id} was deleted before it was ingested")
+
+            removed: dict[int, list[int]] = {doc_id: [] for doc_id in existing.values()}
+            for part in _slices(sorted(removed)):
+                for doc_id, chunk_id in s.execute(select(ChunkRow.document_id, ChunkRow.id)
+                                                  .where(ChunkRow.document_id.in_(part)).order_by(ChunkRow.id)):
+                    removed[doc_id].append(chunk_id)
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
+
+            def fields(d: DocumentDraft) -> dict:
+                return {"content_hash": d.content_hash, "title": d.title, "text": d.text, "status": "ready",
+                        "owner": None, "error": None, "updated_at": now,
+                        "metadata": json.dumps(d.metadata, ensure_ascii=False, default=str)}
+
+            replaced = [{"doc_id": existing[d.source], **fields(d)} for d in drafts if d.source in existing]
+            if replaced:
+                s.execute(update(documents).where(documents.c.id == bindparam("doc_id")), replaced)
+            new = [{"collection_id": collection_id, "source": d.source, "created_at": now, **fields(d)}
+                   for d in drafts if d.source not in existing]
+            if new:
+                # RETURNING with the parameters' order kept hands back the new ids in one round trip.
+                ids = s.scalars(documents.insert().returning(documents.c.id, sort_by_parameter_order=True), new)
+                existing.update(zip([row["source"] for row in new], ids, strict=True))
+
+            rows = [
+                {"document_id": existing[d.source], "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
-                 "page": c.page, "section": c.section, "vector": vectors[i].tobytes()}
-                for i, c in enumerate(chunks)
+                 "page": c.page, "section": c.section, "vector": v[i].tobytes()}
+                for d, v in zip(drafts, vectors, strict=True) for i, c in enumerate(d.chunks)
             ]
-            added: list[int] = []
-            if params:
-                # RETURNING keeps one round trip per document and hands back the new ids in order.
-                added = list(s.scalars(
-                    ChunkRow.__table__.insert().returning(ChunkRow.id, sort_by_parameter_order=True),
-                    params,
-                ))
-            change = self._bump(s, collection_id, removed=removed, added=added)
-            return Replaced(removed_chunk_ids=removed, added_chunk_ids=added, change_number=change,
-                            document_id=doc.id)
+            chunk_ids = list(s.scalars(chunks.insert().returning(chunks.c.id, sort_by_parameter_order=True),
+                                       rows)) if rows else []
+            added, at = [], 0
+            for d in drafts:
+                added.append(chunk_ids[at:at + len(d.chunks)])
+                at += len(d.chunks)
+            numbers = self._bump_many(s, collection_id, [(removed.get(existing[d.source], []), a)
+                                                         for d, a in zip(drafts, added, strict=True)])
+            return [Replaced(removed_chunk_ids=removed.get(existing[d.source], []), added_chunk_ids=a,
+                             change_number=n, document_id=existing[d.source])
+                    for d, a, n in zip(drafts, added, numbers, strict=True)]
 
     def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
                        text_: str, metadata: dict, owner: str | None = None) -> int:
@@ -389,16 +438,22 @@ class Store:
     def _bump(s: Session, collection_id: int, *, removed: Sequence[int] = (), added: Sequence[int] = ()) -> int:
         """Advance the change number and log which chunks this change removed and added, in the
         transaction that made the change."""
+        return Store._bump_many(s, collection_id, [(removed, added)])[0]
+
+    @staticmethod
+    def _bump_many(s: Session, collection_id: int, changes: Sequence[tuple[Sequence[int], Sequence[int]]]
+                   ) -> list[int]:
+        """`_bump` for several changes in a row: one change number each, (removed, added) in order."""
         s.execute(update(CollectionRow).where(CollectionRow.id == collection_id)
-                  .values(change_number=CollectionRow.change_number + 1))
-        change = Store._change(s, collection_id)
-        rows = [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": False}
-                for c in removed]
-        rows += [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": True}
-                 for c in added]
+                  .values(change_number=CollectionRow.change_number + len(changes)))
+        last = Store._change(s, collection_id)
+        numbers = list(range(last - len(changes) + 1, last + 1))
+        rows = [{"collection_id": collection_id, "change_number": n, "chunk_id": c, "added": is_added}
+                for n, (removed, added) in zip(numbers, changes, strict=True)
+                for ids, is_added in ((removed, False), (added, True)) for c in ids]
         if rows:
-            s.execute(insert(ChunkChangeRow), rows)
-        return change
+            s.execute(ChunkChangeRow.__table__.insert(), rows)
+        return numbers
 
     def changes_since(self, collection_id: int, stamp: int) -> list[ChunkChange] | None:
         """The changes after change number `stamp`, oldest first, or None when the log does not

@@ -16,7 +16,7 @@ import numpy as np
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
 from rag.indexes import DenseIndex, LexicalIndex
-from rag.records import ChunkChange, ChunkDraft, Collection, Document
+from rag.records import ChunkChange, ChunkDraft, Collection, Document, DocumentDraft
 from rag.store import Store
 
 __all__ = ["CollectionWriter", "KnownDocument"]
@@ -65,6 +65,15 @@ class CollectionWriter:
         self._dense.apply(self.collection, change, vectors)
         self._lexical.apply(self.collection, change)
         return change.document_id
+
+    def put_documents(self, drafts: Sequence[DocumentDraft]) -> list[int]:
+        """Insert or replace several documents in one transaction (see `Store.put_documents`), then
+        move the indexes along document by document; returns their ids, in order."""
+        changes = self._store.put_documents(self.collection.id, drafts, dim=self.embedder.dim)
+        for draft, change in zip(drafts, changes, strict=True):
+            self._dense.apply(self.collection, change, draft.vectors)
+            self._lexical.apply(self.collection, change)
+        return [change.document_id for change in changes]
 
     def put_failed_document(self, *, source: str, content_hash: str, error: str) -> int:
         return self._store.put_failed_document(self.collection.id, source=source, content_hash=content_hash,
