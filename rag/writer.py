@@ -35,8 +35,10 @@ class CollectionWriter:
     """Document writes into one collection with the embedder and chunker it was built with."""
 
     def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex, collection: Collection,
-                 embedder: Embedder):
+                 embedder: Embedder, *, embed_concurrency: int = 1):
         collection.check_embedder(embedder.spec)
+        self.embed_concurrency = embed_concurrency
+        """How many embedding calls an ingest may have in flight at once (RAG_EMBED_CONCURRENCY)."""
         self._store = store
         self._dense = dense
         self._lexical = lexical
