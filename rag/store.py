@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
-    bindparam,
     create_engine,
     delete,
     event,
     func,
+    insert,
     select,
     text,
     update,
@@ -226,7 +226,6 @@ class Store:
         if not drafts:
             return []
         now = _now()
-        documents, chunks = DocumentRow.__table__, ChunkRow.__table__
         with self.write() as s:
             existing: dict[str, int] = {}
             for part in _slices(sources):
@@ -246,16 +245,16 @@ class Store:
             def fields(d: DocumentDraft) -> dict:
                 return {"content_hash": d.content_hash, "title": d.title, "text": d.text, "status": "ready",
                         "owner": None, "error": None, "updated_at": now,
-                        "metadata": json.dumps(d.metadata, ensure_ascii=False, default=str)}
+                        "metadata_json": json.dumps(d.metadata, ensure_ascii=False, default=str)}
 
-            replaced = [{"doc_id": existing[d.source], **fields(d)} for d in drafts if d.source in existing]
-            if replaced:
-                s.execute(update(documents).where(documents.c.id == bindparam("doc_id")), replaced)
+            replaced = [{"id": existing[d.source], **fields(d)} for d in drafts if d.source in existing]
+            if replaced:  # bulk UPDATE by primary key
+                s.execute(update(DocumentRow), replaced)
             new = [{"collection_id": collection_id, "source": d.source, "created_at": now, **fields(d)}
                    for d in drafts if d.source not in existing]
             if new:
                 # RETURNING with the parameters' order kept hands back the new ids in one round trip.
-                ids = s.scalars(documents.insert().returning(documents.c.id, sort_by_parameter_order=True), new)
+                ids = s.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), new)
                 existing.update(zip([row["source"] for row in new], ids, strict=True))
 
             rows = [
@@ -264,7 +263,7 @@ class Store:
                  "page": c.page, "section": c.section, "vector": v[i].tobytes()}
                 for d, v in zip(drafts, vectors, strict=True) for i, c in enumerate(d.chunks)
             ]
-            chunk_ids = list(s.scalars(chunks.insert().returning(chunks.c.id, sort_by_parameter_order=True),
+            chunk_ids = list(s.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True),
                                        rows)) if rows else []
             added, at = [], 0
             for d in drafts:
@@ -452,7 +451,7 @@ class Store:
                 for n, (removed, added) in zip(numbers, changes, strict=True)
                 for ids, is_added in ((removed, False), (added, True)) for c in ids]
         if rows:
-            s.execute(ChunkChangeRow.__table__.insert(), rows)
+            s.execute(insert(ChunkChangeRow), rows)
         return numbers
 
     def changes_since(self, collection_id: int, stamp: int) -> list[ChunkChange] | None:
