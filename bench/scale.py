@@ -1,7 +1,7 @@
 """Every figure of the scale issue at one collection size, in one run, against whatever indexes the
 service has: it writes and searches only through `Service` and `rag serve`.
 
-    python -m bench scale --size 100k|1m [--home DIR] [--queries N] [--step-seconds S] [--skip-growth]
+    python -m bench scale --size 100k|1m [--home DIR] [--queries N] [--step-seconds S] [--steps search,http,growth]
 
 1. The synthetic collection (`bench.synthetic`, cached) is written into a real data folder through
    the store's normal write path (`Service.writer(...).put_document`, one transaction a document,
@@ -359,7 +359,7 @@ def growth(table: Path, synth: SyntheticSet, scifact: SciFact, figures: Figures,
         with Service(Settings(home=home)) as service:
             for n in sizes:
                 collection = service.create_collection(f"growth-{n}", embedder=lookup_embedder.KIND)
-                layout = SyntheticSet(**{**synth.__dict__, "doc_offsets": _scifact_like_offsets(n)})
+                layout = _scifact_like(synth, n)
                 got, _ = write(service, collection, layout, range(n), f"growth-{n}")
                 log(f"  wrote {n:,} documents ({got.chunks:,} chunks): {got.chunks / got.put_s:.0f} chunks/s")
         out = {}
@@ -388,9 +388,13 @@ def growth(table: Path, synth: SyntheticSet, scifact: SciFact, figures: Figures,
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _scifact_like_offsets(documents: int) -> np.ndarray:
+def _scifact_like(synth: SyntheticSet, documents: int) -> SyntheticSet:
+    """The set's rows laid out as `documents` documents of one chunk, every sixth of two."""
     sizes = np.where(np.arange(documents) % 6 == 0, 2, 1)
-    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    metadata = np.arange(documents)
+    return SyntheticSet(**{**synth.__dict__, "doc_offsets": offsets, "shard": (metadata % 100).astype(np.int8),
+                           "half": (metadata % 2).astype(np.int8)})
 
 
 def _rounded(row: dict) -> dict:
@@ -399,6 +403,7 @@ def _rounded(row: dict) -> dict:
 
 # -- the entry ------------------------------------------------------------------------------------
 
+STEPS = ("search", "http", "growth")
 DEFAULTS = {  # (queries per step, seconds per step, recall queries, ready timeout)
     "10k": (200, 30, 100, 300),
     "100k": (200, 60, 100, 600),
@@ -415,11 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=None, help="queries per timed step")
     parser.add_argument("--step-seconds", type=float, default=None, help="time bound of each timed step")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--skip-http", action="store_true")
-    parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help=f"which of {', '.join(STEPS)} to run (the write comes with search and http)")
     parser.add_argument("--keep", action="store_true", help="keep the temp data folder")
     args = parser.parse_args(argv)
     items, seconds, recall_queries, ready_timeout = DEFAULTS[args.size]
+    steps = {s.strip() for s in args.steps.split(",") if s.strip()}
+    if steps - set(STEPS):
+        parser.error(f"unknown steps {', '.join(sorted(steps - set(STEPS)))}; choose from {', '.join(STEPS)}")
     budget = Budget(args.queries or items, args.step_seconds or seconds)
 
     started = time.perf_counter()
@@ -441,24 +449,27 @@ def main(argv: list[str] | None = None) -> int:
     temp_home = args.home is None
     home = args.home or Path(tempfile.mkdtemp(prefix=f"rag-bench-scale-{args.size}-"))
     try:
-        service, collection, written, doc_ids = open_or_write(home, synth, args.seed)
-        figures.put("write", written.summary())
-        if not written.reused:
-            how = "batched transactions" if written.batched else "one document a transaction"
-            log(f"write ({how}): {written.chunks:,} chunks in {written.put_s:.1f} s = "
-                f"{written.chunks / written.put_s:,.0f} chunks/s (embedding excluded), then the index save "
-                f"{written.save_s:.1f} s  ({load()})")
-        log("in process, k=10:")
-        with service:
-            in_process(service, collection, synth, scifact, RowMap(synth, doc_ids), figures, budget, recall_queries)
-        del service, collection  # its indexes too: the server gets the memory
-        gc.collect()
-        if not args.skip_http:
+        if steps & {"search", "http"}:
+            service, collection, written, doc_ids = open_or_write(home, synth, args.seed)
+            figures.put("write", written.summary())
+            if not written.reused:
+                how = "batched transactions" if written.batched else "one document a transaction"
+                log(f"write ({how}): {written.chunks:,} chunks in {written.put_s:.1f} s = "
+                    f"{written.chunks / written.put_s:,.0f} chunks/s (embedding excluded), then the index save "
+                    f"{written.save_s:.1f} s  ({load()})")
+            with service:
+                if "search" in steps:
+                    log("in process, k=10:")
+                    in_process(service, collection, synth, scifact, RowMap(synth, doc_ids), figures, budget,
+                               recall_queries)
+            del service, collection  # its indexes too: the server gets the memory
+            gc.collect()
+        if "http" in steps:
             log("over HTTP (rag serve):")
             over_http(home, table, synth, scifact, figures, budget, args.clients, ready_timeout)
-        if not args.skip_growth and synth.size < 40_000:
+        if "growth" in steps and synth.size < 40_000:
             log("growth: skipped (it draws 35k chunks from the set; use --size 100k or more)")
-        elif not args.skip_growth:
+        elif "growth" in steps:
             log("growth over HTTP:")
             growth(table, synth, scifact, figures, Budget(min(budget.items, 100), min(budget.seconds, 30)))
     finally:
