@@ -74,6 +74,8 @@ class Settings:
     """RAG_API_KEYS: comma-separated bearer keys the API accepts; empty means no auth."""
     max_upload_mb: int = 100
     """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
+    embed_concurrency: int = 4
+    """RAG_EMBED_CONCURRENCY: embedding requests an ingest keeps in flight while it parses, chunks and commits."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +97,7 @@ class Settings:
             openai_timeout_s=_float(env, "RAG_OPENAI_TIMEOUT_S", 60.0),
             api_keys=keys,
             max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
+            embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
         )
 
     @property

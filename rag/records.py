@@ -6,12 +6,16 @@ the front ends) passes around, so they can be imported without SQLAlchemy's tabl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
-__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document", "Replaced", "StoredChunk"]
+__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document", "DocumentDraft",
+           "Replaced", "StoredChunk"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
@@ -81,6 +85,22 @@ class ChunkDraft:
     end_char: int
     page: int | None = None
     section: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentDraft:
+    """A document ready to store: its chunks and their vectors (what one write puts in or replaces)."""
+
+    source: str
+    content_hash: str
+    title: str | None
+    text: str
+    metadata: dict
+    chunks: Sequence[ChunkDraft]
+    vectors: np.ndarray
+    """(len(chunks), dim) float32: row i is the vector of chunk i."""
+    expect_id: int | None = None
+    """The id the document was queued under (see `Store.put_documents`), or None."""
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,8 @@ class Service:
     def writer(self, collection: Collection) -> CollectionWriter:
         """The one way to write documents into a collection (the ingest pipeline and the upload
         worker both take one)."""
-        return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection))
+        return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection),
+                                embed_concurrency=self.settings.embed_concurrency)
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 

@@ -43,13 +43,28 @@ from rag.errors import (
     InvalidInput,
 )
 from rag.migrations import migrate
-from rag.records import STATUSES, ChunkChange, ChunkDraft, ChunkText, Collection, Document, Replaced, StoredChunk
+from rag.records import (
+    STATUSES,
+    ChunkChange,
+    ChunkDraft,
+    ChunkText,
+    Collection,
+    Document,
+    DocumentDraft,
+    Replaced,
+    StoredChunk,
+)
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
 __all__ = ["Store"]
 
-_IN_SLICE = 10_000
-"""Values bound in one IN list: below SQLite's bound-parameter limit (32,766 since 3.32)."""
+_SLICE = 10_000
+"""Values bound in one IN list: below SQLite's bound-parameter limit."""
+
+
+def _slices(values: Sequence) -> Iterator[Sequence]:
+    for start in range(0, len(values), _SLICE):
+        yield values[start:start + _SLICE]
 
 
 def _now() -> str:
@@ -174,11 +189,11 @@ class Store:
         wanted = sorted(set(sources))
         found: dict[str, tuple[int, str, str]] = {}
         with self.read() as s:
-            for start in range(0, len(wanted), _IN_SLICE):
+            for start in range(0, len(wanted), _SLICE):
                 rows = s.execute(
                     select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
                     .where(DocumentRow.collection_id == collection_id,
-                           DocumentRow.source.in_(wanted[start:start + _IN_SLICE])))
+                           DocumentRow.source.in_(wanted[start:start + _SLICE])))
                 found.update((src, (i, h, st)) for src, i, h, st in rows)
         return found
 
@@ -217,49 +232,82 @@ class Store:
         With `expect_id` (a document the API queued), the row must still be there under that id:
         a document deleted while it waited raises `DocumentNotFound` instead of coming back.
         """
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(chunks), dim):
-            raise ValueError(f"vectors have shape {vectors.shape}, expected {(len(chunks), dim)}")
+        draft = DocumentDraft(source=source, content_hash=content_hash, title=title, text=text_, metadata=metadata,
+                              chunks=chunks, vectors=vectors, expect_id=expect_id)
+        return self.put_documents(collection_id, [draft], dim=dim)[0]
+
+    def put_documents(self, collection_id: int, drafts: Sequence[DocumentDraft], *, dim: int) -> list[Replaced]:
+        """Insert or replace several documents with their chunks in one transaction: the batch is
+        committed whole or not at all, so each document is too. Each document gets its own change
+        number, in order, so a derived index follows them one by one.
+
+        One statement per kind of row for the whole batch (the per-document cost of an ingest is
+        then the rows themselves, not a transaction and a dozen statements each). Sources must be
+        distinct within a batch. A draft with `expect_id` (a document the API queued) must still be
+        there under that id: if it was deleted while it waited, `DocumentNotFound` is raised and
+        nothing of the batch is written.
+        """
+        sources = [d.source for d in drafts]
+        if len(set(sources)) != len(sources):
+            raise ValueError("a batch of documents names one source twice")
+        vectors = [np.ascontiguousarray(d.vectors, dtype=np.float32) for d in drafts]
+        for d, v in zip(drafts, vectors, strict=True):
+            if v.shape != (len(d.chunks), dim):
+                raise ValueError(f"vectors of {d.source} have shape {v.shape}, expected {(len(d.chunks), dim)}")
+        if not drafts:
+            return []
         now = _now()
         with self.write() as s:
-            existing = s.scalar(select(DocumentRow).where(
-                DocumentRow.collection_id == collection_id, DocumentRow.source == source))
-            if expect_id is not None and (existing is None or existing.id != expect_id):
-                raise DocumentNotFound(f"document {expect_id} was deleted before it was ingested")
-            removed: list[int] = []
-            if existing is None:
-                doc = DocumentRow(collection_id=collection_id, source=source, created_at=now)
-                s.add(doc)
-            else:
-                doc = existing
-                removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
-                s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.id))
-            doc.content_hash = content_hash
-            doc.title = title
-            doc.text = text_
-            doc.status = "ready"
-            doc.owner = None
-            doc.error = None
-            doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
-            doc.updated_at = now
-            s.flush()
-            _index_metadata(s, collection_id, doc.id, doc.metadata_json, replace=existing is not None)
-            params = [
-                {"document_id": doc.id, "collection_id": collection_id, "ordinal": i, "text": c.text,
+            existing: dict[str, int] = {}
+            for part in _slices(sources):
+                existing.update(s.execute(select(DocumentRow.source, DocumentRow.id).where(
+                    DocumentRow.collection_id == collection_id, DocumentRow.source.in_(part))).all())
+            for d in drafts:
+                if d.expect_id is not None and existing.get(d.source) != d.expect_id:
+                    raise DocumentNotFound(f"document {d.expect_id} was deleted before it was ingested")
+
+            removed: dict[int, list[int]] = {doc_id: [] for doc_id in existing.values()}
+            for part in _slices(sorted(removed)):
+                for doc_id, chunk_id in s.execute(select(ChunkRow.document_id, ChunkRow.id)
+                                                  .where(ChunkRow.document_id.in_(part)).order_by(ChunkRow.id)):
+                    removed[doc_id].append(chunk_id)
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
+
+            def fields(d: DocumentDraft) -> dict:
+                return {"content_hash": d.content_hash, "title": d.title, "text": d.text, "status": "ready",
+                        "owner": None, "error": None, "updated_at": now,
+                        "metadata_json": json.dumps(d.metadata, ensure_ascii=False, default=str)}
+
+            replaced = [{"id": existing[d.source], **fields(d)} for d in drafts if d.source in existing]
+            if replaced:  # bulk UPDATE by primary key
+                s.execute(update(DocumentRow), replaced)
+            new = [{"collection_id": collection_id, "source": d.source, "created_at": now, **fields(d)}
+                   for d in drafts if d.source not in existing]
+            if new:
+                # RETURNING with the parameters' order kept hands back the new ids in one round trip.
+                ids = s.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), new)
+                existing.update(zip([row["source"] for row in new], ids, strict=True))
+            for d in drafts:  # the metadata index (migration 0004) follows each document's metadata
+                _index_metadata(s, collection_id, existing[d.source],
+                                json.dumps(d.metadata, ensure_ascii=False, default=str), replace=True)
+
+            rows = [
+                {"document_id": existing[d.source], "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
-                 "page": c.page, "section": c.section, "vector": vectors[i].tobytes()}
-                for i, c in enumerate(chunks)
+                 "page": c.page, "section": c.section, "vector": v[i].tobytes()}
+                for d, v in zip(drafts, vectors, strict=True) for i, c in enumerate(d.chunks)
             ]
-            added: list[int] = []
-            if params:
-                # RETURNING keeps one round trip per document and hands back the new ids in order.
-                added = list(s.scalars(
-                    ChunkRow.__table__.insert().returning(ChunkRow.id, sort_by_parameter_order=True),
-                    params,
-                ))
-            change = self._bump(s, collection_id, removed=removed, added=added)
-            return Replaced(removed_chunk_ids=removed, added_chunk_ids=added, change_number=change,
-                            document_id=doc.id)
+            chunk_ids = list(s.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True),
+                                       rows)) if rows else []
+            added, at = [], 0
+            for d in drafts:
+                added.append(chunk_ids[at:at + len(d.chunks)])
+                at += len(d.chunks)
+            numbers = self._bump_many(s, collection_id, [(removed.get(existing[d.source], []), a)
+                                                         for d, a in zip(drafts, added, strict=True)])
+            return [Replaced(removed_chunk_ids=removed.get(existing[d.source], []), added_chunk_ids=a,
+                             change_number=n, document_id=existing[d.source])
+                    for d, a, n in zip(drafts, added, numbers, strict=True)]
 
     def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
                        text_: str, metadata: dict, owner: str | None = None) -> int:
@@ -407,10 +455,10 @@ class Store:
         ids = sorted({int(i) for i in chunk_ids})
         rows: list = []
         with self.read() as s:
-            for start in range(0, len(ids), _IN_SLICE):
+            for start in range(0, len(ids), _SLICE):
                 rows += s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
                                   .where(ChunkRow.collection_id == collection_id,
-                                         ChunkRow.id.in_(ids[start:start + _IN_SLICE]))
+                                         ChunkRow.id.in_(ids[start:start + _SLICE]))
                                   .order_by(ChunkRow.id)).all()
             return self._with_metadata(s, rows)
 
@@ -428,11 +476,11 @@ class Store:
         """`ChunkText`s of (id, document id, text) rows, with their documents' metadata."""
         documents = sorted({r[1] for r in rows})
         metadata: dict[int, list[tuple[str, object]]] = {}
-        for start in range(0, len(documents), _IN_SLICE):
+        for start in range(0, len(documents), _SLICE):
             for document_id, key, value in s.execute(
                     select(DocumentMetadataRow.document_id, DocumentMetadataRow.key,
                            type_coerce(DocumentMetadataRow.value, NullType()))  # as SQLite holds it, not bytes
-                    .where(DocumentMetadataRow.document_id.in_(documents[start:start + _IN_SLICE]))):
+                    .where(DocumentMetadataRow.document_id.in_(documents[start:start + _SLICE]))):
                 metadata.setdefault(document_id, []).append((key, value))
         return [ChunkText(i, t, tuple(metadata.get(d, ()))) for i, d, t in rows]
 
@@ -480,16 +528,22 @@ class Store:
     def _bump(s: Session, collection_id: int, *, removed: Sequence[int] = (), added: Sequence[int] = ()) -> int:
         """Advance the change number and log which chunks this change removed and added, in the
         transaction that made the change."""
+        return Store._bump_many(s, collection_id, [(removed, added)])[0]
+
+    @staticmethod
+    def _bump_many(s: Session, collection_id: int, changes: Sequence[tuple[Sequence[int], Sequence[int]]]
+                   ) -> list[int]:
+        """`_bump` for several changes in a row: one change number each, (removed, added) in order."""
         s.execute(update(CollectionRow).where(CollectionRow.id == collection_id)
-                  .values(change_number=CollectionRow.change_number + 1))
-        change = Store._change(s, collection_id)
-        rows = [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": False}
-                for c in removed]
-        rows += [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": True}
-                 for c in added]
+                  .values(change_number=CollectionRow.change_number + len(changes)))
+        last = Store._change(s, collection_id)
+        numbers = list(range(last - len(changes) + 1, last + 1))
+        rows = [{"collection_id": collection_id, "change_number": n, "chunk_id": c, "added": is_added}
+                for n, (removed, added) in zip(numbers, changes, strict=True)
+                for ids, is_added in ((removed, False), (added, True)) for c in ids]
         if rows:
             s.execute(insert(ChunkChangeRow), rows)
-        return change
+        return numbers
 
     def changes_since(self, collection_id: int, stamp: int) -> list[ChunkChange] | None:
         """The changes after change number `stamp`, oldest first, or None when the log does not

@@ -16,7 +16,7 @@ import numpy as np
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
 from rag.indexes import DenseIndex, LexicalIndex
-from rag.records import ChunkChange, ChunkDraft, Collection, Document
+from rag.records import ChunkChange, ChunkDraft, Collection, Document, DocumentDraft
 from rag.store import Store
 
 __all__ = ["CollectionWriter", "KnownDocument"]
@@ -35,8 +35,10 @@ class CollectionWriter:
     """Document writes into one collection with the embedder and chunker it was built with."""
 
     def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex, collection: Collection,
-                 embedder: Embedder):
+                 embedder: Embedder, *, embed_concurrency: int = 1):
         collection.check_embedder(embedder.spec)
+        self.embed_concurrency = embed_concurrency
+        """How many embedding calls an ingest may have in flight at once (RAG_EMBED_CONCURRENCY)."""
         self._store = store
         self._dense = dense
         self._lexical = lexical
@@ -72,6 +74,15 @@ class CollectionWriter:
         self._dense.apply(self.collection, change, vectors)
         self._lexical.apply(self.collection, change)
         return change.document_id
+
+    def put_documents(self, drafts: Sequence[DocumentDraft]) -> list[int]:
+        """Insert or replace several documents in one transaction (see `Store.put_documents`), then
+        move the indexes along document by document; returns their ids, in order."""
+        changes = self._store.put_documents(self.collection.id, drafts, dim=self.embedder.dim)
+        for draft, change in zip(drafts, changes, strict=True):
+            self._dense.apply(self.collection, change, draft.vectors)
+            self._lexical.apply(self.collection, change)
+        return [change.document_id for change in changes]
 
     def put_failed_document(self, *, source: str, content_hash: str, error: str) -> int:
         return self._store.put_failed_document(self.collection.id, source=source, content_hash=content_hash,

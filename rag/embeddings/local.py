@@ -77,6 +77,7 @@ class LocalEmbedder(Embedder):
     dim = 384
     max_input_tokens = 256
     batch_size = 32
+    parallel_calls = 1  # one call already runs on every core (intra-op threads)
 
     padding_slack = 1.25
     """Within a batch, texts are sorted by length and cut into runs whose padded size stays within

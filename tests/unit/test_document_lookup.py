@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from rag.embeddings.base import EmbedderSpec
 from rag.records import ChunkDraft
-from rag.store import _IN_SLICE, Store
+from rag.store import _SLICE, Store
 
 SPEC = EmbedderSpec("local", "test-model", 4)
 
@@ -40,7 +40,7 @@ def test_hashes_are_looked_up_for_the_sources_asked_only(store: Store) -> None:
     assert store.document_hashes(c.id, iter(["/d/b.txt", "/d/b.txt"])) == {"/d/b.txt": (b, "hb", "ready")}
     assert store.document_hashes(c.id, []) == {}
     # More sources than one IN list may bind: looked up in slices, none lost at a slice's edge.
-    asked = [f"/missing/{i:06d}" for i in range(2 * _IN_SLICE + 1)] + ["/d/a.txt", "/d/b.txt"]
+    asked = [f"/missing/{i:06d}" for i in range(2 * _SLICE + 1)] + ["/d/a.txt", "/d/b.txt"]
     assert set(store.document_hashes(c.id, asked)) == {"/d/a.txt", "/d/b.txt"}
 
 
