@@ -6,12 +6,16 @@ the front ends) passes around, so they can be imported without SQLAlchemy's tabl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
-__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "Collection", "Document", "Replaced", "StoredChunk"]
+__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "Collection", "Document", "Replaced", "StoredChunk",
+           "VectorScan"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
@@ -113,3 +117,15 @@ class Replaced(ChunkChange):
     """What a document write changed: its chunks, and which document it was."""
 
     document_id: int
+
+
+@dataclass(frozen=True)
+class VectorScan:
+    """A collection's vectors read from one snapshot of the store (`Store.scan_vectors`)."""
+
+    stamp: int
+    """The collection's change number in that snapshot."""
+    count: int
+    """How many chunks the snapshot holds."""
+    batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    """(int64 chunk ids, float32 vectors (n, dim)) in id order, one batch at a time."""
