@@ -10,12 +10,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from rag.errors import ConfigError
 
 EMBEDDERS = ("local", "openai")
 
 
+@overload
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int: ...
+@overload
+def _int(env: Mapping[str, str], name: str, default: None, minimum: int = 1) -> int | None: ...
 def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -69,6 +74,11 @@ class Settings:
     """RAG_API_KEYS: comma-separated bearer keys the API accepts; empty means no auth."""
     max_upload_mb: int = 100
     """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
+    dense_exact_limit: int = 50_000
+    """RAG_DENSE_EXACT_LIMIT: collections with fewer vectors are searched exactly (flat), larger
+    ones approximately (HNSW); 0 makes every collection approximate."""
+    index_checkpoint_s: float = 60.0
+    """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +100,8 @@ class Settings:
             openai_timeout_s=_float(env, "RAG_OPENAI_TIMEOUT_S", 60.0),
             api_keys=keys,
             max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
+            dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 50_000, minimum=0),
+            index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
         )
 
     @property

@@ -31,15 +31,19 @@ def ingest_json(*args: str, code: int = 0) -> dict:
 
 
 def consistent(collection: str) -> tuple[int, int]:
-    """Assert the FAISS index on disk holds exactly the store's chunk ids; return (docs, chunks)."""
+    """Assert the FAISS checkpoint on disk plus the store's change log hold exactly the store's chunk
+    ids (what the next start loads, with no rebuild); return (docs, chunks)."""
     settings = Settings.from_env()
     store = Store(settings.database_path)
     coll = store.get_collection(collection, counts=True)
     ids, _, stamp = store.vectors(coll.id)
-    index = VectorIndex.load(IndexCache(store, settings.index_dir).path(coll.id))
+    cache = IndexCache(store, settings.index_dir, background=False)
+    saved = VectorIndex.load(cache.path(coll.id))
+    assert saved.stamp <= stamp and store.changes_since(coll.id, saved.stamp) is not None
+    restarted = cache.current(coll)
     store.close()
-    assert index.stamp == stamp
-    assert sorted(index.ids().tolist()) == sorted(ids.tolist())
+    assert restarted.stamp == stamp
+    assert sorted(restarted.ids().tolist()) == sorted(ids.tolist())
     with sqlite3.connect(settings.database_path) as db:
         dupes = db.execute("SELECT source, COUNT(*) FROM documents GROUP BY collection_id, source HAVING COUNT(*) > 1").fetchall()
         fts = db.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0]
