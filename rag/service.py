@@ -79,6 +79,7 @@ class Service:
 
     def close(self) -> None:
         """Checkpoint the indexes, stop background work, release the store and the client."""
+        self._retriever.close()
         self._dense.close()
         self._store.close()
         if self._client is not None:
