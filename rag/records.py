@@ -121,11 +121,12 @@ class Replaced(ChunkChange):
 
 @dataclass(frozen=True)
 class VectorScan:
-    """A collection's vectors read from one snapshot of the store (`Store.scan_vectors`)."""
+    """A collection's vectors, read a batch at a time (`Store.scan_vectors`)."""
 
     stamp: int
-    """The collection's change number in that snapshot."""
+    """The collection's change number when the scan began: the batches hold every chunk committed
+    by then (and still there), and may hold later ones."""
     count: int
-    """How many chunks the snapshot holds."""
+    """How many chunks the collection held when the scan began."""
     batches: Iterator[tuple[np.ndarray, np.ndarray]]
     """(int64 chunk ids, float32 vectors (n, dim)) in id order, one batch at a time."""

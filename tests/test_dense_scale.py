@@ -161,6 +161,28 @@ def test_rows_added_out_of_id_order_are_still_found_and_deleted():
     assert len(index) == 29 and index.rows == 30
 
 
+def test_a_scan_reads_every_vector_a_batch_at_a_time_and_the_log_makes_it_exact(store):
+    rng = np.random.default_rng(11)
+    c = store.create_collection("docs", SPEC, 200, 20)
+    first = put(store, c.id, "a", unit(rng, 10))
+    scan = store.scan_vectors(c.id, batch=4)
+    assert (scan.stamp, scan.count) == (first.change_number, 10)
+    got_ids, got_vectors = next(scan.batches)
+    late = put(store, c.id, "b", unit(rng, 3))  # commits between two batches
+    store.delete_documents(c.id, [first.document_id])
+    rest = list(scan.batches)
+    assert [len(i) for i, _ in rest] == [3]  # the deleted rows are gone, the late ones read
+    index = VectorIndex(16, scan.stamp)
+    index.add(got_ids, got_vectors)
+    for ids, vectors in rest:
+        index.add(ids, vectors)
+    for change in store.changes_since(c.id, scan.stamp):
+        index.remove(change.removed_chunk_ids)
+        ids, vectors = store.vectors_of(collection_id=c.id, chunk_ids=change.added_chunk_ids)
+        index.add(ids, vectors)
+    assert sorted(index.ids().tolist()) == late.added_chunk_ids
+
+
 # -- the cache: kinds, compaction, checkpoints ----------------------------------------------------------
 
 def test_the_kind_follows_the_size_and_compaction_swaps_while_writes_go_on(tmp_path, store):

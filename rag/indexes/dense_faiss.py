@@ -307,6 +307,8 @@ class IndexCache:
         if index is None:
             with all_threads():  # nothing can be searched until it is built
                 index = self._build(collection, None)
+                while self._replay(index, collection.id) is None:  # the log was trimmed meanwhile
+                    index = self._build(collection, None)
             entry.saved()
             self._write_file(collection.id, index)
         if index is not entry.index:
@@ -344,12 +346,14 @@ class IndexCache:
         return len(removed) + len(added)
 
     def _build(self, collection: Collection, kind: Kind | None) -> VectorIndex:
-        """A new index of the collection's vectors, read from the store a batch at a time."""
-        with self.store.scan_vectors(collection.id) as scan:
-            index = VectorIndex(collection.embedder.dim, scan.stamp, kind=kind or self._kind_for(scan.count),
-                                ef_search=self.ef_search)
-            for ids, vectors in scan.batches:
-                index.add(ids, vectors)
+        """A new index of the collection's vectors, read from the store a batch at a time. It is
+        stamped with the change number the scan began at, and may hold later changes already:
+        replaying the log from its stamp (adds and removes are idempotent) makes it exact."""
+        scan = self.store.scan_vectors(collection.id)
+        index = VectorIndex(collection.embedder.dim, scan.stamp, kind=kind or self._kind_for(scan.count),
+                            ef_search=self.ef_search)
+        for ids, vectors in scan.batches:
+            index.add(ids, vectors)
         return index
 
     def _write_file(self, collection_id: int, index: VectorIndex) -> None:
