@@ -117,8 +117,14 @@ class IndexCache:
         return sum(1 for e in list(self._entries.values()) if e.index is not None)
 
     def load(self, collection: Collection) -> int:
-        """Bring the collection's index up to the store now; returns how many vectors it holds."""
-        return len(self.current(collection))
+        """Bring the collection's index up to the store now (unless a checkpoint is reading it:
+        the next search or write catches up); returns how many vectors it holds."""
+        while True:
+            entry = self._fresh(collection, may_lag=True)
+            with entry.lock.read():
+                if entry.index is not None:
+                    return len(entry.index)
+            # forgotten in between: load it again
 
     def search(self, collection: Collection, vector: np.ndarray, k: int,
                allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -189,11 +195,11 @@ class IndexCache:
     def current(self, collection: Collection) -> VectorIndex:
         """The collection's index at the store's present change number (waits for a checkpoint
         being written; do not keep the result across writes)."""
-        entry = self._fresh(collection, may_lag=False)
-        index = entry.index
-        if index is None:  # forgotten in between: load it again
-            return self.current(collection)
-        return index
+        while True:
+            index = self._fresh(collection, may_lag=False).index
+            if index is not None:
+                return index
+            # forgotten in between: load it again
 
     def checkpoint(self, collection_id: int, *, force: bool = False) -> bool:
         """Write the collection's index to disk now, unless the file already holds its change
