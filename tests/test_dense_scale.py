@@ -228,11 +228,15 @@ def test_the_kind_follows_the_size_and_compaction_swaps_while_writes_go_on(tmp_p
     assert cache.current(c).kind == "flat" and cache.current(c).dead == 0
 
 
-def test_forced_approximate_with_limit_zero(tmp_path, store):
+def test_forced_approximate_with_limit_zero_even_from_an_exact_checkpoint(tmp_path, store):
     rng = np.random.default_rng(4)
     c = store.create_collection("docs", SPEC, 200, 20)
     put(store, c.id, "a", unit(rng, 3))
-    assert IndexCache(store, tmp_path / "i", exact_limit=0, background=False).current(c).kind == "hnsw"
+    exact = IndexCache(store, tmp_path / "i", background=False)
+    assert exact.current(c).kind == "flat"
+    forced = IndexCache(store, tmp_path / "i", exact_limit=0, background=False)
+    assert forced.current(c).kind == "hnsw"  # converted at load, not after a while in the background
+    assert VectorIndex.load(forced.path(c.id)).kind == "hnsw"
 
 
 def test_no_checkpoint_per_request_but_after_bulk_on_timer_and_at_close(tmp_path, store):
@@ -483,7 +487,7 @@ LOAD_AND_MEASURE = textwrap.dedent("""
         return int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
     store = Store({db!r})
     coll = store.get_collection("big")
-    cache = IndexCache(store, {indexes!r}, background=False)
+    cache = IndexCache(store, {indexes!r}, exact_limit=1_000_000, background=False)  # flat, as saved
     before = peak()
     n = cache.load(coll)
     print(json.dumps({{"vectors": n, "before": before, "peak": peak()}}))

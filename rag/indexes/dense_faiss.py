@@ -304,6 +304,12 @@ class IndexCache:
         if index is None:
             index = self._load_file(collection.id)
             entry.saved()
+            if index is not None and self._wrong_kind(index):
+                # Saved under another RAG_DENSE_EXACT_LIMIT: built again now, so the setting holds
+                # from the first search (a forced approximate evaluation must not start exact).
+                log.info("the index of %s is %s; rebuilding it for the exact limit %d", collection.name,
+                         index.kind, self.exact_limit)
+                index = None
         if index is not None and index.stamp != self.store.change_number(collection.id):
             replayed = self._replay(index, collection.id)
             if replayed is None:
@@ -363,12 +369,13 @@ class IndexCache:
         return index
 
     def _write_file(self, collection_id: int, index: VectorIndex) -> None:
-        """Save an index nobody can write to at the moment (a fresh build, under the write lock)."""
+        """Save an index nobody can write to at the moment (a fresh build, under the write lock), in
+        place of a file at the same or an older change number (which was found wanting)."""
         path = self.path(collection_id)
         try:
             with try_exclusive(self._lock_path(collection_id)) as mine:
                 on_disk = read_stamp(path)
-                if mine and (on_disk is None or on_disk < index.stamp):
+                if mine and (on_disk is None or on_disk <= index.stamp):
                     index.save(path)
         except OSError as e:  # a read-only data folder still serves searches
             log.warning("could not save the index of collection %s: %s", collection_id, e)
@@ -378,16 +385,18 @@ class IndexCache:
     def _kind_for(self, live: int) -> Kind:
         return "hnsw" if live >= self.exact_limit else "flat"
 
+    def _wrong_kind(self, index: VectorIndex) -> bool:
+        """Flat at or past the exact limit, or HNSW below half of it (the gap keeps a collection
+        near the limit from switching back and forth)."""
+        live = len(index)
+        return (index.kind == "flat" and live >= self.exact_limit) or (
+            index.kind == "hnsw" and live < self.exact_limit // 2)
+
     def _compaction_due(self, entry: _Entry) -> bool:
         index = entry.index
         if index is None:
             return False
-        live = len(index)
-        if index.kind == "flat" and live >= self.exact_limit:
-            return True
-        if index.kind == "hnsw" and live < self.exact_limit // 2:
-            return True
-        return index.dead >= max(COMPACT_MIN_DEAD, COMPACT_DEAD_SHARE * index.rows)
+        return self._wrong_kind(index) or index.dead >= max(COMPACT_MIN_DEAD, COMPACT_DEAD_SHARE * index.rows)
 
     def _checkpoint_due(self, entry: _Entry) -> bool:
         index = entry.index
