@@ -205,8 +205,8 @@ def test_the_kind_follows_the_size_and_compaction_swaps_while_writes_go_on(tmp_p
     real_build = cache._build
     late = []
 
-    def build_then_write(collection, kind):
-        built = real_build(collection, kind)
+    def build_then_write(collection, kind, **options):
+        built = real_build(collection, kind, **options)
         late.append(put(store, c.id, "late", unit(rng, 3)))
         removed, _ = store.delete_documents(c.id, [late[0].document_id - 1])
         late.append(removed)
@@ -226,6 +226,32 @@ def test_the_kind_follows_the_size_and_compaction_swaps_while_writes_go_on(tmp_p
     assert len(cache.current(c)) < 25
     cache.maintain()
     assert cache.current(c).kind == "flat" and cache.current(c).dead == 0
+
+
+def test_closing_abandons_a_compaction_under_way(tmp_path, store):
+    rng = np.random.default_rng(12)
+    c = store.create_collection("docs", SPEC, 200, 20)
+    for d in range(30):
+        put(store, c.id, f"d{d}", unit(rng, 2))
+    cache = IndexCache(store, tmp_path / "indexes", exact_limit=50, background=False)
+    live = cache.current(c)
+    real_scan = store.scan_vectors
+
+    def slow_scan(collection_id, **options):
+        scan = real_scan(collection_id, batch=1)
+        return type(scan)(scan.stamp, scan.count, (time.sleep(0.05) or b for b in scan.batches))
+
+    store.scan_vectors = slow_scan  # type: ignore[method-assign]
+    result = []
+    compaction = threading.Thread(target=lambda: result.append(cache.compact(c)))
+    compaction.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    cache.close()
+    compaction.join(5)
+    assert result == [False] and time.monotonic() - started < 1.5  # not the 3 s a whole build takes
+    assert cache.current(c) is live  # never replaced
+    store.scan_vectors = real_scan  # type: ignore[method-assign]
 
 
 def test_forced_approximate_with_limit_zero_even_from_an_exact_checkpoint(tmp_path, store):

@@ -32,6 +32,7 @@ import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -107,6 +108,7 @@ class IndexCache:
         self.ef_search = ef_search
         self._entries: dict[int, _Entry] = {}
         self._guard = threading.Lock()
+        self._closing = threading.Event()  # a compaction in progress gives up, so closing is quick
         self._maintenance = _Maintenance(self, checkpoint_s, enabled=background)
 
     # -- the DenseIndex protocol ---------------------------------------------------------------------
@@ -178,7 +180,9 @@ class IndexCache:
         self.path(collection_id).unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Stop the maintenance thread and checkpoint every index with unsaved changes."""
+        """Stop the maintenance thread (a compaction under way is abandoned) and checkpoint every
+        index with unsaved changes."""
+        self._closing.set()
         self._maintenance.stop()
         for cid, entry in list(self._entries.items()):
             if entry.index is not None and entry.unsaved:
@@ -247,7 +251,9 @@ class IndexCache:
                 return False
             generation, live = entry.generation, len(entry.index)
         started = time.perf_counter()
-        fresh = self._build(collection, self._kind_for(live))
+        fresh = self._build(collection, self._kind_for(live), abandon=self._closing)
+        if fresh is None:
+            return False
         # Catch up outside the lock while the log runs ahead, so the swap itself replays little.
         for _ in range(8):
             replayed = self._replay(fresh, collection.id)
@@ -357,14 +363,22 @@ class IndexCache:
         index.stamp = changes[-1].change_number
         return len(removed) + len(added)
 
-    def _build(self, collection: Collection, kind: Kind | None) -> VectorIndex:
+    @overload
+    def _build(self, collection: Collection, kind: Kind | None) -> VectorIndex: ...
+    @overload
+    def _build(self, collection: Collection, kind: Kind | None, *, abandon: threading.Event) -> VectorIndex | None: ...
+    def _build(self, collection: Collection, kind: Kind | None, *, abandon: threading.Event | None = None
+               ) -> VectorIndex | None:
         """A new index of the collection's vectors, read from the store a batch at a time. It is
         stamped with the change number the scan began at, and may hold later changes already:
-        replaying the log from its stamp (adds and removes are idempotent) makes it exact."""
+        replaying the log from its stamp (adds and removes are idempotent) makes it exact.
+        Returns None if `abandon` is set before it is done."""
         scan = self.store.scan_vectors(collection.id)
         index = VectorIndex(collection.embedder.dim, scan.stamp, kind=kind or self._kind_for(scan.count),
                             ef_search=self.ef_search)
         for ids, vectors in scan.batches:
+            if abandon is not None and abandon.is_set():
+                return None
             index.add(ids, vectors)
         return index
 
