@@ -74,7 +74,7 @@ class Settings:
     """RAG_API_KEYS: comma-separated bearer keys the API accepts; empty means no auth."""
     max_upload_mb: int = 100
     """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
-    dense_exact_limit: int = 50_000
+    dense_exact_limit: int = 20_000
     """RAG_DENSE_EXACT_LIMIT: collections with fewer vectors are searched exactly (flat), larger
     ones approximately (HNSW); 0 makes every collection approximate."""
     index_checkpoint_s: float = 60.0
@@ -100,7 +100,7 @@ class Settings:
             openai_timeout_s=_float(env, "RAG_OPENAI_TIMEOUT_S", 60.0),
             api_keys=keys,
             max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
-            dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 50_000, minimum=0),
+            dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
         )
 

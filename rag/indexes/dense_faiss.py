@@ -36,6 +36,7 @@ from typing import overload
 
 import numpy as np
 
+from rag.config import Settings
 from rag.errors import CollectionNotFound
 from rag.indexes.faiss_threads import all_threads
 from rag.indexes.file_lock import try_exclusive
@@ -48,8 +49,8 @@ __all__ = ["DEFAULT_EXACT_LIMIT", "IndexCache", "VectorIndex"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXACT_LIMIT = 50_000
-"""Collections with fewer live vectors are searched exactly (see `Settings.dense_exact_limit`)."""
+DEFAULT_EXACT_LIMIT: int = Settings.dense_exact_limit
+"""Collections with fewer live vectors are searched exactly (measured: see the README's "Dense search")."""
 COMPACT_DEAD_SHARE = 0.2
 COMPACT_MIN_DEAD = 1000
 """Rebuild an index once this share of its rows, and at least this many, are tombstones (a few
