@@ -76,6 +76,11 @@ class Settings:
     """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
     embed_concurrency: int = 4
     """RAG_EMBED_CONCURRENCY: embedding requests an ingest keeps in flight while it parses, chunks and commits."""
+    dense_exact_limit: int = 20_000
+    """RAG_DENSE_EXACT_LIMIT: collections with fewer vectors are searched exactly (flat), larger
+    ones approximately (HNSW); 0 makes every collection approximate."""
+    index_checkpoint_s: float = 60.0
+    """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +103,8 @@ class Settings:
             api_keys=keys,
             max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
             embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
+            dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
+            index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
         )
 
     @property

@@ -6,7 +6,7 @@ the front ends) passes around, so they can be imported without SQLAlchemy's tabl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +15,7 @@ from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
 __all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document", "DocumentDraft",
-           "Replaced", "StoredChunk"]
+           "Replaced", "StoredChunk", "VectorScan"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
@@ -144,3 +144,16 @@ class Replaced(ChunkChange):
     """What a document write changed: its chunks, and which document it was."""
 
     document_id: int
+
+
+@dataclass(frozen=True)
+class VectorScan:
+    """A collection's vectors, read a batch at a time (`Store.scan_vectors`)."""
+
+    stamp: int
+    """The collection's change number when the scan began: the batches hold every chunk committed
+    by then (and still there), and may hold later ones."""
+    count: int
+    """How many chunks the collection held when the scan began."""
+    batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    """(int64 chunk ids, float32 vectors (n, dim)) in id order, one batch at a time."""

@@ -66,7 +66,8 @@ class Service:
         self.settings = settings
         self._store = Store(settings.database_path)
         # The implementations behind retrieval's two index protocols are chosen here, and only here.
-        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir)
+        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
+                                             checkpoint_s=settings.index_checkpoint_s)
         self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
@@ -77,6 +78,9 @@ class Service:
         self._asker = Asker(self._retriever, settings, openai_client=self.openai_client)
 
     def close(self) -> None:
+        """Checkpoint the indexes, stop background work, release the store and the client."""
+        self._retriever.close()
+        self._dense.close()
         self._store.close()
         if self._client is not None:
             self._client.close()
@@ -198,7 +202,8 @@ class Service:
 
     def delete_documents(self, name: str, document_ids: Sequence[int]) -> DeletedDocuments:
         """Delete documents by id, all or none (an unknown id deletes nothing), from the store and
-        the index, and persist the index so the next start need not rebuild it."""
+        the indexes. Durable once the store commits (its change log tells a restart what to drop);
+        the in-memory dense index tombstones the chunks at once."""
         collection = self._store.get_collection(name)
         self._dense.load(collection)  # loaded first, so the delete is followed in memory and saved
         self._lexical.load(collection)
@@ -206,7 +211,6 @@ class Service:
         change = ChunkChange(removed, [], stamp)
         self._dense.apply(collection, change)
         self._lexical.apply(collection, change)
-        self._dense.save(collection)
         self._lexical.save(collection)
         return DeletedDocuments(sorted(set(document_ids)), len(removed))
 

@@ -53,6 +53,7 @@ from rag.records import (
     DocumentDraft,
     Replaced,
     StoredChunk,
+    VectorScan,
 )
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
@@ -419,6 +420,34 @@ class Store:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim or 0)
         return ids, matrix, change
+
+    def scan_vectors(self, collection_id: int, *, batch: int = 8192) -> VectorScan:
+        """The collection's (ids, vectors) in id order, `batch` rows at a time, each batch read in
+        its own short transaction: only one batch is in memory at a time (a rebuild at a million
+        chunks must not hold every vector twice), and a slow consumer (an HNSW build) holds no
+        snapshot open for minutes. Every chunk committed by change `scan.stamp` and still there is
+        read; later changes may be read too, so replaying the log from `scan.stamp` with
+        idempotent adds and removes makes the result exact."""
+        with self.read() as s:
+            stamp = self._change(s, collection_id)
+            dim = s.scalar(select(CollectionRow.dim).where(CollectionRow.id == collection_id)) or 0
+            count = s.scalar(select(func.count()).select_from(ChunkRow)
+                             .where(ChunkRow.collection_id == collection_id)) or 0
+
+        def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            after = 0
+            while True:
+                with self.read() as s:
+                    rows = s.execute(select(ChunkRow.id, ChunkRow.vector)
+                                     .where(ChunkRow.collection_id == collection_id, ChunkRow.id > after)
+                                     .order_by(ChunkRow.id).limit(batch)).all()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+
+        return VectorScan(stamp=stamp, count=count, batches=batches())
 
     def vectors_of(self, *, collection_id: int, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those chunks of the collection that still exist, in id order."""

@@ -79,9 +79,15 @@ class DenseIndex(Protocol):
         ...
 
     def save(self, collection: Collection) -> None:
-        """Persist the collection's index after a batch of writes."""
+        """A batch of writes ended (a bulk ingest): persist the collection's index if enough
+        changed. Nothing needs saving per request: every change is in the store's log, which a
+        restart replays."""
         ...
 
     def forget(self, collection_id: int) -> None:
         """Drop a collection's index (the collection was deleted, or is to be rebuilt)."""
+        ...
+
+    def close(self) -> None:
+        """Shutting down: stop background work and persist what a restart would otherwise replay."""
         ...

@@ -39,7 +39,11 @@ def consistent(collection: str) -> tuple[int, int]:
     store = Store(settings.database_path)
     coll = store.get_collection(collection, counts=True)
     ids, _, stamp = store.vectors(coll.id)
-    index = VectorIndex.load(IndexCache(store, settings.index_dir).path(coll.id))
+    # What the next start loads, with no rebuild: the dense checkpoint plus the change log.
+    cache = IndexCache(store, settings.index_dir, background=False)
+    saved = VectorIndex.load(cache.path(coll.id))
+    assert saved.stamp <= stamp and store.changes_since(coll.id, saved.stamp) is not None
+    index = cache.current(coll)
     lexical = TantivyIndex(store, settings.index_dir / "tantivy")
     lexical_stamp = json.loads((lexical.folder(coll.id) / "stamp.json").read_text())["stamp"]
     lexical_chunks = lexical.load(coll)
