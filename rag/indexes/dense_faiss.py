@@ -28,7 +28,6 @@ import logging
 import math
 import threading
 import time
-import weakref
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import CollectionNotFound
+from rag.indexes.dense_maintenance import Maintenance
 from rag.indexes.faiss_threads import all_threads
 from rag.indexes.file_lock import try_exclusive
 from rag.indexes.rwlock import ReadWriteLock
@@ -110,7 +110,7 @@ class IndexCache:
         self._entries: dict[int, _Entry] = {}
         self._guard = threading.Lock()
         self._closing = threading.Event()  # a compaction in progress gives up, so closing is quick
-        self._maintenance = _Maintenance(self, checkpoint_s, enabled=background)
+        self._maintenance = Maintenance(self, checkpoint_s, enabled=background)
 
     # -- the DenseIndex protocol ---------------------------------------------------------------------
 
@@ -432,52 +432,3 @@ class IndexCache:
                 self.forget(collection.id)
             except Exception:  # the thread must outlive one collection's failure
                 log.exception("index maintenance of %s failed", collection.name)
-
-
-class _Maintenance:
-    """The background thread of one `IndexCache`: compactions when woken (or found due), and
-    checkpoints every `interval` seconds. It holds the cache weakly, so a cache that is dropped
-    without `close()` lets its thread end too."""
-
-    def __init__(self, cache: IndexCache, interval: float, *, enabled: bool = True):
-        self._cache = weakref.ref(cache)
-        self._interval = interval
-        self._enabled = enabled
-        self._wake = threading.Event()
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with self._lock:
-            if self._enabled and self._thread is None and not self._stopped.is_set():
-                self._thread = threading.Thread(target=self._run, name="dense-index-maintenance", daemon=True)
-                self._thread.start()
-
-    def wake_if(self, due: bool) -> None:
-        if due:
-            self._wake.set()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped.set()
-            self._wake.set()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def _run(self) -> None:
-        next_checkpoint = time.monotonic() + self._interval
-        while not self._stopped.is_set():
-            self._wake.wait(timeout=max(0.0, next_checkpoint - time.monotonic()))
-            self._wake.clear()
-            if self._stopped.is_set():
-                return
-            cache = self._cache()
-            if cache is None:
-                return
-            checkpoints = time.monotonic() >= next_checkpoint
-            cache.maintain(checkpoints=checkpoints)
-            if checkpoints:
-                next_checkpoint = time.monotonic() + self._interval
-            del cache
