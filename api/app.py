@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.static_files import create_static_files_router
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from api.auth import require_api_key
 from api.collections import CollectionsController, DocumentsController
@@ -22,6 +20,9 @@ from api.openai_compat import OpenAIController
 from api.openapi import documented
 from api.responses import Health
 from api.search import SearchController, SimilarityController
+from api.security_headers import security_headers
+from api.web.docs import SwaggerUIPage
+from api.web.routes import web_routes
 from ingest.queue import IngestQueue
 from rag import __version__
 from rag.config import Settings
@@ -35,12 +36,6 @@ log = logging.getLogger(__name__)
 def health(state: State) -> Health:
     service: Service = state.service
     return Health.from_health(service.health())
-
-
-def _swagger_assets() -> Path:
-    import swagger_ui_bundle
-
-    return Path(swagger_ui_bundle.swagger_ui_path)
 
 
 def _service(state: State) -> Service:
@@ -71,13 +66,10 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
 
     from api.passthrough import passthrough_lifespan, passthrough_router
 
-    swagger = "/schema/assets"
     return Litestar(
         route_handlers=[
             health, CollectionsController, DocumentsController, SearchController, SimilarityController,
-            OpenAIController, passthrough_router,
-            create_static_files_router(path=swagger, directories=[_swagger_assets()], opt={"public": True},
-                                       include_in_schema=False),
+            OpenAIController, passthrough_router, *web_routes(),
         ],
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
@@ -85,20 +77,17 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],
+        middleware=[security_headers],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
         openapi_config=OpenAPIConfig(
             title="RAG service", version=__version__,
             description="Semantic search and answers with citations; OpenAI-compatible endpoints under /v1.",
             path="/schema",
-            # Served from the installed swagger-ui-bundle package: the docs page works offline.
-            render_plugins=[SwaggerRenderPlugin(
-                path="/swagger",
-                js_url=f"{swagger}/swagger-ui-bundle.js",
-                css_url=f"{swagger}/swagger-ui.css",
-                standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",
-                favicon=f"<link rel='icon' type='image/png' href='{swagger}/favicon-32x32.png'>",
-            )],
+            # Public: a browser must read the docs page and the document without a key.
+            openapi_router=Router(path="/schema", route_handlers=[], opt={"public": True}, include_in_schema=False),
+            # Swagger UI 5 (reads OpenAPI 3.1) from the installed swagger-ui-py package: works offline.
+            render_plugins=[SwaggerUIPage(), JsonRenderPlugin()],
         ),
     )
 

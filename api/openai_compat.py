@@ -180,9 +180,10 @@ class OpenAIController(Controller):
             raise InvalidInput(f"invalid body: {e}", param=path_param(e)) from None
         model = service.resolve_model(body_in.model or None)
         # The whole conversation: its last user message is answered, read with the turns before it.
-        options: dict[str, Any] = {"messages": body_in.messages, "k": body_in.k, "mode": body_in.mode, "filter": body_in.filter,
-                   "model": model, "temperature": body_in.temperature,
-                   "max_tokens": body_in.max_completion_tokens or body_in.max_tokens}
+        options: dict[str, Any] = {
+            "messages": body_in.messages, "k": body_in.k, "mode": body_in.mode, "filter": body_in.filter,
+            "model": model, "temperature": body_in.temperature,
+            "max_tokens": body_in.max_completion_tokens or body_in.max_tokens}
         collection = body_in.collection
         ident = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())

@@ -1,9 +1,13 @@
 """Files in, searchable collection out: discover → hash → skip unchanged → parse → chunk → embed in
-batches → commit each document in one transaction → update the indexes.
+batches → commit each batch of documents in one transaction → update the indexes.
+
+Embedding overlaps the rest: a batch is sent to the embedder as soon as it is chunked, up to
+RAG_EMBED_CONCURRENCY calls in flight (`ingest.inflight`), while this thread goes on reading and
+chunking and commits the batches that come back, in the order they were read.
 
 Idempotent: a document is its source (resolved path, or `path#_id` for a JSON Lines record) plus
 a content hash. Unchanged documents cost a hash; changed ones are replaced atomically; a crash
-loses at most the documents not yet committed, and the next run finishes the job.
+loses at most the documents not yet committed (a batch in flight), and the next run finishes the job.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from ingest.inflight import EmbeddedBatch, EmbeddingLine
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_file
 from rag.errors import InvalidInput, RagError
-from rag.records import ChunkDraft
+from rag.records import ChunkDraft, DocumentDraft
 from rag.writer import CollectionWriter, KnownDocument
 
-EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one embed call
+EMBED_BATCH_CHUNKS = 256  # chunks gathered across documents before one embed call (and one commit)
 
 
 @dataclass
@@ -149,6 +152,20 @@ class _Pending:
     is_update: bool
 
 
+@dataclass
+class _Batch:
+    """Documents gathered for one embedding call (and later one commit)."""
+
+    documents: list[_Pending] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+    chunks: int = 0
+
+    def add(self, pending: _Pending) -> None:
+        self.documents.append(pending)
+        self.sources.add(pending.doc.source)
+        self.chunks += len(pending.chunks)
+
+
 class Pipeline:
     """Ingests into one collection through its writer (`Service.writer`)."""
 
@@ -167,35 +184,37 @@ class Pipeline:
         started = time.perf_counter()
         files, skipped, roots = discover(paths, glob)
         summary = IngestSummary(skipped=skipped)
-        known = self.writer.known()
+        # Hashes of the files named here; a JSON Lines file's records are looked up once it is read.
+        known = self.writer.known(str(path) for path in files if path.suffix.lower() != ".jsonl")
         seen: set[str] = set()
         failed_prefixes: list[str] = []
         self.writer.open_index()  # load or rebuild once, then follow our own commits
-        pending: list[_Pending] = []
 
         self._files = (0, len(files))
-        for n, path in enumerate(files, start=1):
-            source = str(path)
-            try:
-                docs = self._load_if_changed(path, known, seen, summary)
-            except RagError as e:
-                summary.failed.append(Failure(source, str(e)))
-                failed_prefixes.append(source)
-                if path.suffix.lower() != ".jsonl":
-                    self.writer.put_failed_document(source=source, content_hash="", error=str(e))
-                docs = []
-            for doc, digest in docs:
-                pending.append(self._prepare(doc, digest, known))
-                if sum(len(p.chunks) for p in pending) >= EMBED_BATCH_CHUNKS:
-                    self._flush(pending, summary)
-                    pending = []
-            self._files = (n, len(files))
-            self._report(summary)
-        self._flush(pending, summary)
+        with self._line() as line:
+            batch = _Batch()
+            for n, path in enumerate(files, start=1):
+                source = str(path)
+                try:
+                    docs = self._load_if_changed(path, known, seen, summary)
+                except RagError as e:
+                    summary.failed.append(Failure(source, str(e)))
+                    failed_prefixes.append(source)
+                    if path.suffix.lower() != ".jsonl":
+                        self.writer.put_failed_document(source=source, content_hash="", error=str(e))
+                    docs = []
+                for doc, digest in docs:
+                    batch = self._add(line, batch, self._prepare(doc, digest, known), summary, strict=False)
+                self._files = (n, len(files))
+                self._report(summary)
+            self._send(line, batch, summary, strict=False)
+            for done in line.drain():
+                self._commit(done, summary, strict=False)
 
         if prune:
             keep = lambda s: s in seen or any(s == p or s.startswith(p + "#") for p in failed_prefixes)  # noqa: E731
-            doomed = {src: k.id for src, k in known.items() if not keep(src) and _under(src, roots, glob)}
+            under = self.writer.known_under(str(root) for root in roots)
+            doomed = {src: k.id for src, k in under.items() if not keep(src) and _under(src, roots, glob)}
             if doomed:
                 self.writer.delete_documents(list(doomed.values()), missing_ok=True)
                 summary.removed.extend(sorted(doomed))
@@ -213,16 +232,20 @@ class Pipeline:
         self._expect_ids = expect_ids or {}
         started = time.perf_counter()
         summary = IngestSummary()
-        known = self.writer.known()
+        docs = list(docs)
+        known = self.writer.known(doc.source for doc in docs)
         self.writer.open_index()
-        pending = []
-        for doc in docs:
-            digest = document_hash(doc)
-            if is_unchanged(known, doc.source, digest):
-                summary.unchanged.append(doc.source)
-                continue
-            pending.append(self._prepare(doc, digest, known))
-        self._flush(pending, summary)
+        with self._line() as line:
+            batch = _Batch()
+            for doc in docs:
+                digest = document_hash(doc)
+                if is_unchanged(known, doc.source, digest):
+                    summary.unchanged.append(doc.source)
+                    continue
+                batch = self._add(line, batch, self._prepare(doc, digest, known), summary, strict=True)
+            self._send(line, batch, summary, strict=True)
+            for done in line.drain():
+                self._commit(done, summary, strict=True)
         if save:
             self.writer.save_index()
         summary.seconds = time.perf_counter() - started
@@ -236,7 +259,9 @@ class Pipeline:
         if path.suffix.lower() == ".jsonl":
             # One file, many documents: each record is hashed and compared on its own.
             out = []
-            for doc in load_file(path):
+            records = load_file(path)
+            known.update(self.writer.known(doc.source for doc in records))
+            for doc in records:
                 digest = document_hash(doc)
                 seen.add(doc.source)
                 if is_unchanged(known, doc.source, digest):
@@ -255,21 +280,58 @@ class Pipeline:
         chunks = self.chunker.chunk(doc.text, doc.elements)
         return _Pending(doc, digest, chunks, doc.source in known)
 
-    def _flush(self, pending: list[_Pending], summary: IngestSummary) -> None:
-        if not pending:
+    def _line(self) -> EmbeddingLine[list[_Pending]]:
+        """Embedding calls in flight: as many as the settings allow, or as the embedder can use."""
+        limit = self.writer.embed_concurrency
+        return EmbeddingLine(self.embedder, max(1, min(limit, self.embedder.parallel_calls or limit)))
+
+    def _add(self, line: EmbeddingLine[list[_Pending]], batch: _Batch, pending: _Pending, summary: IngestSummary,
+             *, strict: bool) -> _Batch:
+        """Add a document to the batch being gathered; sends the batch once it holds enough chunks
+        (or before a second version of one source, which must commit after the first)."""
+        if pending.doc.source in batch.sources:
+            self._send(line, batch, summary, strict=strict)
+            batch = _Batch()
+        batch.add(pending)
+        if batch.chunks >= EMBED_BATCH_CHUNKS:
+            self._send(line, batch, summary, strict=strict)
+            batch = _Batch()
+        return batch
+
+    def _send(self, line: EmbeddingLine[list[_Pending]], batch: _Batch, summary: IngestSummary, *,
+              strict: bool) -> None:
+        """Start embedding the batch, and commit the batches whose turn has come meanwhile."""
+        if not batch.documents:
             return
-        texts = [c.text for p in pending for c in p.chunks]
-        t0 = time.perf_counter()
-        vectors = self.embedder.embed(texts) if texts else np.empty((0, self.embedder.dim), np.float32)
-        summary.embed_seconds += time.perf_counter() - t0
-        offset = 0
+        texts = [c.text for p in batch.documents for c in p.chunks]
+        for done in line.submit(batch.documents, texts):
+            self._commit(done, summary, strict=strict)
+
+    def _commit(self, done: EmbeddedBatch[list[_Pending]], summary: IngestSummary, *, strict: bool) -> None:
+        """Commit one embedded batch in one transaction. A batch whose embedding failed fails its
+        own documents only (recorded as failed, so the next run tries them again), unless `strict`:
+        then the error is raised, as a caller ingesting given documents expects."""
+        pending = done.batch
+        summary.embed_seconds += done.seconds
+        if done.error is not None:
+            if strict:
+                raise done.error
+            for p in pending:
+                self.writer.put_failed_document(source=p.doc.source, content_hash=p.content_hash,
+                                                error=str(done.error))
+                summary.failed.append(Failure(p.doc.source, str(done.error)))
+            self._report(summary)
+            return
+        assert done.vectors is not None
+        drafts, offset = [], 0
         for p in pending:
-            vecs = vectors[offset: offset + len(p.chunks)]
-            offset += len(p.chunks)
-            self.writer.put_document(
+            drafts.append(DocumentDraft(
                 source=p.doc.source, content_hash=p.content_hash, title=p.doc.title, text=p.doc.text,
-                metadata=p.doc.metadata, chunks=p.chunks, vectors=vecs,
-                expect_id=self._expect_ids.get(p.doc.source))
+                metadata=p.doc.metadata, chunks=p.chunks, vectors=done.vectors[offset: offset + len(p.chunks)],
+                expect_id=self._expect_ids.get(p.doc.source)))
+            offset += len(p.chunks)
+        self.writer.put_documents(drafts)
+        for p in pending:
             (summary.updated if p.is_update else summary.added).append(p.doc.source)
             summary.chunks += len(p.chunks)
             summary.tokens += sum(c.token_count for c in p.chunks)

@@ -68,7 +68,7 @@ class IngestQueue:
     def submit(self, collection: Collection, docs: list[LoadedDocument], *, wait: bool) -> list[Accepted]:
         """Queue documents as one job; with `wait`, return once each is ready or failed."""
         writer = self.service.writer(collection)
-        known = writer.known()
+        known = writer.known(doc.source for doc in docs)
         accepted: list[Accepted] = []
         jobs: list[tuple[int, LoadedDocument]] = []
         for doc in docs:

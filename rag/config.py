@@ -74,6 +74,13 @@ class Settings:
     """RAG_API_KEYS: comma-separated bearer keys the API accepts; empty means no auth."""
     max_upload_mb: int = 100
     """RAG_MAX_UPLOAD_MB: largest request body the API accepts."""
+    embed_concurrency: int = 4
+    """RAG_EMBED_CONCURRENCY: embedding requests an ingest keeps in flight while it parses, chunks and commits."""
+    dense_exact_limit: int = 20_000
+    """RAG_DENSE_EXACT_LIMIT: collections with fewer vectors are searched exactly (flat), larger
+    ones approximately (HNSW); 0 makes every collection approximate."""
+    index_checkpoint_s: float = 60.0
+    """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
     answer_cache_entries: int = 1000
     """RAG_ANSWER_CACHE_ENTRIES: answers kept for replay (extractive, or temperature 0); 0 keeps none."""
     price_table: Path | None = None
@@ -99,6 +106,9 @@ class Settings:
             openai_timeout_s=_float(env, "RAG_OPENAI_TIMEOUT_S", 60.0),
             api_keys=keys,
             max_upload_mb=_int(env, "RAG_MAX_UPLOAD_MB", 100),
+            embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
+            dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
+            index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
             answer_cache_entries=_int(env, "RAG_ANSWER_CACHE_ENTRIES", 1000, minimum=0),
             price_table=Path(raw).expanduser() if (raw := env.get("RAG_PRICE_TABLE", "").strip()) else None,
         )

@@ -102,6 +102,41 @@ def _chunk_changes(conn: Connection) -> None:
         ) WITHOUT ROWID"""))
 
 
+def _document_metadata(conn: Connection) -> None:
+    # Metadata filters by index, not by scan: each top-level key of a document's metadata and its
+    # value as SQLite's JSON functions read it (json_each gives what json_extract gave the scan it
+    # replaces: TEXT for a string, INTEGER for a whole number or a boolean, REAL, or the JSON text
+    # of an array or object), so a filter compares exactly as before. BLOB affinity keeps each
+    # value's own type. The key is (collection, key, value, document): a filter is one range of it.
+    # Null values are left out: json_extract's NULL never matched a filter.
+    conn.execute(text(
+        """CREATE TABLE document_metadata (
+            collection_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value BLOB NOT NULL,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            PRIMARY KEY (collection_id, key, value, document_id)
+        ) WITHOUT ROWID"""))
+    conn.execute(text("CREATE INDEX document_metadata_document ON document_metadata(document_id)"))
+    conn.execute(text(
+        """INSERT OR IGNORE INTO document_metadata (collection_id, key, value, document_id)
+        SELECT d.collection_id, j.key, j.value, d.id
+        FROM documents d,
+             json_each(CASE WHEN json_valid(d.metadata) AND json_type(d.metadata) = 'object'
+                            THEN d.metadata ELSE '{}' END) j
+        WHERE j.type != 'null'"""))
+
+
+def _drop_chunks_fts(conn: Connection) -> None:
+    # Lexical search moved to tantivy (rag.indexes.lexical_tantivy), an index kept beside the
+    # database and built from the store on first use. The FTS5 table's triggers indexed every
+    # chunk written (a quarter to a third of the time of a document write, measured on SciFact)
+    # for a search nothing asks any more; dropped, with the table and its shadow tables.
+    conn.execute(text("DROP TRIGGER IF EXISTS chunks_fts_insert"))
+    conn.execute(text("DROP TRIGGER IF EXISTS chunks_fts_delete"))
+    conn.execute(text("DROP TABLE IF EXISTS chunks_fts"))
+
+
 def _answer_cache(conn: Connection) -> None:
     # Answers kept for replay, keyed by a hash of everything that shapes them (rag.answer.cache),
     # and stamped with the collection's change number: a write to the collection makes them stale.
@@ -123,8 +158,9 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
     ("0002_ingest_workers", _ingest_workers),
     ("0003_chunk_changes", _chunk_changes),
-    # Named for its place after the steps 0004-0006 other branches add: it goes last when they merge.
-    ("0007_answer_cache", _answer_cache),
+    ("0004_document_metadata", _document_metadata),
+    ("0005_drop_chunks_fts", _drop_chunks_fts),
+    ("0006_answer_cache", _answer_cache),
 ]
 
 

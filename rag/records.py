@@ -6,12 +6,16 @@ the front ends) passes around, so they can be imported without SQLAlchemy's tabl
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
-__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "Collection", "Document", "Replaced", "StoredChunk"]
+__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document", "DocumentDraft",
+           "Replaced", "StoredChunk", "VectorScan"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
@@ -83,6 +87,22 @@ class ChunkDraft:
     section: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DocumentDraft:
+    """A document ready to store: its chunks and their vectors (what one write puts in or replaces)."""
+
+    source: str
+    content_hash: str
+    title: str | None
+    text: str
+    metadata: dict
+    chunks: Sequence[ChunkDraft]
+    vectors: np.ndarray
+    """(len(chunks), dim) float32: row i is the vector of chunk i."""
+    expect_id: int | None = None
+    """The id the document was queued under (see `Store.put_documents`), or None."""
+
+
 @dataclass(frozen=True)
 class StoredChunk:
     id: int
@@ -96,6 +116,17 @@ class StoredChunk:
     source: str
     title: str | None
     metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A chunk as a lexical index takes it: its words, and its document's metadata."""
+
+    id: int
+    text: str
+    metadata: tuple[tuple[str, object], ...] = ()
+    """(key, value) for each non-null top-level key, the value as SQLite's JSON functions read it
+    (str, int for whole numbers and booleans, float, or the JSON text of an array or object)."""
 
 
 @dataclass(frozen=True)
@@ -113,3 +144,16 @@ class Replaced(ChunkChange):
     """What a document write changed: its chunks, and which document it was."""
 
     document_id: int
+
+
+@dataclass(frozen=True)
+class VectorScan:
+    """A collection's vectors, read a batch at a time (`Store.scan_vectors`)."""
+
+    stamp: int
+    """The collection's change number when the scan began: the batches hold every chunk committed
+    by then (and still there), and may hold later ones."""
+    count: int
+    """How many chunks the collection held when the scan began."""
+    batches: Iterator[tuple[np.ndarray, np.ndarray]]
+    """(int64 chunk ids, float32 vectors (n, dim)) in id order, one batch at a time."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,6 +20,9 @@ from rag.store import Store
 HYBRID_DEPTH = 100  # each mode's list is this deep (at least) before fusion
 DENSE_WEIGHT = 0.5  # fusion weight of the dense score; lexical gets the rest
 MAX_K = 1000
+LEXICAL_THREADS = 4
+"""Threads that run the lexical half of hybrid searches, while each request's own thread embeds the
+query and searches the dense index."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,11 @@ def check_mode(mode: str) -> str:
 
 
 class Retriever:
-    """Runs searches against a dense and a lexical index, and reads the hits from the store."""
+    """Runs searches against a dense and a lexical index, and reads the hits from the store.
+
+    A hybrid search runs its two lookups at once: the lexical search on a small pool of this
+    retriever's threads, the query embedding and dense search on the caller's thread, so it takes
+    about as long as the slower of the two. `close()` ends the pool."""
 
     def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex,
                  embedder_for: Callable[[Collection], Embedder]):
@@ -61,6 +70,20 @@ class Retriever:
         self.lexical = lexical
         self.embedder_for = embedder_for
         """The collection's embedder, checked against the collection (the service's)."""
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _lexical_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(LEXICAL_THREADS, thread_name_prefix="lexical-search")
+            return self._pool
 
     def search(self, collection: Collection | str, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
                filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
@@ -72,18 +95,32 @@ class Retriever:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}", param="k")
         check_mode(mode)
         filters = validate_filter(filter)
-        allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters else None
+        # The dense index takes the filter as the chunk ids it allows; the lexical one applies it
+        # itself (a term lookup, where a set of ids could be half the collection).
+        allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters and mode != "lexical" else None
 
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
-        if mode in ("dense", "hybrid"):
-            vector = self.embedder_for(collection).embed_one(query)
-            dense = self.dense.search(collection, vector, depth, allowed)
-        if mode in ("lexical", "hybrid"):
-            lexical = self.lexical.search(collection, query, depth, allowed)
+        pending: Future[list[tuple[int, float]]] | None = None
+        if mode == "hybrid":
+            pending = self._lexical_pool().submit(self.lexical.search, collection, query, depth,
+                                                 filter=filters or None)
+        try:
+            if mode in ("dense", "hybrid"):
+                vector = self.embedder_for(collection).embed_one(query)
+                dense = self.dense.search(collection, vector, depth, allowed)
+        except BaseException:
+            if pending is not None:
+                pending.cancel()  # the dense half's error is the answer; the lexical half is not awaited
+            raise
+        if pending is not None:
+            lexical = pending.result()
+        if mode == "lexical":
+            lexical = self.lexical.search(collection, query, depth, filter=filters or None)
 
+        ranked: list[tuple[int, float, float | None, float | None]]
         if mode == "dense":
             ranked = [(cid, s, s, None) for cid, s in dense]
         elif mode == "lexical":

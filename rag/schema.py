@@ -6,8 +6,8 @@ unique and foreign keys). So a schema change is two edits that must agree: a new
 and the classes here.
 
 Written for SQLite as the migrations wrote it: `TEXT` columns, server-side defaults, AUTOINCREMENT
-ids. The FTS5 table over chunk text and its triggers are not tables SQLAlchemy can describe; they
-belong to the lexical index (`rag.indexes.lexical_fts5`) and are created by migration 0001.
+ids. (Migration 0001 also made an FTS5 table over chunk text, with triggers; 0005 dropped them when
+lexical search moved to its own index, `rag.indexes.lexical_tantivy`.)
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from sqlalchemy import Double, ForeignKey, Index, LargeBinary, Text, UniqueConst
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["AnswerCacheRow", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentRow",
-           "IngestWorkerRow"]
+__all__ = ["AnswerCacheRow", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentMetadataRow",
+           "DocumentRow", "IngestWorkerRow"]
 
 
 class Base(DeclarativeBase):
@@ -109,6 +109,22 @@ class ChunkChangeRow(Base):
     chunk_id: Mapped[int] = mapped_column(primary_key=True)
     added: Mapped[bool]
     """True for a chunk the change added, False for one it removed."""
+
+
+class DocumentMetadataRow(Base):
+    """One top-level key of a document's metadata with its value: what a metadata filter looks up.
+
+    Kept equal to `documents.metadata` by the store, in the transaction that writes the document,
+    and deleted with it. Written by SQL from `json_each`, never through this class: `value` holds
+    the SQLite value json_each gives (TEXT, INTEGER, REAL), which BLOB affinity keeps as it is."""
+
+    __tablename__ = "document_metadata"
+    __table_args__ = (Index("document_metadata_document", "document_id"), {"sqlite_with_rowid": False})
+
+    collection_id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
 
 
 class AnswerCacheRow(Base):

@@ -24,7 +24,7 @@ from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
-from rag.indexes.lexical_fts5 import Fts5Index
+from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.pricing import PriceTable
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
@@ -68,8 +68,9 @@ class Service:
         self.settings = settings
         self._store = Store(settings.database_path)
         # The implementations behind retrieval's two index protocols are chosen here, and only here.
-        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir)
-        self._lexical: LexicalIndex = Fts5Index(self._store)
+        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
+                                             checkpoint_s=settings.index_checkpoint_s)
+        self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
@@ -81,6 +82,9 @@ class Service:
                             cache=AnswerCache(self._store, settings.answer_cache_entries))
 
     def close(self) -> None:
+        """Checkpoint the indexes, stop background work, release the store and the client."""
+        self._retriever.close()
+        self._dense.close()
         self._store.close()
         if self._client is not None:
             self._client.close()
@@ -202,7 +206,8 @@ class Service:
 
     def delete_documents(self, name: str, document_ids: Sequence[int]) -> DeletedDocuments:
         """Delete documents by id, all or none (an unknown id deletes nothing), from the store and
-        the index, and persist the index so the next start need not rebuild it."""
+        the indexes. Durable once the store commits (its change log tells a restart what to drop);
+        the in-memory dense index tombstones the chunks at once."""
         collection = self._store.get_collection(name)
         self._dense.load(collection)  # loaded first, so the delete is followed in memory and saved
         self._lexical.load(collection)
@@ -210,14 +215,14 @@ class Service:
         change = ChunkChange(removed, [], stamp)
         self._dense.apply(collection, change)
         self._lexical.apply(collection, change)
-        self._dense.save(collection)
         self._lexical.save(collection)
         return DeletedDocuments(sorted(set(document_ids)), len(removed))
 
     def writer(self, collection: Collection) -> CollectionWriter:
         """The one way to write documents into a collection (the ingest pipeline and the upload
         worker both take one)."""
-        return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection))
+        return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection),
+                                embed_concurrency=self.settings.embed_concurrency)
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 

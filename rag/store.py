@@ -12,7 +12,8 @@ The repository only: the records it takes and returns are in `rag.records`, the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,16 +21,19 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import (
     create_engine,
-    insert,
     delete,
     event,
     func,
+    insert,
     select,
     text,
+    type_coerce,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import (
@@ -39,10 +43,29 @@ from rag.errors import (
     InvalidInput,
 )
 from rag.migrations import migrate
-from rag.records import STATUSES, ChunkChange, ChunkDraft, Collection, Document, Replaced, StoredChunk
-from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentRow
+from rag.records import (
+    STATUSES,
+    ChunkChange,
+    ChunkDraft,
+    ChunkText,
+    Collection,
+    Document,
+    DocumentDraft,
+    Replaced,
+    StoredChunk,
+    VectorScan,
+)
+from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
 __all__ = ["Store"]
+
+_SLICE = 10_000
+"""Values bound in one IN list: below SQLite's bound-parameter limit."""
+
+
+def _slices(values: Sequence) -> Iterator[Sequence]:
+    for start in range(0, len(values), _SLICE):
+        yield values[start:start + _SLICE]
 
 
 def _now() -> str:
@@ -101,7 +124,8 @@ class Store:
         if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
             raise InvalidInput("collection name must be 1-100 letters, digits, '-', '_' or '.'", param="name")
         if chunk_size < 16 or not 0 <= chunk_overlap < chunk_size:
-            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1", param="chunk_size")
+            raise InvalidInput("chunk_size must be at least 16 and overlap between 0 and chunk_size - 1",
+                               param="chunk_size")
         try:
             with self.write() as s:
                 row = CollectionRow(
@@ -128,8 +152,10 @@ class Store:
 
     def list_collections(self) -> list[Collection]:
         with self.read() as s:
-            docs = dict(s.execute(select(DocumentRow.collection_id, func.count()).group_by(DocumentRow.collection_id)).all())
-            chunks = dict(s.execute(select(ChunkRow.collection_id, func.count()).group_by(ChunkRow.collection_id)).all())
+            docs = dict(s.execute(select(DocumentRow.collection_id, func.count())
+                                  .group_by(DocumentRow.collection_id)).all())
+            chunks = dict(s.execute(select(ChunkRow.collection_id, func.count())
+                                    .group_by(ChunkRow.collection_id)).all())
             rows = s.scalars(select(CollectionRow).order_by(CollectionRow.name)).all()
             return [_collection(r, docs.get(r.id, 0), chunks.get(r.id, 0)) for r in rows]
 
@@ -139,7 +165,7 @@ class Store:
             if row is None:
                 raise CollectionNotFound(f"no collection named {name!r}")
             gone = _collection(row)
-            # Chunks first, through the ORM-free path, so the FTS delete trigger sees each row.
+            # Chunks, documents (their metadata rows follow by cascade), then the collection.
             s.execute(delete(ChunkRow).where(ChunkRow.collection_id == row.id))
             s.execute(delete(DocumentRow).where(DocumentRow.collection_id == row.id))
             s.execute(delete(CollectionRow).where(CollectionRow.id == row.id))
@@ -156,14 +182,37 @@ class Store:
 
     # -- documents ---------------------------------------------------------------------------
 
-    def document_hashes(self, collection_id: int) -> dict[str, tuple[int, str, str]]:
-        """source -> (document id, content hash, status) for every document in the collection."""
+    def document_hashes(self, collection_id: int, sources: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """source -> (document id, content hash, status) for those of `sources` the collection holds.
+
+        Costs what the batch asks, not what the collection holds: each source is one probe of the
+        `UNIQUE (collection_id, source)` index (in slices below SQLite's bound-parameter limit)."""
+        wanted = sorted(set(sources))
+        found: dict[str, tuple[int, str, str]] = {}
         with self.read() as s:
-            rows = s.execute(
-                select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
-                .where(DocumentRow.collection_id == collection_id)
-            )
-            return {src: (i, h, st) for src, i, h, st in rows}
+            for start in range(0, len(wanted), _SLICE):
+                rows = s.execute(
+                    select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status)
+                    .where(DocumentRow.collection_id == collection_id,
+                           DocumentRow.source.in_(wanted[start:start + _SLICE])))
+                found.update((src, (i, h, st)) for src, i, h, st in rows)
+        return found
+
+    def document_hashes_under(self, collection_id: int, prefixes: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """Like `document_hashes`, for every document whose source starts with one of `prefixes`
+        (what a prune of the folders an ingest walked must consider): one range of the unique
+        index per prefix, so the rest of the collection is never read."""
+        found: dict[str, tuple[int, str, str]] = {}
+        with self.read() as s:
+            for prefix in sorted(set(prefixes)):
+                q = select(DocumentRow.source, DocumentRow.id, DocumentRow.content_hash, DocumentRow.status
+                           ).where(DocumentRow.collection_id == collection_id, DocumentRow.source >= prefix)
+                if prefix and ord(prefix[-1]) < sys.maxunicode:
+                    # Sources sort as UTF-8 bytes, as Python strings sort by code point: the range
+                    # [prefix, prefix with its last character incremented) is exactly the prefix.
+                    q = q.where(DocumentRow.source < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+                found.update((src, (i, h, st)) for src, i, h, st in s.execute(q) if src.startswith(prefix))
+        return found
 
     def put_document(
         self,
@@ -184,48 +233,82 @@ class Store:
         With `expect_id` (a document the API queued), the row must still be there under that id:
         a document deleted while it waited raises `DocumentNotFound` instead of coming back.
         """
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(chunks), dim):
-            raise ValueError(f"vectors have shape {vectors.shape}, expected {(len(chunks), dim)}")
+        draft = DocumentDraft(source=source, content_hash=content_hash, title=title, text=text_, metadata=metadata,
+                              chunks=chunks, vectors=vectors, expect_id=expect_id)
+        return self.put_documents(collection_id, [draft], dim=dim)[0]
+
+    def put_documents(self, collection_id: int, drafts: Sequence[DocumentDraft], *, dim: int) -> list[Replaced]:
+        """Insert or replace several documents with their chunks in one transaction: the batch is
+        committed whole or not at all, so each document is too. Each document gets its own change
+        number, in order, so a derived index follows them one by one.
+
+        One statement per kind of row for the whole batch (the per-document cost of an ingest is
+        then the rows themselves, not a transaction and a dozen statements each). Sources must be
+        distinct within a batch. A draft with `expect_id` (a document the API queued) must still be
+        there under that id: if it was deleted while it waited, `DocumentNotFound` is raised and
+        nothing of the batch is written.
+        """
+        sources = [d.source for d in drafts]
+        if len(set(sources)) != len(sources):
+            raise ValueError("a batch of documents names one source twice")
+        vectors = [np.ascontiguousarray(d.vectors, dtype=np.float32) for d in drafts]
+        for d, v in zip(drafts, vectors, strict=True):
+            if v.shape != (len(d.chunks), dim):
+                raise ValueError(f"vectors of {d.source} have shape {v.shape}, expected {(len(d.chunks), dim)}")
+        if not drafts:
+            return []
         now = _now()
         with self.write() as s:
-            existing = s.scalar(select(DocumentRow).where(
-                DocumentRow.collection_id == collection_id, DocumentRow.source == source))
-            if expect_id is not None and (existing is None or existing.id != expect_id):
-                raise DocumentNotFound(f"document {expect_id} was deleted before it was ingested")
-            removed: list[int] = []
-            if existing is None:
-                doc = DocumentRow(collection_id=collection_id, source=source, created_at=now)
-                s.add(doc)
-            else:
-                doc = existing
-                removed = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
-                s.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.id))
-            doc.content_hash = content_hash
-            doc.title = title
-            doc.text = text_
-            doc.status = "ready"
-            doc.owner = None
-            doc.error = None
-            doc.metadata_json = json.dumps(metadata, ensure_ascii=False, default=str)
-            doc.updated_at = now
-            s.flush()
-            params = [
-                {"document_id": doc.id, "collection_id": collection_id, "ordinal": i, "text": c.text,
+            existing: dict[str, int] = {}
+            for part in _slices(sources):
+                existing.update(s.execute(select(DocumentRow.source, DocumentRow.id).where(
+                    DocumentRow.collection_id == collection_id, DocumentRow.source.in_(part))).all())
+            for d in drafts:
+                if d.expect_id is not None and existing.get(d.source) != d.expect_id:
+                    raise DocumentNotFound(f"document {d.expect_id} was deleted before it was ingested")
+
+            removed: dict[int, list[int]] = {doc_id: [] for doc_id in existing.values()}
+            for part in _slices(sorted(removed)):
+                for doc_id, chunk_id in s.execute(select(ChunkRow.document_id, ChunkRow.id)
+                                                  .where(ChunkRow.document_id.in_(part)).order_by(ChunkRow.id)):
+                    removed[doc_id].append(chunk_id)
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
+
+            def fields(d: DocumentDraft) -> dict:
+                return {"content_hash": d.content_hash, "title": d.title, "text": d.text, "status": "ready",
+                        "owner": None, "error": None, "updated_at": now,
+                        "metadata_json": json.dumps(d.metadata, ensure_ascii=False, default=str)}
+
+            replaced = [{"id": existing[d.source], **fields(d)} for d in drafts if d.source in existing]
+            if replaced:  # bulk UPDATE by primary key
+                s.execute(update(DocumentRow), replaced)
+            new = [{"collection_id": collection_id, "source": d.source, "created_at": now, **fields(d)}
+                   for d in drafts if d.source not in existing]
+            if new:
+                # RETURNING with the parameters' order kept hands back the new ids in one round trip.
+                ids = s.scalars(insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True), new)
+                existing.update(zip([row["source"] for row in new], ids, strict=True))
+            for d in drafts:  # the metadata index (migration 0004) follows each document's metadata
+                _index_metadata(s, collection_id, existing[d.source],
+                                json.dumps(d.metadata, ensure_ascii=False, default=str), replace=True)
+
+            rows = [
+                {"document_id": existing[d.source], "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
-                 "page": c.page, "section": c.section, "vector": vectors[i].tobytes()}
-                for i, c in enumerate(chunks)
+                 "page": c.page, "section": c.section, "vector": v[i].tobytes()}
+                for d, v in zip(drafts, vectors, strict=True) for i, c in enumerate(d.chunks)
             ]
-            added: list[int] = []
-            if params:
-                # RETURNING keeps one round trip per document and hands back the new ids in order.
-                added = list(s.scalars(
-                    ChunkRow.__table__.insert().returning(ChunkRow.id, sort_by_parameter_order=True),
-                    params,
-                ))
-            change = self._bump(s, collection_id, removed=removed, added=added)
-            return Replaced(removed_chunk_ids=removed, added_chunk_ids=added, change_number=change,
-                            document_id=doc.id)
+            chunk_ids = list(s.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True),
+                                       rows)) if rows else []
+            added, at = [], 0
+            for d in drafts:
+                added.append(chunk_ids[at:at + len(d.chunks)])
+                at += len(d.chunks)
+            numbers = self._bump_many(s, collection_id, [(removed.get(existing[d.source], []), a)
+                                                         for d, a in zip(drafts, added, strict=True)])
+            return [Replaced(removed_chunk_ids=removed.get(existing[d.source], []), added_chunk_ids=a,
+                             change_number=n, document_id=existing[d.source])
+                    for d, a, n in zip(drafts, added, numbers, strict=True)]
 
     def queue_document(self, collection_id: int, *, source: str, content_hash: str, title: str | None,
                        text_: str, metadata: dict, owner: str | None = None) -> int:
@@ -240,11 +323,16 @@ class Store:
                                   content_hash=content_hash, title=title, text=text_,
                                   metadata_json=json.dumps(metadata, ensure_ascii=False, default=str))
                 s.add(doc)
+                new = True
+            else:
+                new = False  # it keeps its metadata (and its chunks) until the replacement lands
             doc.status = "queued"
             doc.error = None
             doc.owner = owner
             doc.updated_at = now
             s.flush()
+            if new:
+                _index_metadata(s, collection_id, doc.id, doc.metadata_json, replace=False)
             return doc.id
 
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
@@ -252,10 +340,11 @@ class Store:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         with self.write() as s:
-            return s.execute(update(DocumentRow).where(DocumentRow.id == document_id)
-                             .values(status=status, error=error, updated_at=_now(),
-                                     owner=DocumentRow.owner if status in ("queued", "processing") else None)
-                             ).rowcount > 0
+            result: CursorResult = s.execute(  # type: ignore[assignment]  # an UPDATE gives a cursor result
+                update(DocumentRow).where(DocumentRow.id == document_id)
+                .values(status=status, error=error, updated_at=_now(),
+                        owner=DocumentRow.owner if status in ("queued", "processing") else None))
+            return result.rowcount > 0
 
     def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
         """Record a document that could not be ingested. A failed re-ingest of a document that was
@@ -332,6 +421,34 @@ class Store:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim or 0)
         return ids, matrix, change
 
+    def scan_vectors(self, collection_id: int, *, batch: int = 8192) -> VectorScan:
+        """The collection's (ids, vectors) in id order, `batch` rows at a time, each batch read in
+        its own short transaction: only one batch is in memory at a time (a rebuild at a million
+        chunks must not hold every vector twice), and a slow consumer (an HNSW build) holds no
+        snapshot open for minutes. Every chunk committed by change `scan.stamp` and still there is
+        read; later changes may be read too, so replaying the log from `scan.stamp` with
+        idempotent adds and removes makes the result exact."""
+        with self.read() as s:
+            stamp = self._change(s, collection_id)
+            dim = s.scalar(select(CollectionRow.dim).where(CollectionRow.id == collection_id)) or 0
+            count = s.scalar(select(func.count()).select_from(ChunkRow)
+                             .where(ChunkRow.collection_id == collection_id)) or 0
+
+        def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            after = 0
+            while True:
+                with self.read() as s:
+                    rows = s.execute(select(ChunkRow.id, ChunkRow.vector)
+                                     .where(ChunkRow.collection_id == collection_id, ChunkRow.id > after)
+                                     .order_by(ChunkRow.id).limit(batch)).all()
+                if not rows:
+                    return
+                after = rows[-1][0]
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+
+        return VectorScan(stamp=stamp, count=count, batches=batches())
+
     def vectors_of(self, *, collection_id: int, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of those chunks of the collection that still exist, in id order."""
         ids = sorted(int(i) for i in chunk_ids)
@@ -361,20 +478,71 @@ class Store:
             ).all()
         return {r[0]: StoredChunk(*r[:10], metadata=json.loads(r[10])) for r in rows}
 
+    def chunk_texts(self, collection_id: int, chunk_ids: Sequence[int]) -> list[ChunkText]:
+        """Text and document metadata of those chunks of the collection that still exist, in id
+        order (what a lexical index replaying the change log adds)."""
+        ids = sorted({int(i) for i in chunk_ids})
+        rows: list = []
+        with self.read() as s:
+            for start in range(0, len(ids), _SLICE):
+                rows += s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
+                                  .where(ChunkRow.collection_id == collection_id,
+                                         ChunkRow.id.in_(ids[start:start + _SLICE]))
+                                  .order_by(ChunkRow.id)).all()
+            return self._with_metadata(s, rows)
+
+    def chunk_texts_after(self, collection_id: int, after: int, limit: int) -> list[ChunkText]:
+        """The collection's next `limit` chunks with an id above `after`, in id order: a lexical
+        index rebuilds by paging through these (each page its own short read)."""
+        with self.read() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text)
+                             .where(ChunkRow.collection_id == collection_id, ChunkRow.id > after)
+                             .order_by(ChunkRow.id).limit(limit)).all()
+            return self._with_metadata(s, rows)
+
+    @staticmethod
+    def _with_metadata(s: Session, rows: Sequence) -> list[ChunkText]:
+        """`ChunkText`s of (id, document id, text) rows, with their documents' metadata."""
+        documents = sorted({r[1] for r in rows})
+        metadata: dict[int, list[tuple[str, object]]] = {}
+        for start in range(0, len(documents), _SLICE):
+            for document_id, key, value in s.execute(
+                    select(DocumentMetadataRow.document_id, DocumentMetadataRow.key,
+                           type_coerce(DocumentMetadataRow.value, NullType()))  # as SQLite holds it, not bytes
+                    .where(DocumentMetadataRow.document_id.in_(documents[start:start + _SLICE]))):
+                metadata.setdefault(document_id, []).append((key, value))
+        return [ChunkText(i, t, tuple(metadata.get(d, ()))) for i, d, t in rows]
+
     def filtered_chunk_ids(self, collection_id: int, filter_: dict[str, list]) -> np.ndarray:
-        """Ids of the collection's chunks whose document metadata matches every filter key."""
-        sql = ["SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.collection_id = :cid"]
+        """Ids of the collection's chunks whose document metadata matches every filter key, in id
+        order. Costs what it selects: each key is one range of the `document_metadata` key
+        (documents ANDed across keys by INTERSECT), and the chunks of the documents found come
+        from the `chunks_document` index; no chunk or document outside the result is read."""
+        if not filter_:
+            with self.engine.connect() as conn:
+                return np.asarray(conn.execute(text("SELECT id FROM chunks WHERE collection_id = :cid ORDER BY id"),
+                                               {"cid": collection_id}).scalars().all(), dtype=np.int64)
         params: dict[str, object] = {"cid": collection_id}
+        selects = []
         for n, (key, values) in enumerate(filter_.items()):
+            params[f"k{n}"] = key
             names = []
             for m, v in enumerate(values):
                 params[f"v{n}_{m}"] = v
                 names.append(f":v{n}_{m}")
-            params[f"k{n}"] = f'$."{key}"'
-            sql.append(f"AND json_extract(d.metadata, :k{n}) IN ({', '.join(names)})")
+            selects.append(f"SELECT document_id FROM document_metadata "
+                           f"WHERE collection_id = :cid AND key = :k{n} AND value IN ({', '.join(names)})")
+        # CROSS JOIN keeps the matching documents as the outer loop: the planner may otherwise walk
+        # the whole collection's chunks and probe the (small) document list for each.
+        sql = (f"SELECT c.id FROM ({' INTERSECT '.join(selects)}) AS m "
+               "CROSS JOIN chunks c ON c.document_id = m.document_id")
         with self.engine.connect() as conn:
-            rows = conn.execute(text(" ".join(sql)), params).scalars().all()
-        return np.asarray(rows, dtype=np.int64)
+            # Straight from the driver's cursor into an array, sorted there: a filter can select
+            # half a large collection, and row objects would cost three times the query.
+            cursor = conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+            ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
+        ids.sort()
+        return ids
 
     # -- change numbers ----------------------------------------------------------------------
 
@@ -389,16 +557,22 @@ class Store:
     def _bump(s: Session, collection_id: int, *, removed: Sequence[int] = (), added: Sequence[int] = ()) -> int:
         """Advance the change number and log which chunks this change removed and added, in the
         transaction that made the change."""
+        return Store._bump_many(s, collection_id, [(removed, added)])[0]
+
+    @staticmethod
+    def _bump_many(s: Session, collection_id: int, changes: Sequence[tuple[Sequence[int], Sequence[int]]]
+                   ) -> list[int]:
+        """`_bump` for several changes in a row: one change number each, (removed, added) in order."""
         s.execute(update(CollectionRow).where(CollectionRow.id == collection_id)
-                  .values(change_number=CollectionRow.change_number + 1))
-        change = Store._change(s, collection_id)
-        rows = [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": False}
-                for c in removed]
-        rows += [{"collection_id": collection_id, "change_number": change, "chunk_id": c, "added": True}
-                 for c in added]
+                  .values(change_number=CollectionRow.change_number + len(changes)))
+        last = Store._change(s, collection_id)
+        numbers = list(range(last - len(changes) + 1, last + 1))
+        rows = [{"collection_id": collection_id, "change_number": n, "chunk_id": c, "added": is_added}
+                for n, (removed, added) in zip(numbers, changes, strict=True)
+                for ids, is_added in ((removed, False), (added, True)) for c in ids]
         if rows:
             s.execute(insert(ChunkChangeRow), rows)
-        return change
+        return numbers
 
     def changes_since(self, collection_id: int, stamp: int) -> list[ChunkChange] | None:
         """The changes after change number `stamp`, oldest first, or None when the log does not
@@ -429,6 +603,17 @@ class Store:
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id,
                                                   CollectionRow.changes_from < upto)
                       .values(changes_from=upto))
+
+
+def _index_metadata(s: Session, collection_id: int, document_id: int, metadata_json: str, *, replace: bool) -> None:
+    """Write a document's metadata into `document_metadata` (see migration 0004), read by SQLite's
+    own `json_each` so a value is stored with the type and text the JSON functions give it."""
+    if replace:
+        s.execute(text("DELETE FROM document_metadata WHERE document_id = :d"), {"d": document_id})
+    s.execute(text(
+        "INSERT OR IGNORE INTO document_metadata (collection_id, key, value, document_id) "
+        "SELECT :cid, j.key, j.value, :d FROM json_each(:m) j WHERE j.type != 'null' AND json_type(:m) = 'object'"),
+        {"cid": collection_id, "d": document_id, "m": metadata_json})
 
 
 def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, text
+from sqlalchemy.engine import CursorResult
 
 from rag.schema import IngestWorkerRow
 from rag.store import Store
@@ -41,7 +42,8 @@ class IngestWorkers:
         cutoff = time.time() - stale_after_s
         with self._store.write() as s:
             s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.heartbeat_at < cutoff))
-            return s.execute(text(
+            result: CursorResult = s.execute(text(  # type: ignore[assignment]  # an UPDATE gives a cursor result
                 "UPDATE documents SET status = 'failed', error = :m, owner = NULL "
                 "WHERE status IN ('queued', 'processing') "
-                "AND (owner IS NULL OR owner NOT IN (SELECT id FROM ingest_workers))"), {"m": message}).rowcount
+                "AND (owner IS NULL OR owner NOT IN (SELECT id FROM ingest_workers))"), {"m": message})
+            return result.rowcount

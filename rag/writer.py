@@ -8,7 +8,7 @@ index that is merely stale and is rebuilt on next use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
 from rag.indexes import DenseIndex, LexicalIndex
-from rag.records import ChunkChange, ChunkDraft, Collection, Document
+from rag.records import ChunkChange, ChunkDraft, Collection, Document, DocumentDraft
 from rag.store import Store
 
 __all__ = ["CollectionWriter", "KnownDocument"]
@@ -35,8 +35,10 @@ class CollectionWriter:
     """Document writes into one collection with the embedder and chunker it was built with."""
 
     def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex, collection: Collection,
-                 embedder: Embedder):
+                 embedder: Embedder, *, embed_concurrency: int = 1):
         collection.check_embedder(embedder.spec)
+        self.embed_concurrency = embed_concurrency
+        """How many embedding calls an ingest may have in flight at once (RAG_EMBED_CONCURRENCY)."""
         self._store = store
         self._dense = dense
         self._lexical = lexical
@@ -45,10 +47,17 @@ class CollectionWriter:
         self.chunker = Chunker(collection.chunk_size, collection.chunk_overlap,
                                embedder_limit=embedder.max_input_tokens, embedder_count=embedder.count_tokens)
 
-    def known(self) -> dict[str, KnownDocument]:
-        """Every document of the collection by source."""
+    def known(self, sources: Iterable[str]) -> dict[str, KnownDocument]:
+        """The documents the collection holds at those of `sources` it has, by source (one index
+        probe per source: an ingest costs what it touches, not what the collection holds)."""
         return {src: KnownDocument(i, h, st)
-                for src, (i, h, st) in self._store.document_hashes(self.collection.id).items()}
+                for src, (i, h, st) in self._store.document_hashes(self.collection.id, sources).items()}
+
+    def known_under(self, prefixes: Iterable[str]) -> dict[str, KnownDocument]:
+        """Every document whose source starts with one of `prefixes` (a prune of the folders an
+        ingest walked reads those, and nothing else of the collection)."""
+        return {src: KnownDocument(i, h, st)
+                for src, (i, h, st) in self._store.document_hashes_under(self.collection.id, prefixes).items()}
 
     def open_index(self) -> None:
         """Load (or rebuild) the indexes once, so later writes follow them in memory."""
@@ -65,6 +74,15 @@ class CollectionWriter:
         self._dense.apply(self.collection, change, vectors)
         self._lexical.apply(self.collection, change)
         return change.document_id
+
+    def put_documents(self, drafts: Sequence[DocumentDraft]) -> list[int]:
+        """Insert or replace several documents in one transaction (see `Store.put_documents`), then
+        move the indexes along document by document; returns their ids, in order."""
+        changes = self._store.put_documents(self.collection.id, drafts, dim=self.embedder.dim)
+        for draft, change in zip(drafts, changes, strict=True):
+            self._dense.apply(self.collection, change, draft.vectors)
+            self._lexical.apply(self.collection, change)
+        return [change.document_id for change in changes]
 
     def put_failed_document(self, *, source: str, content_hash: str, error: str) -> int:
         return self._store.put_failed_document(self.collection.id, source=source, content_hash=content_hash,

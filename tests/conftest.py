@@ -1,68 +1,31 @@
-"""Test-wide guards: every data path under tmp_path, and no connection leaves this machine."""
+"""Test-wide guards and fixtures for every tier: every data path under tmp_path, no connection
+leaves this machine, the fake embedder registered, and seeded data folders to copy."""
 
 from __future__ import annotations
 
-import ipaddress
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
-
-from openai_server import openai_server  # noqa: F401  (fixture)
-from rag.config import Settings
-
-CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "wrenfield-solar"
-
-
-class NetworkAccessAttempted(AssertionError):
-    """Something tried to reach a host off this machine (a hub, a CDN, telemetry, OpenAI)."""
+from support import fake_embedder
+from support.echo_upstream import echo_upstream  # noqa: F401  (fixture)
+from support.homes import seed
+from support.offline import guard_network
+from support.openai_server import openai_server  # noqa: F401  (fixture)
+from support.tiers import tier_rank
 
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _is_local(host: object) -> bool:
-    if not isinstance(host, str):
-        return True  # AF_UNIX paths and the like
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def _guard(address: object) -> None:
-    host = address[0] if isinstance(address, tuple) else address
-    if not _is_local(host):
-        raise NetworkAccessAttempted(f"network access to {address!r} attempted during a test")
-
-
-def _connect(self, address):  # noqa: ANN001
-    _guard(address)
-    return _real_connect(self, address)
-
-
-def _connect_ex(self, address):  # noqa: ANN001
-    _guard(address)
-    return _real_connect_ex(self, address)
-
-
-def _getaddrinfo(host, *args, **kwargs):  # noqa: ANN001
-    if host is not None and not _is_local(host.decode() if isinstance(host, bytes) else host):
-        raise NetworkAccessAttempted(f"name lookup of {host!r} attempted during a test")
-    return _real_getaddrinfo(host, *args, **kwargs)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the fast tiers first, so `make test` fails early (the sort is stable: a module's tests
+    stay together and in order)."""
+    tests_root = Path(__file__).resolve().parent
+    items.sort(key=lambda item: tier_rank(item.path, tests_root))
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail loudly if anything in-process tries to reach beyond loopback."""
-    monkeypatch.setattr(socket.socket, "connect", _connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", _connect_ex)
-    monkeypatch.setattr(socket, "getaddrinfo", _getaddrinfo)
+    guard_network(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -82,23 +45,36 @@ def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     yield home
 
 
-@pytest.fixture(scope="module")
-def seeded_home(tmp_path_factory) -> Path:
-    """A data folder with the sample corpus ingested as collection `wren`, once per module."""
-    from ingest.pipeline import Pipeline
-    from rag.service import Service
+@pytest.fixture(scope="session", autouse=True)
+def fake_embedder_kind() -> str:
+    """Embedder kind `fake` (support.fake_embedder), available to every test of the session."""
+    fake_embedder.register()
+    return fake_embedder.KIND
 
-    home = tmp_path_factory.mktemp("seed")
-    service = Service(Settings(home=home))
-    coll = service.create_collection("wren")
-    summary = Pipeline(service.writer(coll)).ingest_paths([CORPUS])
-    assert not summary.failed and len(summary.added) == 17
-    service.close()
-    return home
+
+@pytest.fixture(scope="session")
+def seeded_home(tmp_path_factory) -> Path:
+    """A data folder with the sample corpus ingested as collection `wren` by the real local model,
+    once per session. Shared by every test that asks: never write to it; copy it (as `home` does).
+    """
+    return seed(tmp_path_factory.mktemp("seed"), "local")
+
+
+@pytest.fixture(scope="session")
+def fake_seeded_home(tmp_path_factory, fake_embedder_kind: str) -> Path:
+    """Like `seeded_home`, embedded by the fake embedder (no model loaded): copy it, as `fake_home` does."""
+    return seed(tmp_path_factory.mktemp("fake-seed"), fake_embedder_kind)
 
 
 @pytest.fixture
 def home(seeded_home: Path, rag_env: Path) -> Path:
     """A copy of the seeded data folder as this test's RAG_HOME."""
     shutil.copytree(seeded_home, rag_env)
+    return rag_env
+
+
+@pytest.fixture
+def fake_home(fake_seeded_home: Path, rag_env: Path) -> Path:
+    """A copy of the fake-embedded seeded data folder as this test's RAG_HOME."""
+    shutil.copytree(fake_seeded_home, rag_env)
     return rag_env

@@ -45,6 +45,10 @@ class Embedder(ABC):
     max_input_tokens: int
     """Longest input the model reads, in its own tokens (special tokens included)."""
     batch_size: int = 32
+    parallel_calls: int | None = None
+    """How many `embed` calls are worth running at once: None for as many as the caller allows
+    (a remote service answers requests side by side); 1 for a model that already keeps every core
+    busy with one call."""
 
     @property
     def spec(self) -> EmbedderSpec:

@@ -87,6 +87,7 @@ class LocalEmbedder(Embedder):
     dim = 384
     max_input_tokens = 256
     batch_size = 32
+    parallel_calls = 1  # one call already runs on every core (intra-op threads)
 
     _shared_name = "_shared_model"
     """The module global holding the process's one loaded model of this class."""

@@ -93,8 +93,11 @@ class OpenAIEmbedder(Embedder):
         return [len(ids) for ids in self._encode(list(texts))]
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
-        # Special-token strings such as "<|endoftext|>" are ordinary text in a document.
-        return self._encoding.encode_batch(texts, disallowed_special=())
+        # Special-token strings such as "<|endoftext|>" are ordinary text in a document. One text at
+        # a time: tiktoken's encode_batch starts a pool of eight threads on every call, which costs
+        # more than the encoding when the chunker counts one document's chunks (and embedding
+        # calls already run side by side).
+        return [self._encoding.encode(text, disallowed_special=()) for text in texts]
 
     def _truncated(self, ids: list[int]) -> tuple[str, int]:
         """Text of the first `max_input_tokens` tokens, and its token count once re-encoded."""

@@ -4,8 +4,8 @@ Both kinds are derived from the store (the truth) and follow its commits: the wr
 committed `ChunkChange` to `apply`, `save` persists what a batch of writes built, `forget` drops a
 deleted collection, and `load` brings a collection's index up to the store's change number (so a
 write made by another process is seen, and this process's later writes are followed in memory).
-An index kept inside the store's own transactions (SQLite FTS5, maintained by triggers) has
-nothing to do in those; one kept outside (FAISS files, tantivy, pgvector) does its work there.
+An index kept inside the store's own transactions (say, a full-text table maintained by triggers)
+has nothing to do in those; one kept outside (FAISS files, tantivy, pgvector) does its work there.
 
 Scores: higher is better, and each implementation keeps its own scale (cosine for dense, BM25
 for lexical); hybrid retrieval min-max scales each list before fusing them.
@@ -28,10 +28,13 @@ Ranking = list[tuple[int, float]]
 class LexicalIndex(Protocol):
     """Search a collection's chunks by the words of a query."""
 
-    def search(self, collection: Collection, query: str, k: int, allowed: np.ndarray | None = None) -> Ranking:
+    def search(self, collection: Collection, query: str, k: int, allowed: np.ndarray | None = None, *,
+               filter: dict[str, list] | None = None) -> Ranking:
         """The top `k` chunks for the user's words `query` (the index parses them its own way: no
-        query syntax reaches it from the user). `allowed` (int64 chunk ids) restricts the chunks
-        searched; an empty `allowed` finds nothing. A query with no searchable word finds nothing."""
+        query syntax reaches it from the user). `filter` (a metadata filter as
+        `rag.filters.validate_filter` returns it: keys ANDed, values ORed) and `allowed` (int64
+        chunk ids) restrict the chunks searched; an empty `allowed` finds nothing. A query with no
+        searchable word finds nothing."""
         ...
 
     def load(self, collection: Collection) -> int:
@@ -76,9 +79,15 @@ class DenseIndex(Protocol):
         ...
 
     def save(self, collection: Collection) -> None:
-        """Persist the collection's index after a batch of writes."""
+        """A batch of writes ended (a bulk ingest): persist the collection's index if enough
+        changed. Nothing needs saving per request: every change is in the store's log, which a
+        restart replays."""
         ...
 
     def forget(self, collection_id: int) -> None:
         """Drop a collection's index (the collection was deleted, or is to be rebuilt)."""
+        ...
+
+    def close(self) -> None:
+        """Shutting down: stop background work and persist what a restart would otherwise replay."""
         ...

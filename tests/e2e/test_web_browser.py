@@ -1,0 +1,331 @@
+"""The page at `/` and the docs page in a real browser: Debian's chromium through Playwright,
+against a real `rag serve` on 127.0.0.1 with the sample corpus, RAG_API_KEYS set, and the tests'
+OpenAI server answering questions (5 deltas 100 ms apart).
+
+Each test opens a fresh browser context (empty storage: it meets the key prompt), fails if the page
+requests any other host, and saves screenshots to the folder printed at the start.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from support.asgi import session_server
+from support.browser import ServeProcess, chromium, watch_foreign_requests
+from support.openai_server import FakeOpenAI
+from support.sse import ask_events
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "browser-secret"
+QUESTION = "What quorum does a general meeting need?"
+REPLY = "Ten members are a quorum [1]."
+"""Five words: the OpenAI test server streams them as five deltas."""
+HOSTILE_NAME = "<img src=x onerror=window.pwned=1>.txt"
+HOSTILE_TEXT = ("<script>window.pwned=1</script> Zeppelin notes\n\n"
+                "🙂🙂 Emoji first: the zeppelin hangar <b>opens</b> at dawn. <script>window.pwned=1</script>\n")
+EMOJI_TEXT = ("Emoji log\n\n" + "🙂 The orchard keeps its ledger in the barn. " * 120
+              + "\n\nThe xylophone quartet 🎉 rehearses on Thursdays in the granary.\n")
+"""Long enough for several chunks: the one about the xylophone starts after 120 emoji (240 UTF-16 units)."""
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory, request) -> Path:
+    folder = tmp_path_factory.mktemp("web-screens")
+    say(request, f"screenshots: {folder}")
+    return folder
+
+
+def say(request, line: str) -> None:
+    """A line on the terminal, past pytest's capture."""
+    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        request.config.pluginmanager.get_plugin("terminalreporter").write_line(line)
+
+
+@pytest.fixture(scope="module")
+def upstream(request) -> FakeOpenAI:
+    """The session's OpenAI test server: its URL is the service's OPENAI_BASE_URL."""
+    return next(session_server(request, "openai", FakeOpenAI))
+
+
+@pytest.fixture(scope="module")
+def server(seeded_home, tmp_path_factory, upstream):
+    home = tmp_path_factory.mktemp("web") / "home"
+    shutil.copytree(seeded_home, home)
+    running = ServeProcess(home, tmp_path_factory.mktemp("web-log") / "serve.log", RAG_API_KEYS=API_KEY,
+                           OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=upstream.url)
+    try:
+        yield running.wait_ready()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def context(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    foreign = watch_foreign_requests(context, server.url)
+    yield context
+    context.close()
+    assert not foreign, f"the page requested other hosts: {foreign}"
+
+
+def open_app(context, server, key: str = API_KEY):
+    """The page at `/`, past the key prompt, with the collections listed."""
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.locator("#key-dialog").wait_for(state="visible")
+    page.fill("#key-input", key)
+    page.keyboard.press("Enter")
+    page.locator("#collections li").first.wait_for()
+    return page
+
+
+@pytest.fixture
+def app(context, server, openai_server):
+    openai_server.stream_pause_s = 0.1
+    openai_server.set_reply(REPLY)
+    return open_app(context, server)
+
+
+def shot(page, screens: Path, name: str) -> None:
+    page.screenshot(path=str(screens / f"{name}.png"), full_page=True)
+
+
+def test_the_key_prompt_asks_once_and_sends_the_key_only_in_authorization(context, server, screens):
+    page = context.new_page()
+    sent = []
+    page.on("request", lambda r: sent.append(r))
+    page.goto(server.url + "/")
+    page.locator("#key-dialog").wait_for(state="visible")
+    shot(page, screens, "01-key-prompt")
+    page.fill("#key-input", "wrong")
+    page.keyboard.press("Enter")
+    page.get_by_text("That key was refused").wait_for()
+    shot(page, screens, "02-key-refused")
+    page.fill("#key-input", API_KEY)
+    page.keyboard.press("Enter")
+    page.locator("#collections li", has_text="wren").wait_for()
+    assert page.evaluate("sessionStorage.getItem('rag.apiKey')") == API_KEY
+    assert page.evaluate("localStorage.getItem('rag.apiKey')") is None
+    assert all(API_KEY not in r.url for r in sent)
+    assert any(r.headers.get("authorization") == f"Bearer {API_KEY}" for r in sent)
+    page.reload()
+    page.locator("#collections li", has_text="wren").wait_for()
+    assert not page.locator("#key-dialog").is_visible()  # kept for the tab: asked once
+
+
+def test_upload_a_file_and_see_it_ready(app, screens):
+    page = app
+    page.set_input_files("#file-input", files=[{"name": "tidal-notes.txt", "mimeType": "text/plain",
+                                                 "buffer": b"Tidal notes.\n\nThe lagoon turbine spins twice a day.\n"}])
+    row = page.locator("#uploads li", has_text="tidal-notes.txt")
+    row.locator(".status.ready").wait_for(timeout=60_000)
+    page.locator("#documents li", has_text="tidal-notes.txt").wait_for()
+    shot(page, screens, "03-uploaded")
+    page.fill("#doc-filter", "tidal")
+    expect(page.locator("#documents li")).to_have_count(1)
+    page.locator("#documents li", has_text="tidal-notes.txt").get_by_role("button", name="Delete tidal-notes.txt").click()
+    expect(page.locator("#documents li")).to_have_count(0)
+
+
+def test_a_file_dropped_on_the_drop_zone_is_uploaded(app):
+    page = app
+    transfer = page.evaluate_handle("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File(["Dropped notes.\\n\\nThe weir gate opens at noon.\\n"], "dropped.txt", {type: "text/plain"}));
+        return data;
+    }""")
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    page.locator("#uploads li", has_text="dropped.txt").locator(".status.ready").wait_for(timeout=60_000)
+    page.locator("#documents li", has_text="dropped.txt").wait_for()
+
+
+def test_search_shows_hits_with_their_scores(app, screens):
+    page = app
+    page.fill("#query", "general meeting quorum")
+    page.select_option("#mode", "hybrid")
+    page.fill("#k", "3")
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#hits li.hit")).to_have_count(3)
+    first = page.locator("#hits li.hit").first.inner_text()
+    assert "score" in first and "dense" in first and "lexical" in first
+    shot(page, screens, "04-search")
+
+
+def test_the_search_flow_completes_with_the_keyboard_alone(app):
+    page = app
+    page.keyboard.press("Tab")  # the first stop: the skip link
+    assert page.evaluate("document.activeElement.textContent") == "Skip to search"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "query"
+    page.keyboard.type("solar panels")
+    page.keyboard.press("Enter")
+    page.locator("#hits li.hit").first.wait_for()
+
+
+def test_ask_streams_the_answer_links_citations_and_keeps_the_conversation(app, screens, openai_server):
+    page = app
+    page.evaluate("""() => {
+        window.seen = [];
+        new MutationObserver(() => {
+            const a = document.querySelector('#thread .answer');
+            if (a) window.seen.push(a.textContent);
+        }).observe(document.getElementById('thread'), {subtree: true, childList: true, characterData: true});
+    }""")
+    page.fill("#question", QUESTION)
+    with page.expect_response(lambda r: r.url.endswith("/ask")) as asked:
+        page.keyboard.press("Enter")
+    page.locator("#thread .answer[data-done]").wait_for()
+    seen = [s for s in page.evaluate("window.seen") if s]
+    assert seen[-1] == REPLY
+    assert any(0 < len(s) < len(REPLY) and REPLY.startswith(s) for s in seen), seen  # partial text first
+    usage = page.locator("#thread .usage").first.inner_text()
+    assert "prompt tokens" in usage and "completion tokens" in usage
+    shot(page, screens, "05-answer")
+
+    citation = next(data for name, data in ask_events(asked.value.text()) if name == "citations")[0]
+    page.locator("#thread .answer a.cite").first.click()
+    mark = page.locator("#viewer mark")
+    mark.wait_for()
+    assert mark.inner_text() == citation["quote"]
+    assert mark.evaluate("m => { const r = m.getBoundingClientRect(); const v = m.closest('pre').getBoundingClientRect();"
+                         " return r.top >= v.top && r.bottom <= v.bottom; }")  # scrolled into view
+    assert f"characters {citation['start_char']}–{citation['end_char']}" in page.inner_text("#viewer-meta")
+    shot(page, screens, "06-citation")
+    page.click("#viewer-close")
+
+    openai_server.set_reply("It also needs notice [1].")
+    page.fill("#question", "And what notice must be given?")
+    with page.expect_request(lambda r: r.url.endswith("/ask")) as follow_up:
+        page.keyboard.press("Enter")
+    page.locator("#thread .answer[data-done]").nth(1).wait_for()
+    body = json.loads(follow_up.value.post_data)
+    assert body["messages"][:2] == [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": REPLY}]
+    assert page.locator("#thread .answer").nth(1).inner_text() == "It also needs notice [1]."
+    assert "And what notice must be given?" in json.dumps(openai_server.requests[-1].json()["messages"])
+    shot(page, screens, "07-follow-up")
+
+
+def test_hostile_file_name_and_text_show_literally_and_the_span_after_an_emoji_highlights_exactly(app, screens):
+    page = app
+    page.set_input_files("#file-input", files=[{"name": HOSTILE_NAME, "mimeType": "text/plain",
+                                                 "buffer": HOSTILE_TEXT.encode()}])
+    page.locator("#uploads li .status.ready").wait_for(timeout=60_000)
+    page.locator("#documents li", has_text=HOSTILE_NAME).first.wait_for()
+    page.fill("#query", "zeppelin hangar")
+    page.select_option("#mode", "lexical")
+    page.click("#search-form button[type=submit]")
+    hit = page.locator("#hits li.hit").first
+    hit.wait_for()
+    assert "<script>" in hit.inner_text()
+    hit.locator("button.link").click()
+    page.locator("#viewer mark").wait_for()
+    shown = page.inner_text("#viewer-text")
+    assert "<script>window.pwned=1</script>" in shown and "🙂🙂" in shown
+    assert page.inner_text("#viewer mark") == hit.locator(".snippet").inner_text()
+    shot(page, screens, "08-hostile")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("#documents img, #hits img, #viewer img, #uploads img, script:not([src])").count() == 0
+
+
+def test_a_span_after_emoji_highlights_exactly(app, screens):
+    page = app
+    page.set_input_files("#file-input", files=[{"name": "emoji-log.txt", "mimeType": "text/plain",
+                                                 "buffer": EMOJI_TEXT.encode()}])
+    page.locator("#uploads li", has_text="emoji-log.txt").locator(".status.ready").wait_for(timeout=60_000)
+    page.fill("#query", "xylophone quartet")
+    page.select_option("#mode", "lexical")
+    with page.expect_response(lambda r: r.url.endswith("/search")) as searched:
+        page.click("#search-form button[type=submit]")
+    hit = searched.value.json()["hits"][0]
+    assert hit["source"].endswith("emoji-log.txt") and hit["start_char"] > 120
+    page.locator("#hits li.hit button.link").first.click()
+    mark = page.locator("#viewer mark")
+    mark.wait_for()
+    # The hit's text is the document's text[start_char:end_char], counted in code points.
+    assert mark.inner_text() == hit["text"]
+    assert "xylophone" in hit["text"]
+    shot(page, screens, "09-emoji-span")
+
+
+def test_collection_create_and_choice_survive_a_reload(app, server):
+    page = app
+    page.fill("#new-collection", "zz-notes")
+    page.keyboard.press("Enter")
+    page.locator("#collections li", has_text="zz-notes").wait_for()
+    assert page.input_value("#collection") == "zz-notes"
+    page.reload()
+    page.locator("#collections li", has_text="zz-notes").wait_for()
+    assert page.input_value("#collection") == "zz-notes"
+    page.select_option("#collection", "wren")
+
+
+def test_at_phone_size_nothing_scrolls_sideways_and_every_control_has_a_name(browser, server, screens):
+    context = browser.new_context(viewport={"width": 375, "height": 667})
+    foreign = watch_foreign_requests(context, server.url)
+    page = open_app(context, server)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    unnamed = page.evaluate("""() => [...document.querySelectorAll('input, select, button, a, textarea')]
+        .filter(e => !(e.getAttribute('aria-label') || (e.labels && e.labels.length) || e.textContent.trim()))
+        .map(e => e.outerHTML)""")
+    assert unnamed == []
+    shot(page, screens, "10-phone")
+    context.close()
+    assert not foreign
+
+
+def test_the_docs_page_lists_the_operations(context, server, screens):
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.url + "/schema/swagger")
+    page.locator(".opblock").first.wait_for(timeout=30_000)
+    assert page.locator(".opblock-summary", has_text="/collections/{name}/search").count() == 1
+    assert page.locator(".opblock").count() >= 15
+    assert "Unable to render" not in page.inner_text("body")
+    shot(page, screens, "11-docs")
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_time_to_first_token_and_bytes_transferred(context, server, openai_server, request):
+    openai_server.stream_pause_s = 0.1
+    openai_server.set_reply(REPLY)
+    sizes: list[int] = []
+    page = context.new_page()
+    page.on("requestfinished", lambda r: sizes.append(r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]))
+    page.goto(server.url + "/")
+    page.locator("#key-dialog").wait_for(state="visible")
+    page.fill("#key-input", API_KEY)
+    page.keyboard.press("Enter")
+    page.locator("#collections li").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    loaded = sum(sizes)
+    # Page clock (ms since navigation start): when the question is sent and its first token shows.
+    page.evaluate("""() => {
+        window.firstToken = null;
+        new MutationObserver(() => {
+            const a = document.querySelector('#thread .answer');
+            if (a && a.textContent && window.firstToken === null) window.firstToken = performance.now();
+        }).observe(document.getElementById('thread'), {subtree: true, childList: true, characterData: true});
+        document.getElementById('ask-form').addEventListener('submit', () => { window.sentAt = performance.now(); });
+    }""")
+    page.fill("#question", QUESTION)
+    page.keyboard.press("Enter")
+    page.locator("#thread .answer[data-done]").wait_for()
+    first_token_ms, sent_ms = page.evaluate("[window.firstToken, window.sentAt]")
+    say(request, f"page bytes before any document text: {loaded}; first answer token "
+                         f"{first_token_ms:.0f} ms after navigation start, {first_token_ms - sent_ms:.0f} ms after "
+                         "the question was sent (the key prompt typed in between)")
+    assert loaded < 200_000
+    assert first_token_ms > sent_ms

@@ -1,0 +1,70 @@
+"""Hybrid search runs its lexical and dense lookups at once (issue #9, item 7), with the same result."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_dense_scale import WordsEmbedder, ingest, text_of
+
+from rag.config import Settings
+from rag.retrieval import Retriever, fuse
+from rag.service import Service
+from rag.store import Store
+
+
+class _SlowLexical:
+    def __init__(self, ranking):
+        self.ranking = ranking
+
+    def search(self, collection, query, k, *, filter=None):
+        time.sleep(0.3)
+        return self.ranking[:k]
+
+
+class _SlowDense:
+    def __init__(self, ranking):
+        self.ranking = ranking
+
+    def search(self, collection, vector, k, allowed=None):
+        time.sleep(0.3)
+        return self.ranking[:k]
+
+
+def test_hybrid_runs_its_two_lookups_at_once_with_the_same_result(tmp_path):
+    with Service(Settings(home=tmp_path / "home")) as service:
+        service.create_collection("notes", embedder="hashed-words")
+        ingest(service, "notes", {f"n{i}": text_of(i) for i in range(12)})
+        coll = service.get_collection("notes")
+        store = Store(service.settings.database_path)
+        ids = store.vectors(coll.id)[0].tolist()
+        dense = [(cid, 1.0 - n / 20) for n, cid in enumerate(ids)]
+        lexical = [(cid, 5.0 - n / 10) for n, cid in enumerate(reversed(ids))]
+        retriever = Retriever(store, _SlowDense(dense), _SlowLexical(lexical), lambda c: WordsEmbedder())
+        started = time.perf_counter()
+        hits = retriever.search(coll, "solar panel", k=5, mode="hybrid")
+        elapsed = time.perf_counter() - started
+        retriever.close()
+        assert [h.chunk_id for h in hits] == [c for c, *_ in fuse(dense, lexical)[:5]]
+        assert elapsed < 0.55  # about the slower of the two (0.3 s), not their sum (0.6 s)
+        store.close()
+
+
+class _Failing:
+    def search(self, *args, **kwargs):
+        raise RuntimeError("index unavailable")
+
+
+def test_an_error_in_either_half_is_the_search_error(tmp_path):
+    with Service(Settings(home=tmp_path / "home")) as service:
+        service.create_collection("notes", embedder="hashed-words")
+        ingest(service, "notes", {"n1": text_of(1)})
+        coll = service.get_collection("notes")
+        store = Store(service.settings.database_path)
+        ranking = [(store.vectors(coll.id)[0][0].item(), 1.0)]
+        for dense, lexical in ((_Failing(), _SlowLexical(ranking)), (_SlowDense(ranking), _Failing())):
+            retriever = Retriever(store, dense, lexical, lambda c: WordsEmbedder())
+            with pytest.raises(RuntimeError, match="index unavailable"):
+                retriever.search(coll, "solar", k=1, mode="hybrid")
+            retriever.close()
+        store.close()
