@@ -7,6 +7,8 @@ Exit statuses are `rag.errors.EXIT_CODES`: each service error carries its own (`
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -22,7 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rag.config import Settings
-from rag.errors import RagError
+from rag.data_folder import default_home, legacy_home
+from rag.errors import CollectionNotFound, RagError
 from rag.modes import DEFAULT_MODE, MODES
 
 out = Console(soft_wrap=True)
@@ -41,13 +44,51 @@ def service_errors() -> Iterator[None]:
     try:
         yield
     except RagError as e:
-        click.echo(f"Error: {e}", err=True)
+        message = str(e)
+        ctx = click.get_current_context(silent=True)
+        home = ctx.meta.get(_HOME) if ctx is not None else None
+        if isinstance(e, CollectionNotFound) and home is not None:
+            # The command line may name its own data folder (the HTTP API never names server paths).
+            message += f" in the data folder {home} (RAG_HOME; `rag collections` lists what it holds)"
+        click.echo(f"Error: {message}", err=True)
         raise click.exceptions.Exit(e.exit_code) from None
+
+
+_HOME = "rag.home"
+"""Key of the data folder in the click context's `meta`, for error messages."""
 
 
 def _settings() -> Settings:
     with service_errors():
-        return Settings.from_env()
+        settings = Settings.from_env()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.find_root().meta[_HOME] = settings.home
+    old = legacy_home(os.environ)
+    if old is not None and settings.home == old:
+        _say_once(_legacy_notice(old, default_home()))
+    return settings
+
+
+def _say_once(message: str) -> None:
+    """Print a notice on stderr once per command run."""
+    ctx = click.get_current_context(silent=True)
+    said = ctx.find_root().meta.setdefault("rag.said", set()) if ctx is not None else set()
+    if message not in said:
+        said.add(message)
+        click.echo(message, err=True)
+
+
+def _legacy_notice(old: Path, new: Path) -> str:
+    """How to move an earlier version's ./data to the per-user data folder (or keep it)."""
+    q = shlex.quote
+    notice = (f"note: using {old}, where earlier versions kept their data (RAG_HOME is unset); "
+              f"the default data folder is now {new}. ")
+    if (new / "rag.sqlite3").exists():
+        return notice + f"{new} already holds a database of its own; to keep using this one, set RAG_HOME={q(str(old))}"
+    return notice + (f"To move it there: mkdir -p {q(str(new))} && mv {q(str(old))}/rag.sqlite3* {q(str(old))}/indexes "
+                     f"{q(str(new))}/ (then delete {q(str(old))}: its model copy is rebuilt); "
+                     f"or set RAG_HOME={q(str(old))} to keep it here")
 
 
 def _service():
@@ -69,6 +110,29 @@ def _json_option(value: str | None, name: str) -> dict | None:
     return parsed
 
 
+def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal (long values folded onto more lines, never cut short); piped, plain
+    tab-separated lines under a header line, so `grep`, `cut` and `sort` see whole file names."""
+    if not out.is_terminal:
+        for row in [columns, *rows]:
+            click.echo("\t".join(" ".join(cell.split()) for cell in row))
+        return
+    table = Table(*columns)
+    for column in table.columns:
+        column.overflow = "fold"
+    for row in rows:
+        table.add_row(*row)
+    out.print(table, markup=False, highlight=False)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
 collection_option = click.option("--collection", "-c", required=True, envvar="RAG_COLLECTION",
                                  help="Collection name (or RAG_COLLECTION).")
 
@@ -78,7 +142,7 @@ collection_option = click.option("--collection", "-c", required=True, envvar="RA
 def main() -> None:
     """Semantic search and question answering over your documents, offline by default.
 
-    Data lives in RAG_HOME (default ./data).
+    Data lives in RAG_HOME (default: the per-user data folder; `rag info` shows it).
     """
 
 
@@ -135,6 +199,38 @@ def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_js
         sys.exit(1)
 
 
+# -- the data folder -----------------------------------------------------------------------------
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the same as JSON.")
+def info(as_json: bool) -> None:
+    """Where the data lives: data folder, database, models, collections and their sizes on disk."""
+    service = _service()
+    with service_errors():
+        facts = service.info()
+    if as_json:
+        out.print_json(json.dumps({
+            "home": str(facts.home), "database_url": facts.database_url, "database_bytes": facts.database_bytes,
+            "embedder": facts.embedder, "chat_model": facts.chat_model,
+            "models": [{"path": str(m.path), "bytes": m.bytes} for m in facts.models],
+            "collections": [c.__dict__ for c in facts.collections]}))
+        return
+    lines = [("data folder", str(facts.home)),
+             ("database", f"{facts.database_url} ({_size(facts.database_bytes)})"),
+             ("embedder", f"{facts.embedder} (for new collections)"),
+             ("answers", facts.chat_model or "extractive (no OPENAI_API_KEY)")]
+    lines += [("model", f"{m.path.name} ({_size(m.bytes)})") for m in facts.models] or [("model", "none built yet")]
+    for label, value in lines:
+        click.echo(f"{label + ':':13} {value}")
+    click.echo("")
+    if not facts.collections:
+        click.echo("no collections yet: `rag ingest PATH -c NAME` makes one")
+        return
+    _print_table(("collection", "embedder", "documents", "chunks", "indexes on disk"),
+                 [(c.name, c.embedder, str(c.documents), str(c.chunks), _size(c.index_bytes))
+                  for c in facts.collections])
+
+
 # -- collections and documents -------------------------------------------------------------------
 
 @main.group(invoke_without_command=True)
@@ -155,11 +251,9 @@ def list_collections(as_json: bool = False) -> None:
     if as_json:
         out.print_json(json.dumps({"data": [c.to_dict() for c in rows]}))
         return
-    table = Table("name", "embedder", "chunking", "documents", "chunks")
-    for c in rows:
-        table.add_row(c.name, f"{c.embedder.kind}:{c.embedder.model_id}", f"{c.chunk_size}/{c.chunk_overlap}",
-                      str(c.documents), str(c.chunks))
-    out.print(table)
+    _print_table(("name", "embedder", "chunking", "documents", "chunks"),
+                 [(c.name, f"{c.embedder.kind}:{c.embedder.model_id}", f"{c.chunk_size}/{c.chunk_overlap}",
+                   str(c.documents), str(c.chunks)) for c in rows])
 
 
 @collections.command("show")
@@ -202,10 +296,9 @@ def list_documents(collection: str, limit: int, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps({"data": [d.to_dict() for d in docs]}))
         return
-    table = Table("id", "source", "status", "chunks", "updated")
-    for d in docs:
-        table.add_row(str(d.id), d.source, d.status + (f": {d.error}" if d.error else ""), str(d.chunks), d.updated_at)
-    out.print(table)
+    _print_table(("id", "source", "status", "chunks", "updated"),
+                 [(str(d.id), d.source, d.status + (f": {d.error}" if d.error else ""), str(d.chunks), d.updated_at)
+                  for d in docs])
 
 
 @documents.command("delete")
