@@ -160,43 +160,82 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
     """Ingest files and folders into a collection (created on first use). Idempotent."""
-    from ingest.pipeline import Pipeline
-
     service = _service()
     with service_errors():
         coll = service.open_collection(collection, create=True, embedder=embedder, chunk_size=chunk_size,
                                        chunk_overlap=overlap)
-        writer = service.writer(coll)
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[docs]} documents, {task.fields[chunks]} chunks, {task.fields[rate]} tokens/s"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=not err.is_terminal,
-            disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("files", total=None, docs=0, chunks=0, rate="-")
-            started = time.perf_counter()
-
-            def on_progress(p) -> None:
-                elapsed = max(time.perf_counter() - started, 1e-3)
-                bar.update(task, total=p.files_total, completed=p.files_done, docs=p.documents, chunks=p.chunks,
-                           rate=f"{p.tokens / elapsed:,.0f}")
-
-            summary = Pipeline(writer, on_progress=on_progress).ingest_paths(paths, glob=glob_, prune=prune)
+        summary = _ingest_with_progress(service.writer(coll), paths, glob=glob_, prune=prune)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
-        for f in summary.failed:
-            err.print(f"[red]failed[/red] {f.source}: {f.reason}")
-        for f in summary.skipped:
-            err.print(f"[yellow]skipped[/yellow] {f.source}: {f.reason}")
+        _report_files(summary)
         rate = summary.tokens / summary.seconds if summary.seconds else 0
         out.print(
             f"{collection}: {len(summary.added)} added, {len(summary.updated)} updated, "
-            f"{len(summary.unchanged)} unchanged, {len(summary.removed)} removed, {len(summary.failed)} failed"
+            f"{len(summary.unchanged)} unchanged, {len(summary.removed)} removed, {len(summary.failed)} failed, "
+            f"{len(summary.skipped)} skipped"
             f" ({summary.chunks} chunks, {summary.tokens:,} tokens in {summary.seconds:.1f}s, {rate:,.0f} tokens/s)"
         )
     if summary.failed:
         sys.exit(1)
+
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+
+PLAIN_PROGRESS_EVERY_S = 10.0
+"""When stderr is not a terminal (a log file), one progress line this often instead of a bar."""
+
+
+def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool = False):
+    """Run the pipeline with a progress display on stderr (by files, or by records once a JSON Lines
+    file is read). On Ctrl-C, say what was committed and that a rerun resumes, and exit 130."""
+    from ingest.pipeline import IngestInterrupted, Pipeline
+
+    started = time.perf_counter()
+    last_line = [started]
+
+    def counts(p) -> tuple[str, int, int]:
+        if p.records_total:
+            return "records", p.records_done, p.records_total
+        return "files", p.files_done, p.files_total
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[docs]} documents, {task.fields[chunks]} chunks, {task.fields[rate]} tokens/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=not err.is_terminal,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("files", total=None, docs=0, chunks=0, rate="-")
+
+        def on_progress(p) -> None:
+            now = time.perf_counter()
+            rate = f"{p.tokens / max(now - started, 1e-3):,.0f}"
+            unit, done, total = counts(p)
+            bar.update(task, description=unit, total=total, completed=done, docs=p.documents, chunks=p.chunks,
+                       rate=rate)
+            if not err.is_terminal and now - last_line[0] >= PLAIN_PROGRESS_EVERY_S:
+                last_line[0] = now
+                click.echo(f"{done:,}/{total:,} {unit}, {p.documents:,} documents, {p.chunks:,} chunks, "
+                           f"{rate} tokens/s, {now - started:.0f}s", err=True)
+
+        try:
+            return Pipeline(writer, on_progress=on_progress).ingest_paths(paths, glob=glob, prune=prune)
+        except IngestInterrupted as stop:
+            bar.stop()
+            done = stop.summary
+            click.echo(f"interrupted after {done.seconds:.0f}s: {done.documents:,} documents committed "
+                       f"({done.chunks:,} chunks), {len(done.unchanged):,} already there. Run the same command "
+                       f"again to resume: what is committed is kept and skipped as unchanged.", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
+
+
+def _report_files(summary) -> None:
+    """Each failed and skipped file (or JSON Lines record) on stderr, one line each."""
+    for f in summary.failed:
+        click.echo(f"failed {f.source}: {f.reason}", err=True)
+    for f in summary.skipped:
+        click.echo(f"skipped {f.source}: {f.reason}", err=True)
 
 
 # -- the data folder -----------------------------------------------------------------------------
