@@ -482,38 +482,76 @@ def serve(host: str, port: int, insecure_no_auth: bool) -> None:
 @collection_option
 @click.option("--split", default="test", show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
+@click.option("--allow-other-documents", is_flag=True,
+              help="Ingest the corpus even into a collection that holds documents from elsewhere (they can "
+                   "then rank above the data set's own, and stay mixed in).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bool) -> None:
-    """Measure retrieval quality (nDCG@10, Recall@100, MRR@10) on a BEIR data set."""
-    from ingest.pipeline import Pipeline
+def evaluate(beir_dir: Path, collection: str, split: str, mode: str, allow_other_documents: bool,
+             as_json: bool) -> None:
+    """Measure retrieval quality (nDCG@10, Recall@100, MRR@10) on a BEIR data set.
+
+    The corpus is ingested first (idempotent: a rerun costs a hash per record), with progress on
+    stderr; empty or malformed records are skipped and listed. Exits 1 without a score when nothing
+    was ingested, and with its score when a record failed or a skipped record is judged relevant.
+    """
+    _evaluate_beir(beir_dir, collection, split=split, mode=mode, allow_other_documents=allow_other_documents,
+                   as_json=as_json)
+
+
+def _evaluate_beir(beir_dir: Path, collection: str, *, split: str, mode: str, allow_other_documents: bool,
+                   as_json: bool) -> None:
     from rag.evaluation import evaluate as score_runs
     from rag.evaluation import load_qrels, load_queries
 
+    corpus = beir_dir / "corpus.jsonl"
     qrels_path = beir_dir / "qrels" / f"{split}.tsv"
-    for needed in (beir_dir / "corpus.jsonl", beir_dir / "queries.jsonl", qrels_path):
+    for needed in (corpus, beir_dir / "queries.jsonl", qrels_path):
         if not needed.is_file():
             raise CliError(f"{needed} is missing")
+    prefix = f"{corpus.resolve()}#"
     service = _service()
     with service_errors():
         coll = service.open_collection(collection, create=True)
+        others = service.sources_outside(collection, prefix, limit=3)
+        if others and not allow_other_documents:
+            raise CliError(f"collection {collection!r} holds documents from elsewhere ({', '.join(others)}, ...): "
+                           f"evaluate into a collection of its own (e.g. -c {beir_dir.name}), or pass "
+                           f"--allow-other-documents")
         # Always run the ingest: it is idempotent (unchanged records cost a hash), and an earlier
         # interrupted run must not leave a partial corpus to be scored.
-        summary = Pipeline(service.writer(coll)).ingest_paths([beir_dir / "corpus.jsonl"])
-        if summary.added or summary.updated:
-            err.print(f"ingested {len(summary.added) + len(summary.updated)} documents, {summary.chunks} chunks "
-                      f"in {summary.seconds:.0f}s")
+        summary = _ingest_with_progress(service.writer(coll), [corpus])
+        _report_files(summary)
+        ingested = summary.documents + len(summary.unchanged)
+        if summary.documents:
+            err.print(f"ingested {summary.documents} documents, {summary.chunks} chunks in {summary.seconds:.0f}s")
+        if not ingested:
+            raise click.ClickException(f"nothing was ingested from {corpus}: no score") from None
+        skipped_ids = {f.source[len(prefix):] for f in summary.skipped if f.source.startswith(prefix)}
         queries = load_queries(beir_dir / "queries.jsonl")
         qrels = {q: j for q, j in load_qrels(qrels_path).items() if q in queries}
         runs = {}
         for qid in qrels:
             hits = service.best_chunk_per_document(coll, queries[qid], documents=100, mode=mode)
             runs[qid] = [str(h.metadata.get("_id", h.source.rsplit("#", 1)[-1])) for h in hits]
-    result = {**score_runs(runs, qrels), "mode": mode}
+    judged_skipped = sorted({d for judged in qrels.values() for d, g in judged.items() if g > 0} & skipped_ids)
+    result = {**score_runs(runs, qrels), "mode": mode, "documents": ingested,
+              "skipped": [{"source": f.source, "reason": f.reason} for f in summary.skipped],
+              "failed": [{"source": f.source, "reason": f.reason} for f in summary.failed]}
     if as_json:
         out.print_json(json.dumps(result))
     else:
-        out.print(f"{collection} ({split}, {result['queries']} queries, {mode}): nDCG@10 {result['ndcg@10']:.4f}  "
-                  f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}")
+        out.print(f"{collection} ({split}, {result['queries']} queries, {ingested} documents, {mode}): "
+                  f"nDCG@10 {result['ndcg@10']:.4f}  Recall@100 {result['recall@100']:.4f}  "
+                  f"MRR@10 {result['mrr@10']:.4f}")
+    problems = []
+    if summary.failed:
+        problems.append(f"{len(summary.failed)} records failed to ingest (listed above)")
+    if judged_skipped:
+        problems.append(f"skipped records judged relevant in {qrels_path.name}: {', '.join(judged_skipped)} "
+                        f"(the score counts them as never found)")
+    if problems:
+        click.echo(f"Error: the score is not the data set's: {'; '.join(problems)}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,20 @@ class Service:
         collection = self._store.get_collection(name)
         return self._store.list_documents(collection.id, limit=limit, after=after)
 
+    def sources_outside(self, name: str, prefix: str, *, limit: int = 5) -> list[str]:
+        """Up to `limit` sources of the collection's documents that do not start with `prefix`
+        (so `rag eval` can refuse to mix a data set into a collection of other documents)."""
+        collection = self._store.get_collection(name)
+        found: list[str] = []
+        after: int | None = None
+        while len(found) < limit:
+            page = self._store.list_documents(collection.id, limit=1000, after=after)
+            if not page:
+                break
+            found += [d.source for d in page if not d.source.startswith(prefix)][: limit - len(found)]
+            after = page[-1].id
+        return found
+
     def get_document(self, name: str, document_id: int, *, with_text: bool = True) -> Document:
         collection = self._store.get_collection(name)
         return self._store.get_document(collection.id, document_id, with_text=with_text)
