@@ -6,6 +6,7 @@ Exit statuses are `rag.errors.EXIT_CODES`: each service error carries its own (`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
@@ -133,6 +134,9 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+min_score_option = click.option("--min-score", type=float,
+                                 help="Only hits scoring at least this (the score search reports).")
+
 collection_option = click.option("--collection", "-c", required=True, envvar="RAG_COLLECTION",
                                  help="Collection name (or RAG_COLLECTION).")
 
@@ -181,7 +185,7 @@ def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_js
 
 
 INTERRUPTED = 130
-"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it; listed in rag.errors.EXIT_CODES)."""
 
 PLAIN_PROGRESS_EVERY_S = 10.0
 """When stderr is not a terminal (a log file), one progress line this often instead of a bar."""
@@ -369,12 +373,15 @@ def reindex(collection: str) -> None:
 @click.option("-k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
 @click.option("--filter", "filter_", help='Metadata filter as JSON, e.g. \'{"lang": ["en", "fr"]}\'.')
+@min_score_option
 @click.option("--json", "as_json", is_flag=True, help="Print {\"hits\": [...]}.")
-def search(query: str, collection: str, k: int, mode: str, filter_: str | None, as_json: bool) -> None:
+def search(query: str, collection: str, k: int, mode: str, filter_: str | None, min_score: float | None,
+           as_json: bool) -> None:
     """Search a collection."""
     service = _service()
     with service_errors():
-        hits = service.search(collection, query, k=k, mode=mode, filter=_json_option(filter_, "--filter"))
+        hits = service.search(collection, query, k=k, mode=mode, filter=_json_option(filter_, "--filter"),
+                              min_score=min_score)
     if as_json:
         out.print_json(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return
@@ -428,19 +435,57 @@ def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
 @click.option("--model", help="extractive, or a chat model (needs OPENAI_API_KEY); default: RAG_CHAT_MODEL "
                               "with a key, else extractive.")
-@click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, model, usage}.")
-def ask(question: str, collection: str, k: int, mode: str, model: str | None, as_json: bool) -> None:
-    """Answer a question from a collection, with citations."""
+@click.option("--filter", "filter_", help="Metadata filter as JSON, as for search.")
+@min_score_option
+@click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, model, usage} once it is whole.")
+def ask(question: str, collection: str, k: int, mode: str, model: str | None, filter_: str | None,
+        min_score: float | None, as_json: bool) -> None:
+    """Answer a question from a collection, with citations; the answer is printed as it is written."""
     service = _service()
-    with service_errors():
-        answer = service.answer(collection, question, k=k, mode=mode, model=model)
+    options = {"k": k, "mode": mode, "model": model, "filter": _json_option(filter_, "--filter"),
+               "min_score": min_score}
     if as_json:
+        with service_errors():
+            answer = service.answer(collection, question, **options)
+        click.echo(_usage_line(answer.usage), err=True)
         out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
-    out.print(answer.answer, markup=False, highlight=False)
-    for c in answer.citations:
+    with service_errors():
+        citations, usage = _stream_answer(service.stream(collection, question, **options))
+    for c in citations:
         where = c.source + (f", page {c.page}" if c.page else "")
-        out.print(f"[{c.index}] {where} (chars {c.start_char}-{c.end_char})", markup=False, highlight=False)
+        click.echo(f"[{c.index}] {where} (chars {c.start_char}-{c.end_char})")
+    click.echo(_usage_line(usage), err=True)
+
+
+def _stream_answer(events) -> tuple[list, dict]:
+    """Print the answer's text as it comes; its citations and usage once it is whole."""
+    from rag.answer import AnswerCitations, AnswerDelta, AnswerDone, AnswerFailed
+    from rag.errors import UpstreamError
+
+    citations: list = []
+    usage: dict = {}
+    for event in events:
+        if isinstance(event, AnswerDelta):
+            click.echo(event.text, nl=False)
+            sys.stdout.flush()
+        elif isinstance(event, AnswerCitations):
+            citations = event.citations
+        elif isinstance(event, AnswerDone):
+            usage = {**event.usage, "model": event.model}
+        elif isinstance(event, AnswerFailed):
+            click.echo("")
+            raise UpstreamError.for_status(event.status, event.message)
+    click.echo("")
+    return citations, usage
+
+
+def _usage_line(usage: dict) -> str:
+    """What an answer took, in one line for stderr."""
+    completion = usage.get("completion_tokens")
+    line = (f"usage: {usage.get('prompt_tokens', 0):,} prompt + "
+            f"{'?' if completion is None else format(completion, ',')} completion tokens")
+    return line + (f" ({usage['model']})" if usage.get("model") else "")
 
 
 def _is_loopback(host: str) -> bool:
@@ -468,10 +513,38 @@ def serve(host: str, port: int, insecure_no_auth: bool) -> None:
     settings = _settings()
     if not settings.api_keys and not _is_loopback(host) and not insecure_no_auth:
         raise CliError(f"refusing to serve on {host} without auth: set RAG_API_KEYS, or pass --insecure-no-auth")
+    # The port first: a busy one fails now, before the model loads and before "serving on".
+    listening = _listen(host, port)
     with service_errors():
         app = create_app(settings)
     err.print(f"serving on http://{host}:{port} (docs: /schema/swagger)")
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+class PortUnavailable(click.ClickException):
+    """`rag serve` cannot listen where it was asked to (exit status 5: the machine's configuration)."""
+
+    exit_code = 5
+
+
+def _listen(host: str, port: int):
+    """A socket bound to host:port (listening starts when the server runs), or PortUnavailable."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise PortUnavailable(f"cannot serve on {host}: {e.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port at once
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        hint = " (another server is using it: stop it, or pass --port)" if e.errno == errno.EADDRINUSE else ""
+        raise PortUnavailable(f"cannot serve on {host}:{port}: {e.strerror}{hint}") from None
+    return sock
 
 
 # -- evaluation ----------------------------------------------------------------------------------

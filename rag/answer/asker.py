@@ -71,15 +71,18 @@ class Asker:
         return self.answerers.get(model, self.chat)
 
     def retrieve(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
-                 mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None) -> list[Hit]:
-        """The passages to answer `question` from, best first."""
+                 mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None,
+                 min_score: float | None = None) -> list[Hit]:
+        """The passages to answer `question` from, best first (those scoring at least `min_score`,
+        as search counts it)."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidInput("question must be a non-empty string", param="question")
-        return self.retriever.search(collection, question, k=k, mode=mode, filter=filter)
+        return self.retriever.search(collection, question, k=k, mode=mode, filter=filter, min_score=min_score)
 
     def stream(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
                mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None, model: str | None = None,
-               temperature: float | None = None, max_tokens: int | None = None) -> Iterator[AnswerEvent]:
+               temperature: float | None = None, max_tokens: int | None = None,
+               min_score: float | None = None) -> Iterator[AnswerEvent]:
         """Events: `delta` {"text"} ..., one `citations` [...], then `done` {"model", "usage"}.
 
         Input errors raise before the first event (so the API can answer 4xx); an upstream
@@ -95,21 +98,22 @@ class Asker:
         if temperature is not None and (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
                                         or not 0 <= temperature <= 2):
             raise InvalidInput("temperature must be a number between 0 and 2", param="temperature")
-        hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter)
+        hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter, min_score=min_score)
         request = AnswerRequest(question=question, collection=collection, hits=hits, model=model,
                                 model_requested=requested, temperature=temperature, max_tokens=max_tokens)
         return self.answerer_for(model).stream(request)
 
     def answer(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
                mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None, model: str | None = None,
-               temperature: float | None = None, max_tokens: int | None = None) -> Answer:
+               temperature: float | None = None, max_tokens: int | None = None,
+               min_score: float | None = None) -> Answer:
         """The whole answer at once; an upstream failure midway raises `UpstreamError`."""
         text: list[str] = []
         citations: list[Citation] = []
         answered_by = ""
         usage: Usage = {}
         for event in self.stream(collection, question, k=k, mode=mode, filter=filter, model=model,
-                                 temperature=temperature, max_tokens=max_tokens):
+                                 temperature=temperature, max_tokens=max_tokens, min_score=min_score):
             match event:
                 case AnswerDelta():
                     text.append(event.text)
