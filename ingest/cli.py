@@ -87,8 +87,9 @@ def _legacy_notice(old: Path, new: Path) -> str:
               f"the default data folder is now {new}. ")
     if (new / "rag.sqlite3").exists():
         return notice + f"{new} already holds a database of its own; to keep using this one, set RAG_HOME={q(str(old))}"
-    return notice + (f"To move it there: mkdir -p {q(str(new))} && mv {q(str(old))}/rag.sqlite3* {q(str(old))}/indexes "
-                     f"{q(str(new))}/ (then delete {q(str(old))}: its model copy is rebuilt); "
+    moved = f"{q(str(old))}/rag.sqlite3*" + (f" {q(str(old / 'indexes'))}" if (old / "indexes").is_dir() else "")
+    return notice + (f"To move it there: mkdir -p {q(str(new))} && mv {moved} {q(str(new))}/ "
+                     f"(then delete {q(str(old))}: its model copy is rebuilt); "
                      f"or set RAG_HOME={q(str(old))} to keep it here")
 
 
@@ -197,7 +198,7 @@ def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool
     from ingest.pipeline import IngestInterrupted, Pipeline
 
     started = time.perf_counter()
-    last_line = [started]
+    last_line: list = [started, "files"]  # when the last plain line was printed, and its unit
 
     def counts(p) -> tuple[str, int, int]:
         if p.records_total:
@@ -218,8 +219,8 @@ def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool
             unit, done, total = counts(p)
             bar.update(task, description=unit, total=total, completed=done, docs=p.documents, chunks=p.chunks,
                        rate=rate)
-            if not err.is_terminal and now - last_line[0] >= PLAIN_PROGRESS_EVERY_S:
-                last_line[0] = now
+            if not err.is_terminal and (now - last_line[0] >= PLAIN_PROGRESS_EVERY_S or unit != last_line[1]):
+                last_line[:] = [now, unit]
                 click.echo(f"{done:,}/{total:,} {unit}, {p.documents:,} documents, {p.chunks:,} chunks, "
                            f"{rate} tokens/s, {now - started:.0f}s", err=True)
 
@@ -506,15 +507,16 @@ def _is_loopback(host: str) -> bool:
               help="Serve on a non-loopback address without RAG_API_KEYS (anyone who can reach it can use it).")
 def serve(host: str, port: int, insecure_no_auth: bool) -> None:
     """Serve the HTTP API (docs at /schema/swagger)."""
+    settings = _settings()
+    if not settings.api_keys and not _is_loopback(host) and not insecure_no_auth:
+        raise CliError(f"refusing to serve on {host} without auth: set RAG_API_KEYS, or pass --insecure-no-auth")
+    # The port first: a busy one fails now, before the app is imported, before the model loads,
+    # and before "serving on".
+    listening = _listen(host, port)
     import uvicorn
 
     from api.app import create_app
 
-    settings = _settings()
-    if not settings.api_keys and not _is_loopback(host) and not insecure_no_auth:
-        raise CliError(f"refusing to serve on {host} without auth: set RAG_API_KEYS, or pass --insecure-no-auth")
-    # The port first: a busy one fails now, before the model loads and before "serving on".
-    listening = _listen(host, port)
     with service_errors():
         app = create_app(settings)
     err.print(f"serving on http://{host}:{port} (docs: /schema/swagger)")
