@@ -231,7 +231,8 @@ def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool
             done = stop.summary
             click.echo(f"interrupted after {done.seconds:.0f}s: {done.documents:,} documents committed "
                        f"({done.chunks:,} chunks), {len(done.unchanged):,} already there. Run the same command "
-                       f"again to resume: what is committed is kept and skipped as unchanged.", err=True)
+                       f"again to resume: what is committed is kept and skipped as unchanged. (Exiting once the "
+                       f"embedding call in flight returns.)", err=True)
             raise click.exceptions.Exit(INTERRUPTED) from None
 
 
