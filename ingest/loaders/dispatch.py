@@ -57,22 +57,6 @@ def load_file(path: Path) -> list[LoadedDocument]:
     return _load(str(resolved), str(path), fmt, data)
 
 
-def is_jsonl(path: Path) -> bool:
-    """Whether the file is read as JSON Lines (a document per record)."""
-    return _format_for_suffix(path.name) == "jsonl"
-
-
-def read_jsonl_file(path: Path) -> JsonLines:
-    """A JSON Lines file's good records as documents and its bad ones named by line (`read_jsonl`);
-    raises UnreadableFile only when the file cannot be read or is not UTF-8."""
-    resolved = Path(path).resolve()
-    try:
-        data = resolved.read_bytes()
-    except OSError as exc:
-        raise UnreadableFile(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    return read_jsonl(str(resolved), str(path), data)
-
-
 def load_bytes(name: str, data: bytes) -> list[LoadedDocument]:
     """Load an upload given its file name and content; `source` is the name.
 
@@ -118,3 +102,19 @@ def _load(source: str, display: str, fmt: str, data: bytes) -> list[LoadedDocume
     if not parsed.pieces:
         raise UnreadableFile(f"{display}: no extractable text")
     return [assemble(source, parsed.title, parsed.pieces, {"format": fmt, **parsed.metadata})]
+
+
+def is_jsonl(path: Path) -> bool:
+    """Whether the file is read as JSON Lines (a document per record)."""
+    return _format_for_suffix(path.name) == "jsonl"
+
+
+def read_jsonl_file(path: Path) -> JsonLines:
+    """A JSON Lines file's good records as documents and its bad ones named by line (`read_jsonl`);
+    raises UnreadableFile only when the file cannot be read or is not UTF-8."""
+    resolved = Path(path).resolve()
+    try:
+        data = resolved.read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    return read_jsonl(str(resolved), str(path), data)
