@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 COLLECTION ?= sample
+# `make serve` keeps its data beside the checkout; the `rag` command alone uses the per-user data folder.
+RAG_HOME ?= data
 
 .PHONY: install lint test test-fast bench serve clean
 
@@ -37,8 +39,8 @@ bench: install
 	$(BIN)/python -m bench
 
 serve: install
-	$(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)
-	$(BIN)/rag serve --host $(HOST) --port $(PORT)
+	RAG_HOME=$(RAG_HOME) $(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)
+	RAG_HOME=$(RAG_HOME) $(BIN)/rag serve --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -53,6 +53,8 @@ class AskIn(Struct, kw_only=True, forbid_unknown_fields=True):
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Meta(ge=1, le=128_000)] | None = None
     stream: bool = False
+    min_score: Annotated[float | None, Meta(description="Answer only from passages scoring at least this, as "
+                                                        "search's min_score counts it.")] = None
 
 
 class SimilarityIn(Struct, kw_only=True, forbid_unknown_fields=True):

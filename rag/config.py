@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
+from rag.data_folder import default_home, legacy_home
 from rag.errors import ConfigError
 
 EMBEDDERS = ("local", "local-int8", "openai")
@@ -47,13 +48,22 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _home(env: Mapping[str, str]) -> Path:
+    """RAG_HOME if set; else an earlier version's `./data` holding a database; else the per-user folder."""
+    raw = env.get("RAG_HOME", "").strip()
+    if raw:
+        return Path(raw).expanduser()
+    return legacy_home(env) or default_home()
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The service's configuration. Front ends build it once at start-up with `Settings.from_env()`
     and hand it to the `Service` they make; nothing reads the environment after that."""
 
-    home: Path = Path("data")
-    """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model."""
+    home: Path = field(default_factory=default_home)
+    """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model; by default the
+    per-user data folder (`rag.data_folder`), or `./data` when that holds a database."""
     embedder: str = "local"
     """RAG_EMBEDDER: embedder for new collections, `local`, `local-int8` or `openai`."""
     openai_embedding_model: str = "text-embedding-3-small"
@@ -94,7 +104,7 @@ class Settings:
             raise ConfigError(f"RAG_EMBEDDER must be one of {', '.join(EMBEDDERS)}, got {embedder!r}")
         keys = tuple(k.strip() for k in env.get("RAG_API_KEYS", "").split(",") if k.strip())
         return cls(
-            home=Path(env.get("RAG_HOME", "").strip() or "data").expanduser(),
+            home=_home(env),
             embedder=embedder,
             openai_embedding_model=env.get("RAG_OPENAI_EMBEDDING_MODEL", "").strip()
             or "text-embedding-3-small",

@@ -21,12 +21,13 @@ __all__ = [
 
 EXIT_CODES = {
     0: "success",
-    1: "some files failed to ingest (each is named on stderr)",
+    1: "some files failed to ingest (each is named on stderr); `rag eval` could not score the whole data set",
     2: "usage error or invalid input",
     3: "not found (collection, document, model)",
     4: "conflict (already exists, other embedder)",
-    5: "configuration (missing key, bad setting, database schema)",
+    5: "configuration (missing key, bad setting, database schema, `rag serve` port in use)",
     6: "upstream failure (OpenAI-compatible server: rate limited, timed out, unavailable)",
+    130: "interrupted (Ctrl-C); what was committed is kept, and the same command resumes",
 }
 """The `rag` command's exit statuses, by meaning (the README lists the same)."""
 

@@ -20,6 +20,7 @@ from rag.answer import Answer, AnswerEvent, Asker
 from rag.answer.cache import AnswerCache
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
+from rag.data_folder import CollectionUsage, DataInfo, FileUsage, collection_index_bytes, disk_usage, mask_password
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
@@ -134,6 +135,26 @@ class Service:
         """Raises if the store cannot be read."""
         return Health(indexes_loaded=self._dense.loaded, collections=len(self._store.list_collections()))
 
+    def info(self) -> DataInfo:
+        """The data folder, the database, the built models and each collection's size on disk."""
+        settings = self.settings
+        database = settings.database_path
+        database_bytes = sum(disk_usage(database.with_name(database.name + suffix)) for suffix in ("", "-wal"))
+        models = settings.model_cache_dir
+        built = sorted(p for p in models.iterdir() if p.is_file() and not p.name.startswith(".")) \
+            if models.is_dir() else []
+        return DataInfo(
+            home=settings.home.resolve(),
+            database_url=mask_password(f"sqlite:///{database.resolve()}"),
+            database_bytes=database_bytes,
+            embedder=settings.embedder,
+            chat_model=settings.chat_model if settings.openai_enabled else None,
+            models=[FileUsage(p, disk_usage(p)) for p in built],
+            collections=[CollectionUsage(c.name, f"{c.embedder.kind}:{c.embedder.model_id}", c.documents, c.chunks,
+                                         collection_index_bytes(settings.index_dir, c.id))
+                         for c in self._store.list_collections()],
+        )
+
     def warm_up(self) -> None:
         """Load the local model and every collection's index now, not on the first request."""
         self.embedder("local").embed(["warm up"])
@@ -209,6 +230,20 @@ class Service:
         """Documents in id order, `limit` of them after id `after`."""
         collection = self._store.get_collection(name)
         return self._store.list_documents(collection.id, limit=limit, after=after)
+
+    def sources_outside(self, name: str, prefix: str, *, limit: int = 5) -> list[str]:
+        """Up to `limit` sources of the collection's documents that do not start with `prefix`
+        (so `rag eval` can refuse to mix a data set into a collection of other documents)."""
+        collection = self._store.get_collection(name)
+        found: list[str] = []
+        after: int | None = None
+        while len(found) < limit:
+            page = self._store.list_documents(collection.id, limit=1000, after=after)
+            if not page:
+                break
+            found += [d.source for d in page if not d.source.startswith(prefix)][: limit - len(found)]
+            after = page[-1].id
+        return found
 
     def get_document(self, name: str, document_id: int, *, with_text: bool = True) -> Document:
         collection = self._store.get_collection(name)

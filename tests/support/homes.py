@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from rag.config import Settings
@@ -19,5 +20,9 @@ def seed(home: Path, embedder: str) -> Path:
     with Service(Settings(home=home, embedder=embedder)) as service:
         collection = service.create_collection(SAMPLE_COLLECTION)
         summary = Pipeline(service.writer(collection)).ingest_paths([CORPUS])
+    # The lexical index commits on its own thread; copies of this folder must not catch it midway.
+    for thread in threading.enumerate():
+        if thread.name == "lexical-commit":
+            thread.join()
     assert not summary.failed and len(summary.added) == SAMPLE_DOCUMENTS, summary
     return home

@@ -15,10 +15,13 @@ from support.paths import ROOT
 
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `rag` subprocess: this one's, minus every setting of the service."""
+    """The environment of a `rag` subprocess: this one's, minus every setting of the service, with
+    RAG_HOME at `home` and the per-user data folder (XDG_DATA_HOME) beside it, never the real one."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RAG_", "OPENAI_")) and k != "TIKTOKEN_CACHE_DIR"}
-    env.update(RAG_HOME=str(home), DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+    home = Path(home)
+    env.update(RAG_HOME=str(home), XDG_DATA_HOME=str(home.parent / f"{home.name}-xdg-data"), DO_NOT_TRACK="1",
+               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
     return env
 
 
