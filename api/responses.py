@@ -145,7 +145,9 @@ class HitOut(Struct, kw_only=True):
     chunk_id: int
     document_id: int
     score: Annotated[float, Meta(description=(
-        "dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max scaled to [0, 1].")
+        "The rank score. dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max "
+        "scaled to [0, 1] over this query's lists, so the best hit of any query scores about 1: threshold "
+        "`dense_score` instead (what `min_score` reads).")
     )]
     text: str
     source: str
@@ -155,8 +157,13 @@ class HitOut(Struct, kw_only=True):
     start_char: int
     end_char: Annotated[int, Meta(description="Span of `text` in the document's extracted text.")]
     metadata: dict[str, Any]
-    dense_score: Annotated[float | None, Meta(description="Cosine similarity, when dense search found it.")]
-    lexical_score: Annotated[float | None, Meta(description="BM25 score, when lexical search found it.")]
+    dense_score: Annotated[float | None, Meta(description=(
+        "Cosine similarity of the query and the chunk, in [-1, 1]: absolute, so comparable across queries. Set "
+        "for every hit in dense and hybrid modes (also for a hybrid hit only the lexical list found); null in "
+        "lexical mode."))]
+    lexical_score: Annotated[float | None, Meta(description=(
+        "BM25 score of the chunk for the query's words (0 when it holds none of them). Set for every hit in "
+        "lexical and hybrid modes; null in dense mode."))]
 
     @classmethod
     def from_hit(cls, h: Any) -> HitOut:

@@ -33,7 +33,7 @@ class Hit:
     document_id: int
     score: float
     """dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max scaled
-    to [0, 1] over its list."""
+    to [0, 1] over its list (a rank score: it says nothing across queries)."""
     text: str
     source: str
     title: str | None
@@ -44,7 +44,11 @@ class Hit:
     """Character span of `text` in the document's stored extracted text."""
     metadata: dict = field(default_factory=dict)
     dense_score: float | None = None
+    """Cosine similarity of the query and the chunk: set in dense and hybrid modes, for every hit
+    (also one only the lexical list found). Absolute: comparable across queries."""
     lexical_score: float | None = None
+    """BM25 score of the chunk for the query (0.0 when it holds none of the query's words): set in
+    lexical and hybrid modes, for every hit."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -104,6 +108,7 @@ class Retriever:
         # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
         pending: Future[list[tuple[int, float]]] | None = None
+        vector = np.zeros(0, dtype=np.float32)  # the query's, in dense and hybrid modes
         if mode == "hybrid":
             pending = self._lexical_pool().submit(self.lexical.search, collection, query, depth,
                                                  filter=filters or None)
@@ -128,8 +133,16 @@ class Retriever:
         else:
             ranked = fuse(dense, lexical)
         if min_score is not None:
-            ranked = [r for r in ranked if r[1] >= min_score]
+            # min_score reads an absolute score, never the per-query scaled fusion: the cosine in
+            # dense and hybrid modes, BM25 in lexical mode.
+            if mode == "hybrid":
+                ranked = self._fill_dense(collection, vector, ranked)
+            threshold = min_score
+            ranked = [r for r in ranked if (absolute := r[3] if mode == "lexical" else r[2]) is not None
+                      and absolute >= threshold]
         ranked = ranked[:k]
+        if mode == "hybrid":
+            ranked = self._fill_lexical(collection, query, self._fill_dense(collection, vector, ranked))
         chunks = self.store.chunks([r[0] for r in ranked])
         hits = []
         for cid, score, d, lx in ranked:
@@ -142,6 +155,30 @@ class Retriever:
                 end_char=c.end_char, metadata=c.metadata, dense_score=d, lexical_score=lx,
             ))
         return hits
+
+
+    def _fill_dense(self, collection: Collection, vector: np.ndarray,
+                    ranked: list[tuple[int, float, float | None, float | None]]
+                    ) -> list[tuple[int, float, float | None, float | None]]:
+        """The cosine of each fused hit that only the lexical list found, from its stored vector."""
+        missing = [r[0] for r in ranked if r[2] is None]
+        if not missing:
+            return ranked
+        ids, vectors = self.store.vectors_of(collection_id=collection.id, chunk_ids=missing)
+        cosines = dict(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+        return [(c, s, cosines.get(c) if d is None else d, lx) for c, s, d, lx in ranked]
+
+    def _fill_lexical(self, collection: Collection, query: str,
+                      ranked: list[tuple[int, float, float | None, float | None]]
+                      ) -> list[tuple[int, float, float | None, float | None]]:
+        """The BM25 score of each fused hit that only the dense list found: a lexical search
+        restricted to those chunks (restrictions do not change BM25); one it does not find holds
+        none of the query's words, so scores 0."""
+        missing = [r[0] for r in ranked if r[3] is None]
+        if not missing:
+            return ranked
+        found = dict(self.lexical.search(collection, query, len(missing), np.asarray(missing, dtype=np.int64)))
+        return [(c, s, d, found.get(c, 0.0) if lx is None else lx) for c, s, d, lx in ranked]
 
 
 def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], dense_weight: float = DENSE_WEIGHT
