@@ -339,7 +339,10 @@ def serve(host: str, port: int, insecure_no_auth: bool) -> None:
     with service_errors():
         app = create_app(settings)
     err.print(f"serving on http://{host}:{port} (docs: /schema/swagger)")
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    # The app configures logging (RAG_LOG_FORMAT) and logs each request with its id and timings:
+    # uvicorn keeps its hands off both (its access lines would print query strings).
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, access_log=False,
+                timeout_graceful_shutdown=10)
 
 
 # -- evaluation ----------------------------------------------------------------------------------

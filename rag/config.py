@@ -15,6 +15,7 @@ from typing import overload
 from rag.errors import ConfigError
 
 EMBEDDERS = ("local", "openai")
+LOG_FORMATS = ("text", "json")
 
 
 @overload
@@ -45,6 +46,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset)."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +90,8 @@ class Settings:
     ones approximately (HNSW); 0 makes every collection approximate."""
     index_checkpoint_s: float = 60.0
     """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
+    log_format: str = "text"
+    """RAG_LOG_FORMAT: `text` (one line per event) or `json` (one object per line) for the server's logs."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +116,7 @@ class Settings:
             embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
             dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
+            log_format=_choice(env, "RAG_LOG_FORMAT", LOG_FORMATS),
         )
 
     @property

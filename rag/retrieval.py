@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from rag import metrics
 from rag.embeddings import Embedder
 from rag.errors import InvalidInput
 from rag.filters import validate_filter
@@ -107,23 +109,39 @@ class Retriever:
         lexical: list[tuple[int, float]] = []
         # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
-        pending: Future[list[tuple[int, float]]] | None = None
+        pending: Future[tuple[list[tuple[int, float]], float]] | None = None
         vector = np.zeros(0, dtype=np.float32)  # the query's, in dense and hybrid modes
         if mode == "hybrid":
-            pending = self._lexical_pool().submit(self.lexical.search, collection, query, depth,
-                                                 filter=filters or None)
+            pending = self._lexical_pool().submit(self._timed_lexical, collection, query, depth, filters)
         try:
             if mode in ("dense", "hybrid"):
-                vector = self.embedder_for(collection).embed_one(query)
-                dense = self.dense.search(collection, vector, depth, allowed)
+                with metrics.stage("embed"):
+                    vector = self.embedder_for(collection).embed_one(query)
+                with metrics.stage("dense"):
+                    dense = self.dense.search(collection, vector, depth, allowed)
         except BaseException:
             if pending is not None:
                 pending.cancel()  # the dense half's error is the answer; the lexical half is not awaited
             raise
         if pending is not None:
-            lexical = pending.result()
+            lexical, seconds = pending.result()
+            metrics.observe("lexical", seconds)  # timed on the pool's thread, recorded on this one
         if mode == "lexical":
-            lexical = self.lexical.search(collection, query, depth, filter=filters or None)
+            with metrics.stage("lexical"):
+                lexical = self.lexical.search(collection, query, depth, filter=filters or None)
+        with metrics.stage("fuse"):
+            return self._hits(collection, query, vector, mode, k, min_score, dense, lexical)
+
+    def _timed_lexical(self, collection: Collection, query: str, depth: int, filters: dict[str, list]
+                       ) -> tuple[list[tuple[int, float]], float]:
+        started = time.perf_counter()
+        ranking = self.lexical.search(collection, query, depth, filter=filters or None)
+        return ranking, time.perf_counter() - started
+
+    def _hits(self, collection: Collection, query: str, vector: np.ndarray, mode: str, k: int,
+              min_score: float | None, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
+              ) -> list[Hit]:
+        """Fuse (in hybrid mode), threshold, cut to k, fill in both scores and read the hits."""
 
         ranked: list[tuple[int, float, float | None, float | None]]
         if mode == "dense":
@@ -155,7 +173,6 @@ class Retriever:
                 end_char=c.end_char, metadata=c.metadata, dense_score=d, lexical_score=lx,
             ))
         return hits
-
 
     def _fill_dense(self, collection: Collection, vector: np.ndarray,
                     ranked: list[tuple[int, float, float | None, float | None]]

@@ -122,13 +122,26 @@ class Service:
 
     def warm_up(self) -> None:
         """Load the local model and every collection's index now, not on the first request."""
-        self.embedder("local").embed(["warm up"])
+        self.warm_model()
         for collection in self._store.list_collections():
-            try:
-                self._dense.load(collection)
-                self._lexical.load(collection)
-            except Exception as e:  # one bad collection must not stop the server
-                log.warning("could not load the index of %s: %s", collection.name, e)
+            self.load_indexes(collection)
+
+    def warm_model(self) -> None:
+        """Load the local model (what queries and /v1/embeddings use) and run it once."""
+        self.embedder("local").embed(["warm up"])
+
+    def load_indexes(self, collection: str | Collection) -> bool:
+        """Bring a collection's dense and lexical indexes into memory; False (logged) when they
+        could not be loaded: one bad collection must not stop a server starting."""
+        try:
+            if isinstance(collection, str):
+                collection = self._store.get_collection(collection)
+            self._dense.load(collection)
+            self._lexical.load(collection)
+        except Exception as e:
+            log.warning("could not load the index of %s: %s", getattr(collection, "name", collection), e)
+            return False
+        return True
 
     # -- collections -----------------------------------------------------------------------------
 

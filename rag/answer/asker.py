@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rag import metrics
 from rag.answer.answerer import Answerer, AnswerRequest
 from rag.answer.chat import ChatAnswerer
 from rag.answer.citations import tidy_removed_markers
@@ -95,10 +96,11 @@ class Asker:
         if temperature is not None and (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
                                         or not 0 <= temperature <= 2):
             raise InvalidInput("temperature must be a number between 0 and 2", param="temperature")
-        hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter)
+        with metrics.operation("ask"):
+            hits = self.retrieve(collection, question, k=k, mode=mode, filter=filter)
         request = AnswerRequest(question=question, collection=collection, hits=hits, model=model,
                                 model_requested=requested, temperature=temperature, max_tokens=max_tokens)
-        return self.answerer_for(model).stream(request)
+        return metrics.observed_answer(self.answerer_for(model).stream(request))
 
     def answer(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
                mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None, model: str | None = None,

@@ -206,6 +206,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
         return response.json() if "body" in seen[case] else None
 
     record("GET /health", client.get("/health"), 200)
+    record("GET /health/live", client.get("/health/live"), 200)
+    record("GET /health/ready", client.get("/health/ready"), 200)
 
     # Collections
     record("GET /collections", client.get("/collections"), 200)
@@ -263,6 +265,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
            client.post("/similarity", json={"pairs": [["a cat", "a feline"], ["a cat", "Python"]]}), 200)
     record("POST /similarity [400 invalid input]", client.post("/similarity", json={"a": "only a"}), 400)
     record("GET /v1/models", client.get("/v1/models"), 200)
+    record("GET /v1/models/{model_id}", client.get("/v1/models/extractive"), 200)
+    record("GET /v1/models/{model_id} [404 unknown]", client.get("/v1/models/gpt-x"), 404)
     embed = {"model": "all-MiniLM-L6-v2", "input": ["hello world", "cats"]}
     record("POST /v1/embeddings [float]", client.post("/v1/embeddings", json=embed), 200)
     record("POST /v1/embeddings [base64]",
