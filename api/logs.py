@@ -21,7 +21,8 @@ from api.request_id import current_request_id
 __all__ = ["JsonFormatter", "RequestIdFilter", "TextFormatter", "logging_config"]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+# uvicorn adds `color_message`, the message with terminal colours: noise in a JSON line.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "color_message"}
 
 
 class RequestIdFilter(logging.Filter):
