@@ -19,6 +19,7 @@ from api.logs import logging_config
 from api.metrics import MetricsController, prometheus_config
 from api.openai_compat import OpenAIController
 from api.openapi import documented
+from api.query_params import reject_unknown_query
 from api.readiness import Loader, health_live, health_ready
 from api.request_id import install as install_request_id
 from api.responses import Health
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
             "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],
-        guards=[require_api_key],
+        guards=[require_api_key, reject_unknown_query],
         middleware=[security_headers, prometheus_config().middleware],
         logging_config=logging_config(settings.log_format),
         exception_handlers=EXCEPTION_HANDLERS,

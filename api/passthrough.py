@@ -39,6 +39,7 @@ from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Method
 
 from api.openapi import documented
+from api.query_params import RELAY_QUERY
 from api.request_id import HEADER, UPSTREAM_HEADER
 from rag import metrics
 from rag.config import Settings
@@ -232,7 +233,8 @@ def _build_router() -> Router:
               **documented(413, 502, 503, 504, opaque=RELAYED))(forward)
         for path, methods in PASSTHROUGH_ROUTES
     ]
-    return Router(path=PREFIX, route_handlers=handlers)
+    # The upstream reads the query string; this service does not check it (api/query_params.py).
+    return Router(path=PREFIX, route_handlers=handlers, opt={RELAY_QUERY: True})
 
 
 passthrough_router = _build_router()

@@ -30,7 +30,8 @@ __all__ = [
     "AnswerOut", "AskDelta", "AskDone", "AskError", "ChatChoice", "ChatCompletion", "ChatCompletionChunk",
     "ChatMessage", "ChatStreamError", "ChatStreamErrorDetail", "ChunkChoice", "ChunkDelta", "CitationOut",
     "CollectionList", "CollectionOut", "DocumentAccepted", "DocumentList", "DocumentOut", "DocumentStatus",
-    "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList", "EmbeddingUsage",
+    "DocumentWithText", "DocumentsAccepted", "DocumentsDeleted", "EmbedderOut", "Embedding", "EmbeddingList",
+    "EmbeddingUsage",
     "Health", "HitOut", "Model", "ModelList", "SearchResults", "SimilarityScore", "SimilarityScores", "Usage",
     "event_payload",
 ]
@@ -126,6 +127,9 @@ class DocumentAccepted(Struct, kw_only=True):
     id: int
     source: str
     status: DocumentStatus
+    change: Annotated[Literal["created", "updated", "unchanged"], Meta(description=(
+        "`created`: a new source; `updated`: new content for a stored source (it replaces that document); "
+        "`unchanged`: the same content as stored, nothing done."))]
     error: str | None
 
     @classmethod
@@ -135,6 +139,18 @@ class DocumentAccepted(Struct, kw_only=True):
 
 class DocumentsAccepted(Struct, kw_only=True):
     data: list[DocumentAccepted]
+
+
+class DocumentsDeleted(Struct, kw_only=True):
+    """`DELETE /collections/{name}/documents?source=...` or `?source_prefix=...`."""
+
+    deleted: Annotated[list[int], Meta(description="Ids of the documents deleted (empty when none matched).")]
+    chunks: Annotated[int, Meta(description="Chunks removed with them.")]
+
+    @classmethod
+    def from_deleted(cls, d: Any) -> DocumentsDeleted:
+        """From the service's `DeletedDocuments`."""
+        return cls(deleted=list(d.document_ids), chunks=d.chunks)
 
 
 # -- search, answers, similarity ------------------------------------------------------------------

@@ -35,6 +35,9 @@ class Accepted:
     id: int
     source: str
     status: str
+    change: str = "created"
+    """`created` (a new source), `updated` (its content changed: it replaces the document) or
+    `unchanged` (the same content as stored: nothing to do)."""
     error: str | None = None
     failure: RagError | None = None
     """For a document that failed while the caller waited: why (a front end reports its status)."""
@@ -75,12 +78,12 @@ class IngestQueue:
         for doc in docs:
             digest = document_hash(doc)
             if is_unchanged(known, doc.source, digest):
-                accepted.append(Accepted(known[doc.source].id, doc.source, "ready"))
+                accepted.append(Accepted(known[doc.source].id, doc.source, "ready", "unchanged"))
                 continue
             doc_id = writer.queue_document(source=doc.source, content_hash=digest, title=doc.title,
                                            text=doc.text, metadata=doc.metadata, owner=self.worker_id)
             jobs.append((doc_id, doc))
-            accepted.append(Accepted(doc_id, doc.source, "queued"))
+            accepted.append(Accepted(doc_id, doc.source, "queued", "updated" if doc.source in known else "created"))
         if not jobs:
             return accepted
         metrics.INGEST_QUEUE_DEPTH.inc(len(jobs))
@@ -97,7 +100,7 @@ class IngestQueue:
                 stored = writer.document(a.id)
             except DocumentNotFound:  # deleted while it waited
                 continue
-            done.append(Accepted(a.id, a.source, stored.status, stored.error, failures.get(a.id)))
+            done.append(Accepted(a.id, a.source, stored.status, a.change, stored.error, failures.get(a.id)))
         return done
 
     def _ingest(self, writer: CollectionWriter, jobs: list[tuple[int, LoadedDocument]]) -> dict[int, RagError]:

@@ -204,10 +204,13 @@ class Service:
 
     # -- documents -------------------------------------------------------------------------------
 
-    def list_documents(self, name: str, *, limit: int = 100, after: int | None = None) -> list[Document]:
-        """Documents in id order, `limit` of them after id `after`."""
+    def list_documents(self, name: str, *, limit: int = 100, after: int | None = None, source: str | None = None,
+                       source_prefix: str | None = None) -> list[Document]:
+        """Documents in id order, `limit` of them after id `after`; `source` keeps the one at that
+        source, `source_prefix` those whose source starts with it (a folder: `notes/`)."""
         collection = self._store.get_collection(name)
-        return self._store.list_documents(collection.id, limit=limit, after=after)
+        return self._store.list_documents(collection.id, limit=limit, after=after, source=source,
+                                          source_prefix=source_prefix)
 
     def get_document(self, name: str, document_id: int, *, with_text: bool = True) -> Document:
         collection = self._store.get_collection(name)
@@ -218,14 +221,37 @@ class Service:
         the indexes. Durable once the store commits (its change log tells a restart what to drop);
         the in-memory dense index tombstones the chunks at once."""
         collection = self._store.get_collection(name)
+        removed = self._delete(collection, document_ids, missing_ok=False)
+        return DeletedDocuments(sorted(set(document_ids)), len(removed))
+
+    def _delete(self, collection: Collection, document_ids: Sequence[int], *, missing_ok: bool) -> list[int]:
+        """Delete documents from the store, then the indexes; returns the removed chunk ids."""
         self._dense.load(collection)  # loaded first, so the delete is followed in memory and saved
         self._lexical.load(collection)
-        removed, stamp = self._store.delete_documents(collection.id, document_ids)
+        removed, stamp = self._store.delete_documents(collection.id, document_ids, missing_ok=missing_ok)
         change = ChunkChange(removed, [], stamp)
         self._dense.apply(collection, change)
         self._lexical.apply(collection, change)
         self._lexical.save(collection)
-        return DeletedDocuments(sorted(set(document_ids)), len(removed))
+        return removed
+
+    def delete_documents_by_source(self, name: str, *, source: str | None = None,
+                                   source_prefix: str | None = None) -> DeletedDocuments:
+        """Delete the document at `source`, or every document whose source starts with
+        `source_prefix`; exactly one of the two, not empty (deleting a whole collection is
+        `delete_collection`). Deleting nothing is not an error: the result lists no ids."""
+        if (source is None) == (source_prefix is None):
+            raise InvalidInput("give either source (one document) or source_prefix (a folder of them)",
+                               param="source")
+        if not (source or source_prefix):
+            raise InvalidInput("source and source_prefix must not be empty", param="source" if source is not None
+                               else "source_prefix")
+        collection = self._store.get_collection(name)
+        ids = self._store.document_ids(collection.id, source=source, source_prefix=source_prefix)
+        if not ids:
+            return DeletedDocuments([], 0)
+        # missing_ok: a document deleted by someone else meanwhile is gone either way.
+        return DeletedDocuments(ids, len(self._delete(collection, ids, missing_ok=True)))
 
     def writer(self, collection: Collection) -> CollectionWriter:
         """The one way to write documents into a collection (the ingest pipeline and the upload

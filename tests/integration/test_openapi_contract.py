@@ -268,6 +268,11 @@ def offline_cases(client: TestClient) -> Iterator[Case]:
     yield Case("getDocument", 404, path={**wren, "document_id": 10**9})
     yield Case("deleteDocument", 204, path={**wren, "document_id": cleaning})
     yield Case("deleteDocument", 404, path={**wren, "document_id": cleaning})
+    yield Case("listDocuments", 200, "by folder", path=wren, query={"source_prefix": "clean"})
+    yield Case("listDocuments", 400, "unknown parameter", path=wren, query={"sorce": "cleaning"})
+    yield Case("deleteDocuments", 200, "by source", path=wren, query={"source": "cleaning-2"})
+    yield Case("deleteDocuments", 400, "neither source nor prefix", path=wren)
+    yield Case("deleteDocuments", 404, path={"name": "nope"}, query={"source_prefix": "a/"})
 
     for mode in ("dense", "lexical", "hybrid"):
         yield Case("search", 200, mode, path=wren, json={"query": "generation by month in 2024", "mode": mode, "k": 20})

@@ -246,6 +246,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
     pdf = next(d for d in client.get(docs).json()["data"] if d["source"].endswith(".pdf"))
     record("GET /collections/{name}/documents/{document_id}", client.get(f"{docs}/{pdf['id']}"), 200)
     record("DELETE /collections/{name}/documents/{document_id}", client.delete(f"{docs}/{uploaded[-1]}"), 204)
+    record("DELETE /collections/{name}/documents", client.delete(docs, params={"source_prefix": "nothing/"}), 200)
+    record("DELETE /collections/{name}/documents [400 neither]", client.delete(docs), 400)
     record("GET /collections/{name}/documents/{document_id} [404]", client.get(f"{docs}/{uploaded[-1]}"), 404)
 
     # Search and ask. This query finds PDF pages (page is a number) and other files (page is null).
