@@ -23,7 +23,7 @@ PRIVATE = [("GET", "/collections"), ("POST", "/collections"), ("GET", "/collecti
            ("DELETE", "/collections/wren/documents/1"), ("POST", "/collections/wren/search"),
            ("POST", "/collections/wren/ask"), ("POST", "/similarity"), ("GET", "/v1/models"),
            ("POST", "/v1/embeddings"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models/extractive"),
-           ("GET", "/metrics")]
+           ("GET", "/metrics"), ("DELETE", "/collections/wren/documents")]
 """Read or change data: 401 without a key."""
 
 
