@@ -12,7 +12,12 @@ async function upload(files) {
   const name = current();
   if (!name || !files.length) return;
   const form = new FormData();
-  for (const file of files) form.append("files", file, file.name);
+  for (const file of files) {
+    form.append("files", file, file.name);
+    // A file from a dropped or picked folder keeps its path, so notes/a.txt and other/a.txt
+    // stay two documents (one source per file, in order).
+    form.append("source", file.webkitRelativePath || file.name);
+  }
   const ul = document.getElementById("uploads");
   let accepted;
   try {
@@ -27,7 +32,8 @@ async function upload(files) {
   for (const doc of accepted) {
     const status = el("span", { class: `status ${doc.status}` }, doc.status);
     const detail = el("span", { class: "muted" });
-    ul.prepend(el("li", { "data-id": doc.id }, el("span", {}, doc.source), " ", status, " ", detail));
+    ul.prepend(el("li", { "data-id": doc.id }, el("span", {}, doc.source), " ", status, " ",
+      el("span", { class: "muted" }, doc.change), " ", detail));
     track(name, doc, status, detail);
   }
 }
