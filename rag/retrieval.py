@@ -92,7 +92,10 @@ class Retriever:
             return self._pool
 
     def search(self, collection: Collection | str, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
-               filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
+               filter: dict | None = None, min_score: float | None = None, both_scores: bool = True) -> list[Hit]:
+        """The top `k` chunks for `query`. In hybrid mode every hit gets both its cosine and its BM25
+        score, also when only one list found it; `both_scores=False` skips filling in the missing
+        one (a ranking-only caller: evaluation reads 300 hits a query)."""
         if isinstance(collection, str):
             collection = self.store.get_collection(collection)
         if not isinstance(query, str) or not query.strip():
@@ -130,7 +133,7 @@ class Retriever:
             with metrics.stage("lexical"):
                 lexical = self.lexical.search(collection, query, depth, filter=filters or None)
         with metrics.stage("fuse"):
-            return self._hits(collection, query, vector, mode, k, min_score, dense, lexical)
+            return self._hits(collection, query, vector, mode, k, min_score, dense, lexical, both_scores)
 
     def _timed_lexical(self, collection: Collection, query: str, depth: int, filters: dict[str, list]
                        ) -> tuple[list[tuple[int, float]], float]:
@@ -139,8 +142,8 @@ class Retriever:
         return ranking, time.perf_counter() - started
 
     def _hits(self, collection: Collection, query: str, vector: np.ndarray, mode: str, k: int,
-              min_score: float | None, dense: list[tuple[int, float]], lexical: list[tuple[int, float]]
-              ) -> list[Hit]:
+              min_score: float | None, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
+              both_scores: bool) -> list[Hit]:
         """Fuse (in hybrid mode), threshold, cut to k, fill in both scores and read the hits."""
 
         ranked: list[tuple[int, float, float | None, float | None]]
@@ -159,7 +162,7 @@ class Retriever:
             ranked = [r for r in ranked if (absolute := r[3] if mode == "lexical" else r[2]) is not None
                       and absolute >= threshold]
         ranked = ranked[:k]
-        if mode == "hybrid":
+        if mode == "hybrid" and both_scores:
             ranked = self._fill_lexical(collection, query, self._fill_dense(collection, vector, ranked))
         chunks = self.store.chunks([r[0] for r in ranked])
         hits = []
@@ -234,7 +237,7 @@ def best_chunk_per_document(retriever: Retriever, collection: Collection, query:
     are found (or the collection runs out)."""
     k = documents * 3
     while True:
-        hits = retriever.search(collection, query, k=min(k, MAX_K), mode=mode, filter=filter)
+        hits = retriever.search(collection, query, k=min(k, MAX_K), mode=mode, filter=filter, both_scores=False)
         best: dict[int, Hit] = {}
         for hit in hits:
             best.setdefault(hit.document_id, hit)
