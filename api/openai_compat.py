@@ -18,7 +18,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIMediaType, RequestBody
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
 from msgspec import UNSET, UnsetType
@@ -103,6 +103,13 @@ class _Relayed(Response):
         return self.asgi_response
 
 
+def _model_ids(service: Service) -> list[str]:
+    ids = [LOCAL_MODEL, EXTRACTIVE]
+    if service.settings.openai_enabled:
+        ids.append(service.settings.chat_model)
+    return ids
+
+
 def _decode(body: bytes) -> dict[str, Any]:
     try:
         data = msgspec.json.decode(body)
@@ -119,10 +126,17 @@ class OpenAIController(Controller):
 
     @get("/models", operation_id="listModels", summary="Models this service answers with", **documented())
     async def models(self, service: NamedDependency[Service]) -> ModelList:
-        ids = [LOCAL_MODEL, EXTRACTIVE]
-        if service.settings.openai_enabled:
-            ids.append(service.settings.chat_model)
-        return ModelList(data=[Model(id=m, created=0, owned_by="rag-service") for m in ids])
+        return ModelList(data=[Model(id=m, created=0, owned_by="rag-service") for m in _model_ids(service)])
+
+    # {model_id:path}: a model id may hold a slash (`org/model`); the path parameter keeps its leading one.
+    @get("/models/{model_id:path}", operation_id="retrieveModel", summary="One model this service answers with",
+         **documented(404))
+    async def model(self, service: NamedDependency[Service], model_id: FromPath[str]) -> Model:
+        wanted = model_id.lstrip("/")
+        if wanted not in _model_ids(service):
+            raise ModelNotFound(f"model {wanted!r} is not served here; GET /v1/models lists those that are",
+                                param="model")
+        return Model(id=wanted, created=0, owned_by="rag-service")
 
     @post("/embeddings", operation_id="createEmbeddings", summary="Embed texts (OpenAI wire format)",
           sync_to_thread=True, status_code=200, **documented(400, 404, 413))

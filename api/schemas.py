@@ -35,7 +35,9 @@ class SearchIn(Struct, kw_only=True, forbid_unknown_fields=True):
     k: K = 10
     mode: Mode = "hybrid"
     filter: Filter = None
-    min_score: float | None = None
+    min_score: Annotated[float | None, Meta(description=(
+        "Drop hits below this absolute score: the cosine (`dense_score`) in dense and hybrid modes, BM25 "
+        "(`lexical_score`) in lexical mode; never the per-query scaled hybrid `score`."))] = None
 
 
 Messages = Annotated[list[dict[str, Any]], Meta(min_length=1, description=(

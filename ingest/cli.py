@@ -329,15 +329,23 @@ def documents() -> None:
     """List or delete documents of a collection."""
 
 
+source_option = click.option("--source", help="Only the document at exactly this source.")
+source_prefix_option = click.option("--source-prefix", help="Only documents whose source starts with this "
+                                    "(a folder: notes/).")
+
+
 @documents.command("list")
 @collection_option
 @click.option("--limit", type=click.IntRange(1, 100_000), default=1000)
+@source_option
+@source_prefix_option
 @click.option("--json", "as_json", is_flag=True)
-def list_documents(collection: str, limit: int, as_json: bool) -> None:
+def list_documents(collection: str, limit: int, source: str | None, source_prefix: str | None,
+                   as_json: bool) -> None:
     """List the documents of a collection."""
     service = _service()
     with service_errors():
-        docs = service.list_documents(collection, limit=limit)
+        docs = service.list_documents(collection, limit=limit, source=source, source_prefix=source_prefix)
     if as_json:
         out.print_json(json.dumps({"data": [d.to_dict() for d in docs]}))
         return
@@ -348,13 +356,22 @@ def list_documents(collection: str, limit: int, as_json: bool) -> None:
 
 @documents.command("delete")
 @collection_option
-@click.argument("document_ids", nargs=-1, type=int, required=True)
-def delete_documents(collection: str, document_ids: tuple[int, ...]) -> None:
-    """Delete documents by id."""
+@source_option
+@source_prefix_option
+@click.argument("document_ids", nargs=-1, type=int)
+def delete_documents(collection: str, source: str | None, source_prefix: str | None,
+                     document_ids: tuple[int, ...]) -> None:
+    """Delete documents by id, by --source, or every one under --source-prefix."""
+    if bool(document_ids) + (source is not None) + (source_prefix is not None) != 1:
+        raise click.UsageError("give document ids, --source or --source-prefix (one of them)")
     service = _service()
     with service_errors():
-        deleted = service.delete_documents(collection, list(document_ids))
-    err.print(f"deleted {len(deleted.document_ids)} document(s), {deleted.chunks} chunk(s)")
+        if document_ids:
+            deleted = service.delete_documents(collection, list(document_ids))
+        else:
+            deleted = service.delete_documents_by_source(collection, source=source, source_prefix=source_prefix)
+    ids = ", ".join(map(str, deleted.document_ids)) or "none matched"
+    err.print(f"deleted {len(deleted.document_ids)} document(s), {deleted.chunks} chunk(s): {ids}")
 
 
 @main.command()
@@ -534,7 +551,10 @@ def serve(host: str, port: int, insecure_no_auth: bool) -> None:
     with service_errors():
         app = create_app(settings)
     err.print(f"serving on http://{host}:{port} (docs: /schema/swagger)")
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    # The app configures logging (RAG_LOG_FORMAT) and logs each request with its id and timings:
+    # uvicorn keeps its hands off both (its access lines would print query strings).
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", log_config=None, access_log=False,
+                            timeout_graceful_shutdown=10)
     uvicorn.Server(config).run(sockets=[listening])
 
 

@@ -16,6 +16,7 @@ from rag.data_folder import default_home, legacy_home
 from rag.errors import ConfigError
 
 EMBEDDERS = ("local", "local-int8", "openai")
+LOG_FORMATS = ("text", "json")
 
 
 @overload
@@ -54,6 +55,12 @@ def _home(env: Mapping[str, str]) -> Path:
     if raw:
         return Path(raw).expanduser()
     return legacy_home(env) or default_home()
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset)."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +102,8 @@ class Settings:
     """RAG_ANSWER_CACHE_ENTRIES: answers kept for replay (extractive, or temperature 0); 0 keeps none."""
     price_table: Path | None = None
     """RAG_PRICE_TABLE: JSON price table for answers' cost_usd (default: the shipped rag/data/prices.json)."""
+    log_format: str = "text"
+    """RAG_LOG_FORMAT: `text` (one line per event) or `json` (one object per line) for the server's logs."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +130,7 @@ class Settings:
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
             answer_cache_entries=_int(env, "RAG_ANSWER_CACHE_ENTRIES", 1000, minimum=0),
             price_table=Path(raw).expanduser() if (raw := env.get("RAG_PRICE_TABLE", "").strip()) else None,
+            log_format=_choice(env, "RAG_LOG_FORMAT", LOG_FORMATS),
         )
 
     @property

@@ -15,7 +15,7 @@ __all__ = [
     "AlreadyExists", "CollectionExists", "CollectionNotFound", "ConfigError", "DocumentNotFound",
     "EXIT_CODES", "EmbedderMismatch", "FilesRejected", "IngestFailed", "InputTooLong", "InvalidInput",
     "MigrationError",
-    "MissingCredentials", "ModelNotFound", "NotFound", "RagError", "UnreadableFile", "UnsupportedFile",
+    "MissingCredentials", "NotReady", "ModelNotFound", "NotFound", "RagError", "UnreadableFile", "UnsupportedFile",
     "UpstreamError", "UpstreamRateLimited", "UpstreamRefused", "UpstreamTimeout", "UpstreamUnavailable",
 ]
 
@@ -73,6 +73,16 @@ class MigrationError(ConfigError):
     """The database's schema cannot be brought to this version's (newer, or a step failed)."""
 
     code = "migration_failed"
+
+
+class NotReady(RagError):
+    """The server is still loading (the model, the indexes); `details["loading"]` says what."""
+
+    status, type, code, exit_code = 503, "service_unavailable", "not_ready", 5
+
+    def __init__(self, loading: list[str]):
+        super().__init__("still loading: " + ", ".join(loading))
+        self.details = {"loading": list(loading)}
 
 
 class InvalidInput(RagError, ValueError):

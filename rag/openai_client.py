@@ -9,8 +9,10 @@ what is still failing after that is handed to `translate_openai_error`.
 
 from __future__ import annotations
 
+import httpx
 import openai
 
+from rag import metrics
 from rag.config import Settings
 from rag.errors import (
     MissingCredentials,
@@ -57,7 +59,19 @@ def make_client(settings: Settings, *, max_retries: int | None = None,
     `timeout_s` overrides RAG_OPENAI_TIMEOUT_S (the read timeout); the connect timeout stays short.
     Raises `MissingCredentials` when OPENAI_API_KEY is not set.
     """
-    return openai.OpenAI(**_client_options(settings, max_retries, timeout_s))
+    options = _client_options(settings, max_retries, timeout_s)
+    # Every attempt (retries included) is counted by its answer, for /metrics.
+    http_client = openai.DefaultHttpxClient(event_hooks={"response": [_count_response]})
+    return openai.OpenAI(**options, http_client=http_client)
+
+
+def _count_response(response: httpx.Response) -> None:
+    metrics.count_upstream(metrics.endpoint_of(response.request.url.path), response.status_code)
+
+
+def _count_failure(exc: openai.APIConnectionError, status: str) -> None:
+    request = getattr(exc, "request", None)
+    metrics.count_upstream(metrics.endpoint_of(request.url.path if request is not None else ""), status)
 
 
 def _upstream_message(exc: openai.APIStatusError) -> str:
@@ -82,8 +96,10 @@ def translate_openai_error(exc: Exception) -> UpstreamError:
     if isinstance(exc, UpstreamError):
         return exc
     if isinstance(exc, openai.APITimeoutError):  # before APIConnectionError: it is a subclass
+        _count_failure(exc, "timeout")
         return UpstreamTimeout("the OpenAI upstream did not answer in time (RAG_OPENAI_TIMEOUT_S)")
     if isinstance(exc, openai.APIConnectionError):
+        _count_failure(exc, "connection_error")
         cause = exc.__cause__ or exc.__context__
         detail = f": {cause}" if cause else ""
         return UpstreamUnavailable(f"could not reach the OpenAI upstream (OPENAI_BASE_URL){detail}")

@@ -57,8 +57,9 @@ def load_file(path: Path) -> list[LoadedDocument]:
     return _load(str(resolved), str(path), fmt, data)
 
 
-def load_bytes(name: str, data: bytes) -> list[LoadedDocument]:
-    """Load an upload given its file name and content; `source` is the name.
+def load_bytes(name: str, data: bytes, *, source: str | None = None) -> list[LoadedDocument]:
+    """Load an upload given its file name and content; `source` (what identifies the document in
+    its collection) defaults to the name.
 
     The type comes from the name's suffix; a name without a known suffix is accepted when the
     content is recognisably a PDF or a DOCX.
@@ -66,7 +67,7 @@ def load_bytes(name: str, data: bytes) -> list[LoadedDocument]:
     fmt = _format_for_suffix(name) or _sniff(data)
     if fmt is None:
         raise UnsupportedFile(_unsupported_message(name))
-    return _load(name, name, fmt, data)
+    return _load(source or name, name, fmt, data)
 
 
 def _format_for_suffix(name: str) -> str | None:

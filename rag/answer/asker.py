@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rag import metrics
 from rag.answer.answerer import Answerer, AnswerRequest, Rewrite
 from rag.answer.cache import AnswerCache, cache_key
 from rag.answer.chat import ChatAnswerer
@@ -127,12 +128,13 @@ class Asker:
                 return iter(replay)
             kept = key, change
         rewrite = self.standalone(answerer, conversation, collection, model, requested)
-        hits = self.retrieve(collection, rewrite.question, k=k, mode=mode, filter=filter, min_score=min_score)
+        with metrics.operation("ask"):
+            hits = self.retrieve(collection, rewrite.question, k=k, mode=mode, filter=filter, min_score=min_score)
         request = AnswerRequest(question=conversation.question, collection=collection, hits=hits, model=model,
                                 model_requested=requested, temperature=temperature, max_tokens=max_tokens,
                                 history=conversation.history, instructions=conversation.instructions,
                                 standalone=rewrite.question)
-        events = self._with_usage(answerer.stream(request), rewrite.usage)
+        events = self._with_usage(metrics.observed_answer(answerer.stream(request)), rewrite.usage)
         if kept is not None and self.cache is not None:
             events = self.cache.keep(kept[0], collection, kept[1], events)
         return events

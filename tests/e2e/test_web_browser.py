@@ -132,8 +132,10 @@ def test_upload_a_file_and_see_it_ready(app, screens):
     row.locator(".status.ready").wait_for(timeout=60_000)
     page.locator("#documents li", has_text="tidal-notes.txt").wait_for()
     shot(page, screens, "03-uploaded")
-    page.fill("#doc-filter", "tidal")
+    with page.expect_request(lambda r: "source_prefix=tidal" in r.url):  # the server filters
+        page.fill("#doc-filter", "tidal")
     expect(page.locator("#documents li")).to_have_count(1)
+    expect(page.locator("#uploads li", has_text="tidal-notes.txt")).to_contain_text("created")
     page.locator("#documents li", has_text="tidal-notes.txt").get_by_role("button", name="Delete tidal-notes.txt").click()
     expect(page.locator("#documents li")).to_have_count(0)
 

@@ -110,7 +110,9 @@ def test_every_route_relays_method_path_query_headers_body_and_status(family, ec
         assert (response.status_code, response.content) == (status, answer), (method, path)
         assert response.headers["content-type"] == "application/x-reply"
         assert response.headers["x-upstream"] == "kept" and response.headers["openai-processing-ms"] == str(n)
-        assert response.headers["x-request-id"].startswith("req_echo")
+        # The upstream's id moved aside; x-request-id is the service's own.
+        assert response.headers["x-upstream-request-id"].startswith("req_echo")
+        assert response.headers["x-request-id"].startswith("req_") and "echo" not in response.headers["x-request-id"]
     assert len(echo_upstream.requests) == len(routes) > 0
 
 
@@ -158,7 +160,7 @@ def test_a_20_mb_upload_and_its_echo_arrive_byte_for_byte_with_the_services_key(
     assert received.header("idempotency-key") == "upload-1"
     assert received.header("content-type") == "multipart/form-data; boundary=b0undary"
     assert received.query == "source=test&note=a%2Fb"
-    assert response.headers["x-request-id"].startswith("req_echo")
+    assert response.headers["x-upstream-request-id"].startswith("req_echo")
     # The echo sends the 20 MB back: the download direction, byte for byte.
     assert hashlib.sha256(response.content).hexdigest() == hashlib.sha256(body).hexdigest()
     assert response.headers["content-length"] == str(len(body))
@@ -299,7 +301,9 @@ def test_upstream_errors_keep_status_and_body(echo_upstream, service, http, stat
     with pytest.raises(error) as caught:
         sdk.files.list()
     assert caught.value.status_code == status
-    assert caught.value.request_id.startswith("req_echo")  # the upstream's id, passed along
+    # The SDK shows the service's own id; the upstream's is passed along beside it.
+    assert caught.value.request_id.startswith("req_") and "echo" not in caught.value.request_id
+    assert caught.value.response.headers["x-upstream-request-id"].startswith("req_echo")
     assert caught.value.body == error_body["error"]
 
     raw = b'{"error": {"message": "exact bytes", "type": "x", "param": null, "code": "c"}}  '
@@ -323,7 +327,16 @@ def test_no_key_is_503_naming_the_variable(echo_upstream, start_service):
     response = httpx.get(f"{service}/v1/files", headers={"authorization": f"Bearer {CLIENT_KEY}"})
     assert response.status_code == 503
     assert "OPENAI_API_KEY" in response.json()["error"]["message"]
+    assert response.headers["x-should-retry"] == "false"
     assert echo_upstream.requests == []
+    # The SDK reads x-should-retry: with its default retries it still sends the request once.
+    sent: list[httpx.Request] = []
+    sdk = openai.OpenAI(api_key=CLIENT_KEY, base_url=f"{service}/v1", max_retries=2, timeout=30,
+                        http_client=httpx.Client(event_hooks={"request": [sent.append]}))
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.files.list()
+    assert caught.value.status_code == 503 and caught.value.code == "missing_credentials"
+    assert len(sent) == 1
 
 
 def test_slow_upstream_is_504(echo_upstream, start_service):

@@ -41,18 +41,20 @@ class ServeProcess:
                                         cwd=ROOT, env=subprocess_env(home, **env), stdout=self._log_file,
                                         stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout_s: float = 90.0) -> ServeProcess:
+    def wait_ready(self, timeout_s: float = 90.0, path: str = "/health/ready") -> ServeProcess:
+        """Wait until `path` answers 200: `/health/ready` once the model and indexes are loaded,
+        `/health/live` as soon as the server accepts connections."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rag serve exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
-        raise RuntimeError(f"rag serve did not answer /health in {timeout_s} s:\n{self.output()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"rag serve did not answer {path} in {timeout_s} s:\n{self.output()}")
 
     def output(self) -> str:
         self._log_file.flush()
