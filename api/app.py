@@ -18,6 +18,7 @@ from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
 from api.openai_compat import OpenAIController
 from api.openapi import documented
+from api.request_guard import request_guard
 from api.responses import Health
 from api.search import SearchController, SimilarityController
 from api.security_headers import security_headers
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],
-        middleware=[security_headers],
+        middleware=[security_headers, request_guard],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
         openapi_config=OpenAPIConfig(

@@ -99,12 +99,15 @@ def path_param(exc: msgspec.ValidationError | str) -> str | None:
 
 
 def rag_error_handler(_: Request, exc: errors.RagError) -> Response:
-    headers = None
+    headers: dict[str, str] = {}
     if isinstance(exc, errors.UpstreamError) and exc.request_id:
-        headers = {"x-request-id": exc.request_id}
+        headers["x-request-id"] = exc.request_id
+    if exc.retry_after_s is not None:
+        headers["retry-after"] = str(exc.retry_after_s)
     if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError):
         log.error("service error: %s", exc, exc_info=exc)
-    return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers, **exc.details)
+    return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers or None,
+                          **exc.details)
 
 
 def http_error_handler(_: Request, exc: HTTPException) -> Response:

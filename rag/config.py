@@ -81,6 +81,15 @@ class Settings:
     ones approximately (HNSW); 0 makes every collection approximate."""
     index_checkpoint_s: float = 60.0
     """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
+    allowed_hosts: tuple[str, ...] = ()
+    """RAG_ALLOWED_HOSTS: comma-separated host names the API answers to besides the address it is bound
+    to and `localhost` (the name a proxy or users reach it by); `*` answers to any."""
+    answer_workers: int = 16
+    """RAG_ANSWER_WORKERS: asks and collection chats answered at once (each may wait on the upstream)."""
+    search_workers: int = 8
+    """RAG_SEARCH_WORKERS: searches, similarity and embedding requests run at once."""
+    queue_limit: int = 32
+    """RAG_QUEUE_LIMIT: requests of one kind that may wait for a busy worker; beyond, 503 with Retry-After."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +114,10 @@ class Settings:
             embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
             dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
+            allowed_hosts=tuple(h.strip().lower() for h in env.get("RAG_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            answer_workers=_int(env, "RAG_ANSWER_WORKERS", 16),
+            search_workers=_int(env, "RAG_SEARCH_WORKERS", 8),
+            queue_limit=_int(env, "RAG_QUEUE_LIMIT", 32, minimum=0),
         )
 
     @property
