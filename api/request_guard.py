@@ -122,5 +122,5 @@ def _check(scope: Scope) -> None:
     if origin is not None and method in UNSAFE_METHODS:
         if host is None or not _same_origin(origin, scope["scheme"], host, port):
             raise CrossOriginRefused(
-                f"a {scope['method']} from a page of another origin ({origin[:100]!r}) is refused; "
+                f"a {method} from a page of another origin ({origin[:100]!r}) is refused; "
                 "call the API from this service's own page or without an Origin header", param="Origin")
