@@ -18,6 +18,7 @@ from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
 from api.openai_compat import OpenAIController
 from api.openapi import documented
+from api.pools import WorkPools
 from api.request_guard import request_guard
 from api.responses import Health
 from api.search import SearchController, SimilarityController
@@ -33,14 +34,21 @@ log = logging.getLogger(__name__)
 
 
 @get("/health", opt={"public": True}, operation_id="health", summary="Liveness and readiness",
-     tags=["health"], sync_to_thread=True, **documented(public=True))
-def health(state: State) -> Health:
+     tags=["health"], **documented(public=True))
+async def health(state: State) -> Health:
     service: Service = state.service
-    return Health.from_health(service.health())
+    pools: WorkPools = state.pools
+    # Its own threads: slow asks and heavy searches cannot delay it (api/pools.py). Never refused:
+    # a monitor must see the service alive, and each call takes a moment.
+    return Health.from_health(await pools.health.run(service.health, admit=False))
 
 
 def _service(state: State) -> Service:
     return state.service
+
+
+def _pools(state: State) -> WorkPools:
+    return state.pools
 
 
 def _ingest_queue(state: State) -> IngestQueue:
@@ -57,12 +65,14 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         app.state.settings = settings
         app.state.service = service
         app.state.ingest_queue = queue
+        app.state.pools = pools = WorkPools.from_settings(settings)
         if warm_up:
             await anyio.to_thread.run_sync(service.warm_up)
         try:
             yield
         finally:
             queue.shutdown()
+            pools.shutdown()
             service.close()
 
     from api.passthrough import passthrough_lifespan, passthrough_router
@@ -75,6 +85,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
             "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
+            "pools": Provide(_pools, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],

@@ -38,7 +38,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "A file type with no loader, or a body that is neither multipart/form-data nor JSON.",
     429: "The OpenAI upstream kept answering 429 after the retries.",
     502: "The OpenAI upstream failed, could not be reached, or refused the service's own request.",
-    503: "Not configured for this: OPENAI_API_KEY is needed and not set.",
+    503: "Not configured for this (OPENAI_API_KEY is needed and not set), or busy: every worker for this kind "
+         "of request is taken and RAG_QUEUE_LIMIT wait (`code` `overloaded`, with `Retry-After`).",
     504: "The OpenAI upstream did not answer in time.",
 }
 """What each error status means, wherever a route answers it (the body is always `ErrorBody`)."""

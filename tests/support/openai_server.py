@@ -11,6 +11,7 @@ told to misbehave:
         openai_server.fail_next(429, times=1)          # the next request answers 429
         openai_server.slow_next(2.0)                   # the next request waits 2 s first
         gate = openai_server.hold_stream(after=1)      # streams stop after 1 event until gate.set()
+        openai_server.hang()                           # every request hangs until the next reset
         ... client with base_url=openai_server.url ...
         openai_server.requests[-1].json()["messages"]
 
@@ -27,6 +28,7 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -53,6 +55,8 @@ UNKNOWN_MODEL_DIMENSIONS = 384
 MODELS = ("gpt-5.4-mini", "gpt-5.4", "text-embedding-3-small", "text-embedding-3-large")
 HOLD_LIMIT_S = 30.0
 """A held stream resumes by itself after this long, so a forgotten gate cannot hang the suite."""
+HANG_LIMIT_S = 300.0
+"""A hanging request (`hang`) answers by itself after this long, for the same reason."""
 
 
 # --------------------------------------------------------------------------- replies
@@ -192,6 +196,11 @@ class FakeOpenAI:
         """The next `times` requests wait `seconds` before answering (normally)."""
         with self._lock:
             self._faults.append(_Fault(times, path, delay_s=seconds))
+
+    def hang(self, *, path: str | None = None) -> None:
+        """From now on every request (under `path`, if given) hangs: it is read and never answered,
+        until the server is reset (or HANG_LIMIT_S pass). The upstream that starves a service."""
+        self.slow_next(HANG_LIMIT_S, times=sys.maxsize, path=path)
 
     def hold_stream(self, after: int = 1) -> threading.Event:
         """Streams stop after `after` events until the returned event is set (or 30 s pass)."""
