@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rag.answer.answerer import AnswerRequest
 from rag.answer.citations import CitationFilter, citations_for
 from rag.answer.prompt import DEFAULT_MAX_TOKENS, build_messages, fit_to_window
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, AnswerFailed, Usage
-from rag.errors import InvalidInput
+from rag.errors import InvalidInput, UpstreamMalformed
 from rag.retrieval import Hit
 from rag.tokens import context_window, count_chat_tokens
+from rag.upstream_replies import EVENT_STREAM, HTTPResponse, check_reply, chunk_parts, stream_data
 
 if TYPE_CHECKING:  # the SDK is imported when a chat answer is first asked for, not with this module
     import openai
-    from openai.types.chat import ChatCompletionChunk
 
 
 class ChatAnswerer:
@@ -46,7 +46,7 @@ class ChatAnswerer:
         """
         import openai
 
-        from rag.openai_client import translate_openai_error
+        from rag.openai_client import call_with_retries, translate_openai_error
 
         model = request.model
         window = context_window(model, self.context_tokens)
@@ -61,8 +61,14 @@ class ChatAnswerer:
             options["max_completion_tokens"] = request.max_tokens
         client = self.client()
         try:
-            # Opening the stream raises for 4xx/5xx/timeouts before any event is produced.
-            stream = client.chat.completions.create(**options)
+            # Opening the stream raises for 4xx/5xx/timeouts, and for a reply that is not an event
+            # stream, before any event is produced. The raw reply: its events are checked here.
+            raw = call_with_retries(client, lambda c: c.chat.completions.with_raw_response.create(**options))
+            try:
+                check_reply(raw.http_response, EVENT_STREAM)
+            except UpstreamMalformed:
+                raw.http_response.close()
+                raise
         except (openai.BadRequestError, openai.NotFoundError) as e:
             if request.model_requested:  # the caller named the model: the upstream's refusal is theirs to fix
                 raise InvalidInput(f"the upstream refused model {model!r} ({e.status_code}): "
@@ -70,26 +76,40 @@ class ChatAnswerer:
             raise translate_openai_error(e) from e
         except Exception as e:  # the SDK's errors, after its retries
             raise translate_openai_error(e) from e
-        return _relay(stream, hits, model, messages)
+        return _relay(raw.http_response, hits, model, messages)
 
 
-def _relay(stream: Iterable[ChatCompletionChunk], hits: list[Hit], model: str,
+def _relay(response: HTTPResponse, hits: list[Hit], model: str,
            messages: list[dict[str, str]]) -> Iterator[AnswerEvent]:
-    """The model's reply as events, markers checked; a failure mid-stream is one `AnswerFailed`."""
+    """The model's reply as events, markers checked; a failure mid-stream is one `AnswerFailed`,
+    and so is a stream that ends before the model finished (no chunk, no `finish_reason`, no
+    `[DONE]`): a cut-off or empty reply is never passed off as a complete answer."""
     from rag.openai_client import translate_openai_error
 
     filt = CitationFilter(len(hits))
     usage: Usage = {}
     answered_by = model
+    chunks, finished, done = 0, False, False
     try:
-        for chunk in stream:
-            answered_by = chunk.model or answered_by
-            if chunk.usage:
-                usage = chunk.usage.model_dump(exclude_none=True)
-            for choice in chunk.choices:
-                text = filt.feed(choice.delta.content or "")
+        for chunk in stream_data(response):
+            if chunk is None:
+                done = True
+                break
+            chunk_model, texts, chunk_finished, chunk_usage = chunk_parts(response, chunk)
+            chunks += 1
+            finished = finished or chunk_finished
+            answered_by = chunk_model or answered_by
+            if chunk_usage:
+                usage = {k: v for k, v in chunk_usage.items() if v is not None}
+            for piece in texts:
+                text = filt.feed(piece)
                 if text:
                     yield AnswerDelta(text)
+        if not chunks:
+            raise UpstreamMalformed("the OpenAI upstream sent an event stream without any completion chunk")
+        if not (finished or done):
+            raise UpstreamMalformed("the OpenAI upstream's stream ended before the answer finished "
+                                    "(no finish_reason, no [DONE])")
     except Exception as e:
         err = translate_openai_error(e)
         yield AnswerFailed(str(err), err.status)

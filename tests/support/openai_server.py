@@ -127,6 +127,7 @@ class _Fault:
     body: Any = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     delay_s: float = 0.0
+    content_type: str = "application/json"
 
     def matches(self, request: RecordedRequest) -> bool:
         return self.remaining > 0 and (self.path is None or request.path.startswith(self.path))
@@ -182,15 +183,16 @@ class FakeOpenAI:
 
     def fail_next(self, status: int, times: int = 1, *, body: Any = None,
                   headers: dict[str, str] | None = None, path: str | None = None,
-                  retry_after_ms: int | None = 10) -> None:
+                  retry_after_ms: int | None = 10, content_type: str = "application/json") -> None:
         """The next `times` requests (under `path`, if given) answer `status` with OpenAI's error
-        body (or `body`). A short `retry-after-ms` keeps the SDK's retries fast in tests;
-        pass None to leave the SDK's own backoff."""
+        body (or `body`, sent as `content_type`: so a 200 can be garbage too). A short
+        `retry-after-ms` keeps the SDK's retries fast in tests; pass None to leave the SDK's own backoff."""
         extra = list((headers or {}).items())
         if retry_after_ms is not None:
             extra.append(("retry-after-ms", str(retry_after_ms)))
         with self._lock:
-            self._faults.append(_Fault(times, path, status=status, body=body, headers=extra))
+            self._faults.append(_Fault(times, path, status=status, body=body, headers=extra,
+                                       content_type=content_type))
 
     def slow_next(self, seconds: float, times: int = 1, *, path: str | None = None) -> None:
         """The next `times` requests wait `seconds` before answering (normally)."""
@@ -274,7 +276,7 @@ class FakeOpenAI:
                 body = failure.body
                 if not isinstance(body, bytes):
                     body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                return Reply(failure.status, body, [("content-type", "application/json"), *failure.headers])
+                return Reply(failure.status, body, [("content-type", failure.content_type), *failure.headers])
             message, type_, code = _DEFAULT_ERRORS.get(failure.status, ("Test failure.", "server_error", None))
             return error_reply(failure.status, message, type_, code, headers=failure.headers)
         allowed = []
