@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 COLLECTION ?= sample
 
-.PHONY: install lint test test-fast bench serve clean
+.PHONY: install lint test test-fast bench drill serve clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The reliability drills (kill -9 during ingest and serve, load, a hanging upstream, schemathesis): a table.
+drill: install
+	$(BIN)/python -m bench drill
 
 serve: install
 	$(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)
