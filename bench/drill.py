@@ -218,7 +218,8 @@ def integrity(home: Path) -> list[str]:
             dense = service._dense.load(collection)
             lexical = service._lexical.load(collection)
             if not dense == lexical == chunks:
-                problems.append(f"{collection.name}: {chunks} chunks, {dense} FAISS vectors, {lexical} tantivy documents")
+                problems.append(f"{collection.name}: {chunks} chunks, {dense} FAISS vectors, "
+                                f"{lexical} tantivy documents")
     finally:
         service.close()
     return problems
