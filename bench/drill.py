@@ -76,7 +76,7 @@ class Size:
     examples: int
 
 
-FULL = Size(kills=20, documents=400, serve_kills=3, searches_per_client=250, health_probes=500, examples=5)
+FULL = Size(kills=20, documents=200, serve_kills=3, searches_per_client=250, health_probes=500, examples=5)
 SMALL = Size(kills=3, documents=60, serve_kills=1, searches_per_client=25, health_probes=100, examples=2)
 
 
@@ -506,8 +506,8 @@ def drill_schemathesis(ws: Workspace) -> Result:
     shutil.rmtree(home)
     return Result("schemathesis, every documented operation", operations,
                   server_errors + violations + len(integrity_problems),
-                  f"{server_errors} with 5xx, {violations} with schema violations; {ws.size.examples} examples "
-                  "an operation and phase")
+                  f"operations: {server_errors} with 5xx, {violations} with schema violations; "
+                  f"{ws.size.examples} examples an operation and phase")
 
 
 DRILLS: dict[str, Callable[[Workspace], Result]] = {
