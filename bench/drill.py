@@ -76,7 +76,7 @@ class Size:
     examples: int
 
 
-FULL = Size(kills=20, documents=200, serve_kills=3, searches_per_client=250, health_probes=500, examples=5)
+FULL = Size(kills=20, documents=100, serve_kills=3, searches_per_client=250, health_probes=500, examples=5)
 SMALL = Size(kills=3, documents=60, serve_kills=1, searches_per_client=25, health_probes=100, examples=2)
 
 
