@@ -104,7 +104,7 @@ def rag_error_handler(_: Request, exc: errors.RagError) -> Response:
         headers["x-request-id"] = exc.request_id
     if exc.retry_after_s is not None:
         headers["retry-after"] = str(exc.retry_after_s)
-    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError):
+    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError | errors.Overloaded):
         log.error("service error: %s", exc, exc_info=exc)
     return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers or None,
                           **exc.details)
