@@ -74,7 +74,10 @@ class Pool:
         finally:
             close = getattr(items, "close", None)
             if close is not None:  # a generator left early (the client went away): let it clean up
-                await self.run(close, admit=False)
+                try:
+                    await self.run(close, admit=False)
+                except RuntimeError:  # the pool is shut down already (the app is stopping)
+                    close()
 
     def shutdown(self) -> None:
         # Threads blocked on the upstream end with its timeout; nothing waits for them here.
