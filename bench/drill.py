@@ -263,13 +263,19 @@ def drill_ingest_kill(ws: Workspace) -> Result:
     failures, mid_run = 0, 0
     for trial in range(ws.size.kills):
         home = ws.home(f"ingest-kill-{trial}", seeded=False)
-        run = ingest(home, ws.corpus)
-        try:
-            run.wait(timeout=ws.rng.uniform(0.2, ws.clean_s * 1.1))
-        except subprocess.TimeoutExpired:
-            run.kill()  # SIGKILL
-            mid_run += 1
-        run.wait()
+        # A random moment of the run; should the run end first (the machine got faster), again
+        # from where it stopped, sooner.
+        moment = ws.rng.uniform(0.05, 0.9) * ws.clean_s
+        for _ in range(4):
+            run = ingest(home, ws.corpus)
+            try:
+                run.wait(timeout=moment)
+            except subprocess.TimeoutExpired:
+                run.kill()  # SIGKILL
+                run.wait()
+                mid_run += 1
+                break
+            moment /= 2
         resumed = ingest(home, ws.corpus)
         _, err = resumed.communicate()
         problems = integrity(home)
