@@ -262,11 +262,11 @@ class Workspace:
 def drill_ingest_kill(ws: Workspace) -> Result:
     failures, mid_run = 0, 0
     for trial in range(ws.size.kills):
-        home = ws.home(f"ingest-kill-{trial}", seeded=False)
-        # A random moment of the run; should the run end first (the machine got faster), again
-        # from where it stopped, sooner.
+        # A random moment of the run; should the run end first (the machine got faster), again on
+        # a fresh folder, sooner.
         moment = ws.rng.uniform(0.05, 0.9) * ws.clean_s
-        for _ in range(4):
+        for attempt in range(4):
+            home = ws.home(f"ingest-kill-{trial}-{attempt}", seeded=False)
             run = ingest(home, ws.corpus)
             try:
                 run.wait(timeout=moment)
@@ -275,6 +275,8 @@ def drill_ingest_kill(ws: Workspace) -> Result:
                 run.wait()
                 mid_run += 1
                 break
+            if attempt < 3:  # the last one stays: its resume has nothing left to do
+                shutil.rmtree(home)
             moment /= 2
         resumed = ingest(home, ws.corpus)
         _, err = resumed.communicate()
