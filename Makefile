@@ -9,7 +9,7 @@ COLLECTION ?= sample
 # `make serve` keeps its data beside the checkout; the `rag` command alone uses the per-user data folder.
 RAG_HOME ?= data
 
-.PHONY: install lint test test-fast bench serve clean
+.PHONY: install lint test test-fast bench drill serve clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The reliability drills (kill -9 during ingest and serve, load, a hanging upstream, schemathesis): a table.
+drill: install
+	$(BIN)/python -m bench drill
 
 serve: install
 	RAG_HOME=$(RAG_HOME) $(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)

@@ -109,7 +109,10 @@ def rag_error_handler(_: Request, exc: errors.RagError) -> Response:
     if isinstance(exc, errors.ConfigError):
         # The service's own configuration is at fault: OpenAI's SDKs honour this and do not retry.
         headers["x-should-retry"] = "false"
-    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError | errors.NotReady):
+    if exc.retry_after_s is not None:
+        headers["retry-after"] = str(exc.retry_after_s)
+    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError | errors.NotReady
+                                            | errors.Overloaded):
         log.error("service error: %s", exc, exc_info=exc)
     return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers or None,
                           **exc.details)

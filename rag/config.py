@@ -104,6 +104,15 @@ class Settings:
     """RAG_PRICE_TABLE: JSON price table for answers' cost_usd (default: the shipped rag/data/prices.json)."""
     log_format: str = "text"
     """RAG_LOG_FORMAT: `text` (one line per event) or `json` (one object per line) for the server's logs."""
+    allowed_hosts: tuple[str, ...] = ()
+    """RAG_ALLOWED_HOSTS: comma-separated host names the API answers to besides the address it is bound
+    to and `localhost` (the name a proxy or users reach it by); `*` answers to any."""
+    answer_workers: int = 16
+    """RAG_ANSWER_WORKERS: asks and collection chats answered at once (each may wait on the upstream)."""
+    search_workers: int = 8
+    """RAG_SEARCH_WORKERS: searches, similarity and embedding requests run at once."""
+    queue_limit: int = 32
+    """RAG_QUEUE_LIMIT: requests of one kind that may wait for a busy worker; beyond, 503 with Retry-After."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -131,6 +140,10 @@ class Settings:
             answer_cache_entries=_int(env, "RAG_ANSWER_CACHE_ENTRIES", 1000, minimum=0),
             price_table=Path(raw).expanduser() if (raw := env.get("RAG_PRICE_TABLE", "").strip()) else None,
             log_format=_choice(env, "RAG_LOG_FORMAT", LOG_FORMATS),
+            allowed_hosts=tuple(h.strip().lower() for h in env.get("RAG_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            answer_workers=_int(env, "RAG_ANSWER_WORKERS", 16),
+            search_workers=_int(env, "RAG_SEARCH_WORKERS", 8),
+            queue_limit=_int(env, "RAG_QUEUE_LIMIT", 32, minimum=0),
         )
 
     @property

@@ -281,6 +281,65 @@ def test_collection_create_and_choice_survive_a_reload(app, server):
     page.select_option("#collection", "wren")
 
 
+def test_the_pages_writes_carry_its_own_origin_and_pass(app, server):
+    page = app
+    writes = []
+    page.on("request", lambda r: writes.append(r) if r.method in ("POST", "DELETE") else None)
+    page.set_input_files("#file-input", files=[{"name": "origin-notes.txt", "mimeType": "text/plain",
+                                                 "buffer": b"Origin notes.\n\nThe kiln fires on Sundays.\n"}])
+    page.locator("#uploads li", has_text="origin-notes.txt").locator(".status.ready").wait_for(timeout=60_000)
+    page.locator("#documents li", has_text="origin-notes.txt").get_by_role(
+        "button", name="Delete origin-notes.txt").click()
+    expect(page.locator("#documents li", has_text="origin-notes.txt")).to_have_count(0)
+    assert {r.method for r in writes} == {"POST", "DELETE"}
+    # Chromium sends Origin on every POST and DELETE: the service's own, which the guard lets through.
+    assert {r.all_headers().get("origin") for r in writes} == {server.url}
+    assert all(r.response().status < 300 for r in writes)
+
+
+EVIL_PAGE = """<!doctype html><title>elsewhere</title><script>
+for (const body of ['{"name": "csrf-plain"}']) {
+  fetch("%(target)s/collections", {method: "POST", mode: "no-cors", body, headers: {"content-type": "text/plain"}})
+    .then(() => { document.title = "sent"; }, () => { document.title = "sent"; });
+}
+</script>"""
+
+
+def test_a_page_of_another_origin_cannot_write(browser, server):
+    import http.server
+    import threading
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            body = (EVIL_PAGE % {"target": server.url}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        statuses = []
+        page.on("response", lambda r: statuses.append(r.status) if r.url.startswith(server.url) else None)
+        page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+        expect(page).to_have_title("sent")
+        assert statuses == [403]  # refused for its Origin, before the key is even looked at
+    finally:
+        context.close()
+        evil.shutdown()
+    import httpx
+
+    listed = httpx.get(f"{server.url}/collections", headers={"authorization": f"Bearer {API_KEY}"}).json()["data"]
+    assert "csrf-plain" not in [c["name"] for c in listed]
+
+
 def test_at_phone_size_nothing_scrolls_sideways_and_every_control_has_a_name(browser, server, screens):
     context = browser.new_context(viewport={"width": 375, "height": 667})
     foreign = watch_foreign_requests(context, server.url)
