@@ -69,7 +69,8 @@ class Service:
         self._store = Store(settings.database_path)
         # The implementations behind retrieval's two index protocols are chosen here, and only here.
         self._dense: DenseIndex = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
-                                             checkpoint_s=settings.index_checkpoint_s)
+                                             checkpoint_s=settings.index_checkpoint_s,
+                                             on_checkpoint=self._trim_change_log)
         self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
@@ -88,6 +89,15 @@ class Service:
         self._store.close()
         if self._client is not None:
             self._client.close()
+
+    def _trim_change_log(self, collection_id: int) -> None:
+        """Drop the change log up to what both indexes on disk hold, so it stays as long as the
+        changes since the last checkpoint rather than the collection's whole history. Any process
+        (or a restart) behind that point starts from those files, which is no slower than the
+        replay it would otherwise do."""
+        stamps = (self._dense.saved_stamp(collection_id), self._lexical.saved_stamp(collection_id))
+        if None not in stamps:
+            self._store.forget_changes(collection_id, min(s for s in stamps if s is not None))
 
     def __enter__(self) -> Service:
         return self
