@@ -255,7 +255,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
         record(f"POST /collections/{{name}}/search [{mode}]",
                client.post("/collections/wren/search",
                            json={"query": "generation by month in 2024", "mode": mode, "k": 20}), 200)
-    # Its citations quote the PDF, so their page is pinned as a number (the chat below cites HTML: null).
+    # Its citations quote the PDF (page a number) and may quote another file too (page null, as the
+    # chat below, which cites HTML): the snapshot holds page as either, the type the API documents.
     question = {"question": "How much electricity did the arrays generate in 2024?"}
     record("POST /collections/{name}/ask", client.post("/collections/wren/ask", json=question), 200)
     record("POST /collections/{name}/ask [stream]",
