@@ -54,6 +54,7 @@ from rag.records import (
     Replaced,
     StoredChunk,
     VectorScan,
+    heading_excerpt,
 )
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
@@ -275,7 +276,8 @@ class Store:
                 s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
 
             def fields(d: DocumentDraft) -> dict:
-                return {"content_hash": d.content_hash, "title": d.title, "text": d.text, "status": "ready",
+                return {"content_hash": d.content_hash, "title": heading_excerpt(d.title), "text": d.text,
+                        "status": "ready",
                         "owner": None, "error": None, "updated_at": now,
                         "metadata_json": json.dumps(d.metadata, ensure_ascii=False, default=str)}
 
@@ -295,7 +297,7 @@ class Store:
             rows = [
                 {"document_id": existing[d.source], "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
-                 "page": c.page, "section": c.section, "vector": v[i].tobytes()}
+                 "page": c.page, "section": heading_excerpt(c.section), "vector": v[i].tobytes()}
                 for d, v in zip(drafts, vectors, strict=True) for i, c in enumerate(d.chunks)
             ]
             chunk_ids = list(s.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True),
@@ -320,7 +322,7 @@ class Store:
                 DocumentRow.collection_id == collection_id, DocumentRow.source == source))
             if doc is None:
                 doc = DocumentRow(collection_id=collection_id, source=source, created_at=now,
-                                  content_hash=content_hash, title=title, text=text_,
+                                  content_hash=content_hash, title=heading_excerpt(title), text=text_,
                                   metadata_json=json.dumps(metadata, ensure_ascii=False, default=str))
                 s.add(doc)
                 new = True
