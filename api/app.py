@@ -23,6 +23,7 @@ from api.search import SearchController, SimilarityController
 from api.security_headers import security_headers
 from api.web.docs import SwaggerUIPage
 from api.web.routes import web_routes
+from ingest.parse_pool import ParseLimits, ParserPool
 from ingest.queue import IngestQueue
 from rag import __version__
 from rag.config import Settings
@@ -46,6 +47,10 @@ def _ingest_queue(state: State) -> IngestQueue:
     return state.ingest_queue
 
 
+def _parser_pool(state: State) -> ParserPool:
+    return state.parser_pool
+
+
 def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Litestar:
     settings = settings or Settings.from_env()
 
@@ -53,14 +58,17 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
     async def resources(app: Litestar) -> AsyncIterator[None]:
         service = Service(settings)
         queue = IngestQueue(service)
+        parser = ParserPool(ParseLimits.from_settings(settings))
         app.state.settings = settings
         app.state.service = service
         app.state.ingest_queue = queue
+        app.state.parser_pool = parser
         if warm_up:
             await anyio.to_thread.run_sync(service.warm_up)
         try:
             yield
         finally:
+            parser.close()
             queue.shutdown()
             service.close()
 
@@ -74,6 +82,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
             "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
+            "parser_pool": Provide(_parser_pool, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],

@@ -28,7 +28,8 @@ from api.responses import (
     DocumentWithText,
 )
 from api.schemas import CollectionCreate, DocumentsIn
-from ingest.loaders import document_from_text, load_bytes
+from ingest.loaders import document_from_text
+from ingest.parse_pool import ParserPool
 from ingest.queue import IngestQueue
 from rag.errors import FilesRejected, IngestFailed, InvalidInput, RagError, UnsupportedFile
 from rag.service import Service
@@ -95,7 +96,8 @@ class DocumentsController(Controller):
               HTTP_201_CREATED: ResponseSpec(data_container=DocumentsAccepted, generate_examples=False,
                                              description="With ?wait=true: every document is ready.")}))
     async def add_documents(self, request: Request, service: NamedDependency[Service],
-                            ingest_queue: NamedDependency[IngestQueue], name: FromPath[str],
+                            ingest_queue: NamedDependency[IngestQueue], parser_pool: NamedDependency[ParserPool],
+                            name: FromPath[str],
                             wait: FromQuery[bool] = False) -> Response[DocumentsAccepted]:
         collection = await anyio.to_thread.run_sync(service.get_collection, name)
         content_type = request.headers.get("content-type", "")
@@ -105,7 +107,8 @@ class DocumentsController(Controller):
             if not files:
                 raise InvalidInput("the multipart body has no file parts", param="files")
             uploads = [(f.filename, await f.read()) for f in files]
-            docs, bad = await anyio.to_thread.run_sync(_parse_uploads, uploads)
+            # Each file is parsed in a parser process; this thread only waits for it.
+            docs, bad = await anyio.to_thread.run_sync(_parse_uploads, parser_pool, uploads)
             if bad:
                 raise FilesRejected(bad)
         elif content_type.startswith("application/json") or not content_type:
@@ -151,12 +154,13 @@ class DocumentsController(Controller):
         service.delete_documents(name, [document_id])
 
 
-def _parse_uploads(uploads: Sequence[tuple[str | None, bytes]]) -> tuple[list, list[tuple[str, RagError]]]:
+def _parse_uploads(parser: ParserPool, uploads: Sequence[tuple[str | None, bytes]]
+                   ) -> tuple[list, list[tuple[str, RagError]]]:
     docs, bad = [], []
     for filename, data in uploads:
         name = filename or "(unnamed file)"
         try:
-            docs.extend(load_bytes(name, data))
+            docs.extend(parser.load_bytes(name, data))
         except RagError as e:
             bad.append((name, e))
     return docs, bad

@@ -96,10 +96,11 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
     """Ingest files and folders into a collection (created on first use). Idempotent."""
+    from ingest.parse_pool import ParseLimits, ParserPool
     from ingest.pipeline import Pipeline
 
     service = _service()
-    with service_errors():
+    with service_errors(), ParserPool(ParseLimits.from_settings(service.settings)) as parser:
         coll = service.open_collection(collection, create=True, embedder=embedder, chunk_size=chunk_size,
                                        chunk_overlap=overlap)
         writer = service.writer(coll)
@@ -117,7 +118,8 @@ def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_js
                 bar.update(task, total=p.files_total, completed=p.files_done, docs=p.documents, chunks=p.chunks,
                            rate=f"{p.tokens / elapsed:,.0f}")
 
-            summary = Pipeline(writer, on_progress=on_progress).ingest_paths(paths, glob=glob_, prune=prune)
+            summary = Pipeline(writer, on_progress=on_progress, parser=parser).ingest_paths(
+                paths, glob=glob_, prune=prune)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ingest.inflight import EmbeddedBatch, EmbeddingLine
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_file
+from ingest.parse_pool import ParserPool
 from rag.errors import InvalidInput, RagError
 from rag.records import ChunkDraft, DocumentDraft
 from rag.writer import CollectionWriter, KnownDocument
@@ -169,8 +170,12 @@ class _Batch:
 class Pipeline:
     """Ingests into one collection through its writer (`Service.writer`)."""
 
-    def __init__(self, writer: CollectionWriter, *, on_progress: ProgressFn | None = None):
+    def __init__(self, writer: CollectionWriter, *, on_progress: ProgressFn | None = None,
+                 parser: ParserPool | None = None):
+        """`parser` parses each file in a worker process within its limits; without one, files
+        are parsed in this process, unbounded (for callers that made the files themselves)."""
         self.writer = writer
+        self.parser = parser
         self.embedder = writer.embedder
         self.chunker = writer.chunker
         self.on_progress = on_progress
@@ -259,7 +264,7 @@ class Pipeline:
         if path.suffix.lower() == ".jsonl":
             # One file, many documents: each record is hashed and compared on its own.
             out = []
-            records = load_file(path)
+            records = self._load(path)
             known.update(self.writer.known(doc.source for doc in records))
             for doc in records:
                 digest = document_hash(doc)
@@ -274,7 +279,10 @@ class Pipeline:
         if is_unchanged(known, source, digest):
             summary.unchanged.append(source)
             return []
-        return [(doc, digest) for doc in load_file(path)]
+        return [(doc, digest) for doc in self._load(path)]
+
+    def _load(self, path: Path) -> list[LoadedDocument]:
+        return self.parser.load_file(path) if self.parser is not None else load_file(path)
 
     def _prepare(self, doc: LoadedDocument, digest: str, known: dict[str, KnownDocument]) -> _Pending:
         chunks = self.chunker.chunk(doc.text, doc.elements)

@@ -15,7 +15,8 @@ __all__ = [
     "AlreadyExists", "CollectionExists", "CollectionNotFound", "ConfigError", "DocumentNotFound",
     "EXIT_CODES", "EmbedderMismatch", "FilesRejected", "IngestFailed", "InputTooLong", "InvalidInput",
     "MigrationError",
-    "MissingCredentials", "ModelNotFound", "NotFound", "RagError", "UnreadableFile", "UnsupportedFile",
+    "MissingCredentials", "ModelNotFound", "NotFound", "ParseLimitExceeded", "RagError", "UnreadableFile",
+    "UnsupportedFile",
     "UpstreamError", "UpstreamRateLimited", "UpstreamRefused", "UpstreamTimeout", "UpstreamUnavailable",
 ]
 
@@ -140,9 +141,17 @@ class UnreadableFile(RagError):
     status, type, code, exit_code = 400, "invalid_request_error", "unreadable_file", 2
 
 
+class ParseLimitExceeded(UnreadableFile):
+    """A file would cost its parser more than a limit allows (time, memory, unzipped size); the
+    message names the limit and its setting."""
+
+    status, code = 413, "parse_limit_exceeded"
+
+
 class FilesRejected(RagError):
     """Some files of an upload cannot be read, so none of it was ingested; `details["files"]`
-    names each with its reason. 415 when any has an unsupported type, else 400."""
+    names each with its reason. 415 when any has an unsupported type, 413 when every one is over a
+    parse limit, else 400."""
 
     status, type, code, exit_code = 400, "invalid_request_error", "files_rejected", 2
 
@@ -150,6 +159,8 @@ class FilesRejected(RagError):
         super().__init__("nothing was ingested: " + "; ".join(str(e) for _, e in failures), param="files")
         if any(isinstance(e, UnsupportedFile) for _, e in failures):
             self.status, self.type = UnsupportedFile.status, UnsupportedFile.type
+        elif all(isinstance(e, ParseLimitExceeded) for _, e in failures):
+            self.status = ParseLimitExceeded.status
         self.details = {"files": [{"name": n, "error": str(e), "code": e.code} for n, e in failures]}
 
 
