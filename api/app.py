@@ -16,6 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from api.auth import require_api_key
 from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
+from api.json_guard import json_guard
 from api.openai_compat import OpenAIController
 from api.openapi import documented
 from api.responses import Health
@@ -86,9 +87,12 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key],
+        before_request=json_guard(settings.max_json_depth),
         middleware=[security_headers],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
+        # Above ours (RAG_MAX_UPLOAD_FILES, checked by the upload route with a message naming it).
+        multipart_form_part_limit=settings.max_upload_files + 16,
         openapi_config=OpenAPIConfig(
             title="RAG service", version=__version__,
             description="Semantic search and answers with citations; OpenAI-compatible endpoints under /v1.",

@@ -209,7 +209,13 @@ class Pipeline:
                         self.writer.put_failed_document(source=source, content_hash="", error=str(e))
                     docs = []
                 for doc, digest in docs:
-                    batch = self._add(line, batch, self._prepare(doc, digest, known), summary, strict=False)
+                    try:
+                        pending = self._prepare(doc, digest, known)
+                    except RagError as e:  # over a limit: this document fails, the run goes on
+                        summary.failed.append(Failure(doc.source, str(e)))
+                        self.writer.put_failed_document(source=doc.source, content_hash="", error=str(e))
+                        continue
+                    batch = self._add(line, batch, pending, summary, strict=False)
                 self._files = (n, len(files))
                 self._report(summary)
             self._send(line, batch, summary, strict=False)
@@ -285,6 +291,7 @@ class Pipeline:
         return self.parser.load_file(path) if self.parser is not None else load_file(path)
 
     def _prepare(self, doc: LoadedDocument, digest: str, known: dict[str, KnownDocument]) -> _Pending:
+        self.writer.limits.check_document(doc.source, doc.text)
         chunks = self.chunker.chunk(doc.text, doc.elements)
         return _Pending(doc, digest, chunks, doc.source in known)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists", "CollectionExists", "CollectionNotFound", "ConfigError", "DocumentNotFound",
     "EXIT_CODES", "EmbedderMismatch", "FilesRejected", "IngestFailed", "InputTooLong", "InvalidInput",
+    "LimitExceeded", "PayloadTooLarge",
     "MigrationError",
     "MissingCredentials", "ModelNotFound", "NotFound", "ParseLimitExceeded", "RagError", "UnreadableFile",
     "UnsupportedFile",
@@ -85,6 +86,18 @@ class InputTooLong(InvalidInput):
     """A text exceeds what the embedder reads and truncation was not allowed."""
 
     code = "input_too_long"
+
+
+class LimitExceeded(InvalidInput):
+    """An input is over one of the service's limits; the message names the limit and its setting."""
+
+    code = "limit_exceeded"
+
+
+class PayloadTooLarge(LimitExceeded):
+    """A body holds more than a limit allows (files, documents, tokens of a document)."""
+
+    status, code = 413, "payload_too_large"
 
 
 class NotFound(RagError):
@@ -159,7 +172,7 @@ class FilesRejected(RagError):
         super().__init__("nothing was ingested: " + "; ".join(str(e) for _, e in failures), param="files")
         if any(isinstance(e, UnsupportedFile) for _, e in failures):
             self.status, self.type = UnsupportedFile.status, UnsupportedFile.type
-        elif all(isinstance(e, ParseLimitExceeded) for _, e in failures):
+        elif all(isinstance(e, ParseLimitExceeded | PayloadTooLarge) for _, e in failures):
             self.status = ParseLimitExceeded.status
         self.details = {"files": [{"name": n, "error": str(e), "code": e.code} for n, e in failures]}
 

@@ -24,6 +24,7 @@ from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_tantivy import TantivyIndex
+from rag.limits import InputLimits
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
 from rag.store import Store
@@ -74,6 +75,7 @@ class Service:
         self._embedders_lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
+        self._limits = InputLimits.from_settings(settings)
         self._retriever = Retriever(self._store, self._dense, self._lexical, self.embedder_for)
         self._asker = Asker(self._retriever, settings, openai_client=self.openai_client)
 
@@ -218,7 +220,12 @@ class Service:
         """The one way to write documents into a collection (the ingest pipeline and the upload
         worker both take one)."""
         return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection),
-                                embed_concurrency=self.settings.embed_concurrency)
+                                embed_concurrency=self.settings.embed_concurrency, limits=self._limits)
+
+    def check_document(self, name: str, text: str) -> None:
+        """Refuse a document longer than RAG_MAX_DOCUMENT_TOKENS (`PayloadTooLarge`), before it is
+        queued: an upload hears at once, not from a failed document later."""
+        self._limits.check_document(name, text)
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 
@@ -235,6 +242,8 @@ class Service:
 
     def search(self, collection: str | Collection, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
                filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
+        self._limits.check_query(query, "query")
+        self._limits.check_filter(filter)
         return self._retriever.search(collection, query, k=k, mode=mode, filter=filter, min_score=min_score)
 
     def best_chunk_per_document(self, collection: str | Collection, query: str, *, documents: int = 100,
@@ -249,11 +258,17 @@ class Service:
         return self._asker.resolve_model(model)
 
     def answer(self, collection: str | Collection, question: str, **options: Any) -> Answer:
+        self._check_question(question, options)
         return self._asker.answer(collection, question, **options)
 
     def stream(self, collection: str | Collection, question: str, **options: Any) -> Iterator[AnswerEvent]:
         """Answer events; input and upstream errors raise before the first event."""
+        self._check_question(question, options)
         return self._asker.stream(collection, question, **options)
+
+    def _check_question(self, question: str, options: dict[str, Any]) -> None:
+        self._limits.check_query(question, "question")
+        self._limits.check_filter(options.get("filter"))
 
     # -- embeddings ------------------------------------------------------------------------------
 

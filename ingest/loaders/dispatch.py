@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.loaders.binary import binary_kind
 from ingest.loaders.document import LoadedDocument, ParsedFile, assemble
 from ingest.loaders.jsonl import load_jsonl
 from ingest.loaders.pdf import load_pdf
@@ -104,6 +105,10 @@ def _sniff(data: bytes) -> str | None:
 def _load(source: str, display: str, fmt: str, data: bytes, max_unzipped_mb: int) -> list[LoadedDocument]:
     if not data.strip():
         raise UnreadableFile(f"{display}: empty file")
+    kind = binary_kind(data, fmt)
+    if kind is not None:
+        raise UnsupportedFile(f"{display}: {kind}, not a {fmt.upper()} file; supported types: "
+                              f"{', '.join(sorted(SUPPORTED_SUFFIXES))}")
     if fmt == "docx":
         check_unzipped_size(display, data, max_unzipped_mb)
     if fmt == "jsonl":
