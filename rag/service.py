@@ -20,7 +20,7 @@ from rag.answer import Answer, AnswerEvent, Asker
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
-from rag.errors import CollectionNotFound, InvalidInput
+from rag.errors import CollectionExists, CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_tantivy import TantivyIndex
@@ -70,7 +70,7 @@ class Service:
         self._dense: DenseIndex = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
                                              checkpoint_s=settings.index_checkpoint_s)
         self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
-        self._workers = IngestWorkers(self._store)
+        self._workers = IngestWorkers(self._store, settings.home / "workers")
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
         self._client: openai.OpenAI | None = None
@@ -162,8 +162,11 @@ class Service:
         except CollectionNotFound:
             if not create:
                 raise
-            return self.create_collection(name, embedder=embedder, chunk_size=chunk_size,
-                                          chunk_overlap=chunk_overlap)
+            try:
+                return self.create_collection(name, embedder=embedder, chunk_size=chunk_size,
+                                              chunk_overlap=chunk_overlap)
+            except CollectionExists:  # another process made it just now: use it, if it matches
+                collection = self._store.get_collection(name)
         if embedder is not None and embedder != collection.embedder.kind:
             raise InvalidInput(
                 f"collection {name!r} uses the {collection.embedder.kind} embedder "

@@ -111,6 +111,11 @@ class CollectionWriter:
         return self._store.queue_document(self.collection.id, source=source, content_hash=content_hash,
                                           title=title, text_=text, metadata=metadata, owner=owner)
 
+    def fail_document(self, document_id: int, error: str) -> bool:
+        """A queued document's ingest failed: a re-upload keeps its previous version ready, a new
+        document becomes `failed` (`Store.fail_document`). False when it no longer exists."""
+        return self._store.fail_document(document_id, error)
+
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
         """False when the document no longer exists (deleted while queued)."""
         return self._store.set_status(document_id, status, error)
