@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # where `ingest` and `rag` are imported from
 _START_TIMEOUT_S = 120.0  # importing the parsers in a fresh interpreter, on a loaded machine
+_SECRETS = frozenset({"OPENAI_API_KEY", "RAG_API_KEYS"})
 _ERRORS: dict[str, type[RagError]] = {cls.__name__: cls for cls in (
     UnreadableFile, UnsupportedFile, ParseLimitExceeded, InvalidInput)}
 
@@ -67,7 +68,9 @@ class _Worker:
         ours, theirs = socket.socketpair()
         # A fresh interpreter, not a fork: the server's threads and locks stay behind, and the
         # caller's main module is not run again (as multiprocessing's spawn would).
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))}
+        # A parser reads hostile input: it gets no credentials.
+        env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ingest.parse_worker", str(theirs.fileno()), str(limits.memory_mb),
              str(limits.max_unzipped_mb)],
