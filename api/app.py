@@ -15,6 +15,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from api.auth import require_api_key
 from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
+from api.json_guard import json_guard
 from api.logs import logging_config
 from api.metrics import MetricsController, prometheus_config
 from api.openai_compat import OpenAIController
@@ -29,6 +30,7 @@ from api.search import SearchController, SimilarityController
 from api.security_headers import security_headers
 from api.web.docs import SwaggerUIPage
 from api.web.routes import web_routes
+from ingest.parse_pool import ParseLimits, ParserPool
 from ingest.queue import IngestQueue
 from rag import __version__
 from rag.config import Settings
@@ -59,6 +61,10 @@ def _ingest_queue(state: State) -> IngestQueue:
     return state.ingest_queue
 
 
+def _parser_pool(state: State) -> ParserPool:
+    return state.parser_pool
+
+
 def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Litestar:
     settings = settings or Settings.from_env()
 
@@ -66,10 +72,12 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
     async def resources(app: Litestar) -> AsyncIterator[None]:
         service = Service(settings)
         queue = IngestQueue(service)
+        parser = ParserPool(ParseLimits.from_settings(settings))
         app.state.settings = settings
         app.state.service = service
         app.state.ingest_queue = queue
         app.state.pools = pools = WorkPools.from_settings(settings)
+        app.state.parser_pool = parser
         # Connections are accepted at once; the model and the indexes load behind them (/health/ready).
         loader = app.state.loader = Loader(service).start() if warm_up else None
         try:
@@ -77,7 +85,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         finally:
             if loader is not None:
                 loader.stop()
-            queue.shutdown()
+            queue.shutdown()  # its worker may be waiting on a parser: stopped first
+            parser.close()
             pools.shutdown()
             service.close()
 
@@ -93,14 +102,18 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
             "service": Provide(_service, sync_to_thread=False),
             "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
             "pools": Provide(_pools, sync_to_thread=False),
+            "parser_pool": Provide(_parser_pool, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],
         guards=[require_api_key, reject_unknown_query],
+        before_request=json_guard(settings.max_json_depth),
         # The request guard (Origin, Host, dot segments) after the metrics, so refusals are counted.
         middleware=[security_headers, prometheus_config().middleware, request_guard],
         logging_config=logging_config(settings.log_format),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
+        # Above ours (RAG_MAX_UPLOAD_FILES, checked by the upload route with a message naming it).
+        multipart_form_part_limit=settings.max_upload_files + 16,
         openapi_config=OpenAPIConfig(
             title="RAG service", version=__version__,
             description="Semantic search and answers with citations; OpenAI-compatible endpoints under /v1.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated
 
 import anyio
@@ -11,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, PathParameter
@@ -29,9 +31,11 @@ from api.responses import (
     DocumentWithText,
 )
 from api.schemas import CollectionCreate, DocumentsIn
-from ingest.loaders import document_from_text, load_bytes
+from api.uploads import check_multipart, display_name
+from ingest.loaders import LoadedDocument, document_from_text
+from ingest.parse_pool import ParserPool
 from ingest.queue import IngestQueue
-from rag.errors import FilesRejected, IngestFailed, InvalidInput, RagError, UnsupportedFile
+from rag.errors import FilesRejected, IngestFailed, InvalidInput, PayloadTooLarge, RagError, UnsupportedFile
 from rag.service import Service
 
 Limit = Parameter(ge=1, le=1000, default=100, description="Page size.")
@@ -107,18 +111,26 @@ class DocumentsController(Controller):
               HTTP_201_CREATED: ResponseSpec(data_container=DocumentsAccepted, generate_examples=False,
                                              description="With ?wait=true: every document is ready.")}))
     async def add_documents(self, request: Request, service: NamedDependency[Service],
-                            ingest_queue: NamedDependency[IngestQueue], name: FromPath[str],
+                            ingest_queue: NamedDependency[IngestQueue], parser_pool: NamedDependency[ParserPool],
+                            name: FromPath[str],
                             wait: FromQuery[bool] = False) -> Response[DocumentsAccepted]:
         collection = await anyio.to_thread.run_sync(service.get_collection, name)
         content_type = request.headers.get("content-type", "")
+        settings = service.settings
         if content_type.startswith("multipart/form-data"):
-            form = await request.form()
+            check_multipart(await request.body(), content_type, max_files=settings.max_upload_files,
+                            max_name_chars=settings.max_filename_chars)
+            try:
+                form = await request.form()
+            except ClientException as e:  # malformed, or a header line over the parser's own limit
+                raise InvalidInput(f"the multipart body cannot be read: {e.detail}", param="files") from None
             files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
             if not files:
                 raise InvalidInput("the multipart body has no file parts", param="files")
             sources = _sources(files, [v for k, v in form.multi_items() if k == "source" and isinstance(v, str)])
             uploads = [(f.filename, await f.read(), source) for f, source in zip(files, sources, strict=True)]
-            docs, bad = await anyio.to_thread.run_sync(_parse_uploads, uploads)
+            # Each file is parsed in a parser process; this thread only waits for it.
+            docs, bad = await anyio.to_thread.run_sync(_parse_uploads, parser_pool, service, uploads)
             if bad:
                 raise FilesRejected(bad)
         elif content_type.startswith("application/json") or not content_type:
@@ -128,12 +140,17 @@ class DocumentsController(Controller):
                 raise InvalidInput(f"invalid body: {e}", param=_path_param(e)) from None
             except msgspec.DecodeError as e:
                 raise InvalidInput(f"the body is not valid JSON: {e}", param="body") from None
+            if len(body.documents) > settings.max_body_documents:
+                raise PayloadTooLarge(f"the body has {len(body.documents):,} documents; the limit is "
+                                      f"{settings.max_body_documents:,} (RAG_MAX_BODY_DOCUMENTS)", param="documents")
             docs = [
                 document_from_text(
                     d.source or "text:" + hashlib.sha256(d.text.encode()).hexdigest()[:16],
                     d.text, title=d.title, metadata=d.metadata)
                 for d in body.documents
             ]
+            for doc in docs:
+                await anyio.to_thread.run_sync(service.check_document, doc.source, doc.text)
         else:
             raise UnsupportedFile(f"send multipart/form-data files or application/json, not {content_type}")
         accepted = await anyio.to_thread.run_sync(lambda: ingest_queue.submit(collection, docs, wait=wait))
@@ -198,13 +215,20 @@ def _sources(files: Sequence[UploadFile], fields: Sequence[str]) -> list[str | N
     return out
 
 
-def _parse_uploads(uploads: Sequence[tuple[str | None, bytes, str | None]]
-                   ) -> tuple[list, list[tuple[str, RagError]]]:
+def _parse_uploads(parser: ParserPool, service: Service, uploads: Sequence[tuple[str | None, bytes, str | None]]
+                   ) -> tuple[list[LoadedDocument], list[tuple[str, RagError]]]:
+    """Each file parsed under its display name (the name as sent kept in `upload_name`) and its
+    source (the name unless given), each document checked against RAG_MAX_DOCUMENT_TOKENS; the
+    files that fail, with why."""
     docs, bad = [], []
     for filename, data, source in uploads:
-        name = filename or "(unnamed file)"
+        name = display_name(filename)
         try:
-            docs.extend(load_bytes(name, data, source=source))
+            for doc in parser.load_bytes(name, data, source=source):
+                service.check_document(name, doc.text)
+                if filename and filename != name:
+                    doc = replace(doc, metadata={**doc.metadata, "upload_name": filename})
+                docs.append(doc)
         except RagError as e:
             bad.append((source or name, e))
     return docs, bad

@@ -49,7 +49,7 @@ from api.responses import (
 )
 from rag.answer import EXTRACTIVE, AnswerEvent
 from rag.embeddings.local import MODEL_ID as LOCAL_MODEL
-from rag.errors import InvalidInput, ModelNotFound
+from rag.errors import InvalidInput, LimitExceeded, ModelNotFound
 from rag.service import Service
 
 CHAT_STREAM = EventStream(
@@ -181,6 +181,11 @@ class OpenAIController(Controller):
                                pools: NamedDependency[WorkPools]) -> Response[ChatCompletion]:
         body = await request.body()
         data = _decode(body)
+        messages = data.get("messages")
+        if isinstance(messages, list) and len(messages) > service.settings.max_messages:
+            raise LimitExceeded(f"messages has {len(messages):,} messages; the limit is "
+                                f"{service.settings.max_messages:,} per conversation (RAG_MAX_MESSAGES)",
+                                param="messages")
         collection = data.get("collection")
         if collection is None:
             if not service.settings.openai_enabled:

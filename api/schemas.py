@@ -27,7 +27,8 @@ class DocumentIn(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class DocumentsIn(Struct, kw_only=True, forbid_unknown_fields=True):
-    documents: Annotated[list[DocumentIn], Meta(min_length=1, max_length=1000)]
+    documents: Annotated[list[DocumentIn], Meta(min_length=1, description=(
+        "At most RAG_MAX_BODY_DOCUMENTS (default 1000)."))]
 
 
 class SearchIn(Struct, kw_only=True, forbid_unknown_fields=True):

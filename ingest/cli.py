@@ -165,11 +165,13 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
     """Ingest files and folders into a collection (created on first use). Idempotent."""
+    from ingest.parse_pool import ParseLimits, ParserPool
+
     service = _service()
-    with service_errors():
+    with service_errors(), ParserPool(ParseLimits.from_settings(service.settings)) as parser:
         coll = service.open_collection(collection, create=True, embedder=embedder, chunk_size=chunk_size,
                                        chunk_overlap=overlap)
-        summary = _ingest_with_progress(service.writer(coll), paths, glob=glob_, prune=prune)
+        summary = _ingest_with_progress(service.writer(coll), paths, glob=glob_, prune=prune, parser=parser)
     if as_json:
         out.print_json(json.dumps(summary.to_dict()))
     else:
@@ -192,7 +194,7 @@ PLAIN_PROGRESS_EVERY_S = 10.0
 """When stderr is not a terminal (a log file), one progress line this often instead of a bar."""
 
 
-def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool = False):
+def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool = False, parser=None):
     """Run the pipeline with a progress display on stderr (by files, or by records once a JSON Lines
     file is read). On Ctrl-C, say what was committed and that a rerun resumes, and exit 130."""
     from ingest.pipeline import IngestInterrupted, Pipeline
@@ -225,7 +227,7 @@ def _ingest_with_progress(writer, paths, *, glob: str | None = None, prune: bool
                            f"{rate} tokens/s, {now - started:.0f}s", err=True)
 
         try:
-            return Pipeline(writer, on_progress=on_progress).ingest_paths(paths, glob=glob, prune=prune)
+            return Pipeline(writer, on_progress=on_progress, parser=parser).ingest_paths(paths, glob=glob, prune=prune)
         except IngestInterrupted as stop:
             bar.stop()
             done = stop.summary

@@ -27,6 +27,7 @@ import numpy as np
 
 from ingest.inflight import EmbeddedBatch, EmbeddingLine
 from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, is_jsonl, load_file, read_jsonl_file
+from ingest.parse_pool import ParserPool
 from rag.errors import InvalidInput, RagError
 from rag.records import ChunkDraft, DocumentDraft
 from rag.writer import CollectionWriter, KnownDocument
@@ -227,8 +228,12 @@ class _Batch:
 class Pipeline:
     """Ingests into one collection through its writer (`Service.writer`)."""
 
-    def __init__(self, writer: CollectionWriter, *, on_progress: ProgressFn | None = None):
+    def __init__(self, writer: CollectionWriter, *, on_progress: ProgressFn | None = None,
+                 parser: ParserPool | None = None):
+        """`parser` parses each file in a worker process within its limits; without one, files
+        are parsed in this process, unbounded (for callers that made the files themselves)."""
         self.writer = writer
+        self.parser = parser
         self.embedder = writer.embedder
         self.chunker = writer.chunker
         self.on_progress = on_progress
@@ -287,7 +292,12 @@ class Pipeline:
                         self.writer.put_failed_document(source=source, content_hash="", error=str(e))
                     docs = []
                 for doc, digest in docs:
-                    pending = self._prepare(doc, digest, known, is_record=is_jsonl(path))
+                    try:
+                        pending = self._prepare(doc, digest, known, is_record=is_jsonl(path))
+                    except RagError as e:  # over a limit: this document fails, the run goes on
+                        summary.failed.append(Failure(doc.source, str(e)))
+                        self.writer.put_failed_document(source=doc.source, content_hash="", error=str(e))
+                        continue
                     batch = self._add(line, batch, pending, summary, strict=False)
                 self._files = (n, len(files))
                 self._report(summary)
@@ -355,10 +365,14 @@ class Pipeline:
         if is_unchanged(known, source, digest):
             summary.unchanged.append(source)
             return []
-        return [(doc, digest) for doc in load_file(path)]
+        return [(doc, digest) for doc in self._load(path)]
+
+    def _load(self, path: Path) -> list[LoadedDocument]:
+        return self.parser.load_file(path) if self.parser is not None else load_file(path)
 
     def _prepare(self, doc: LoadedDocument, digest: str, known: dict[str, KnownDocument], *,
                  is_record: bool = False) -> _Pending:
+        self.writer.limits.check_document(doc.source, doc.text)
         chunks = self.chunker.chunk(doc.text, doc.elements)
         return _Pending(doc, digest, chunks, doc.source in known, is_record)
 

@@ -100,7 +100,10 @@ class IngestQueue:
                 stored = writer.document(a.id)
             except DocumentNotFound:  # deleted while it waited
                 continue
-            done.append(Accepted(a.id, a.source, stored.status, a.change, stored.error, failures.get(a.id)))
+            failure = failures.get(a.id)
+            # A failed re-upload leaves the document's previous version ready; this upload failed.
+            done.append(Accepted(a.id, a.source, "failed" if failure else stored.status, a.change, stored.error,
+                                 failure))
         return done
 
     def _ingest(self, writer: CollectionWriter, jobs: list[tuple[int, LoadedDocument]]) -> dict[int, RagError]:
@@ -130,13 +133,13 @@ class IngestQueue:
         except DocumentNotFound:
             return "deleted"  # deleted while it was being embedded: it stays deleted
         except RagError as e:
-            writer.set_status(doc_id, "failed", str(e))
+            writer.fail_document(doc_id, str(e))
             failures[doc_id] = e
             return "failed"
         except Exception as e:  # a bug must not leave the document "processing" forever
             # The source names the file; the document's text never reaches the log.
             log.exception("ingesting %s failed", doc.source)
-            writer.set_status(doc_id, "failed", f"internal error: {e}")
+            writer.fail_document(doc_id, f"internal error: {e}")
             failures[doc_id] = RagError(f"internal error: {e}")
             return "failed"
         metrics.INGEST_CHUNKS.inc(summary.chunks)

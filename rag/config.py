@@ -113,6 +113,36 @@ class Settings:
     """RAG_SEARCH_WORKERS: searches, similarity and embedding requests run at once."""
     queue_limit: int = 32
     """RAG_QUEUE_LIMIT: requests of one kind that may wait for a busy worker; beyond, 503 with Retry-After."""
+    parse_timeout_s: float = 60.0
+    """RAG_PARSE_TIMEOUT_S: longest a file may take to parse; its parser process is killed past it."""
+    parse_memory_mb: int = 2048
+    """RAG_PARSE_MEMORY_MB: address space a parser process may use (parsers and the file included)."""
+    parse_workers: int = 2
+    """RAG_PARSE_WORKERS: parser processes (started on first use, reused file after file)."""
+    max_unzipped_mb: int = 256
+    """RAG_MAX_UNZIPPED_MB: most a DOCX may unzip to; checked before any XML is parsed."""
+    max_query_chars: int = 4000
+    """RAG_MAX_QUERY_CHARS: longest query or question, in characters."""
+    max_query_tokens: int = 1000
+    """RAG_MAX_QUERY_TOKENS: longest query or question, in tokens (cl100k_base)."""
+    max_query_terms: int = 100
+    """RAG_MAX_QUERY_TERMS: most distinct words a query or question may give lexical search."""
+    max_messages: int = 200
+    """RAG_MAX_MESSAGES: most messages in one conversation (a chat completion's `messages`)."""
+    max_upload_files: int = 100
+    """RAG_MAX_UPLOAD_FILES: most files in one upload."""
+    max_body_documents: int = 1000
+    """RAG_MAX_BODY_DOCUMENTS: most documents in one JSON body."""
+    max_document_tokens: int = 2_000_000
+    """RAG_MAX_DOCUMENT_TOKENS: longest document, in tokens (cl100k_base), a file or a JSON body's."""
+    max_filename_chars: int = 255
+    """RAG_MAX_FILENAME_CHARS: longest name of an uploaded file."""
+    max_filter_keys: int = 32
+    """RAG_MAX_FILTER_KEYS: most keys in a metadata filter."""
+    max_filter_values: int = 256
+    """RAG_MAX_FILTER_VALUES: most values in a metadata filter, all keys together."""
+    max_json_depth: int = 32
+    """RAG_MAX_JSON_DEPTH: deepest nesting of arrays and objects in a JSON body."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -144,6 +174,21 @@ class Settings:
             answer_workers=_int(env, "RAG_ANSWER_WORKERS", 16),
             search_workers=_int(env, "RAG_SEARCH_WORKERS", 8),
             queue_limit=_int(env, "RAG_QUEUE_LIMIT", 32, minimum=0),
+            parse_timeout_s=_float(env, "RAG_PARSE_TIMEOUT_S", 60.0),
+            parse_memory_mb=_int(env, "RAG_PARSE_MEMORY_MB", 2048, minimum=256),
+            parse_workers=_int(env, "RAG_PARSE_WORKERS", 2),
+            max_unzipped_mb=_int(env, "RAG_MAX_UNZIPPED_MB", 256),
+            max_query_chars=_int(env, "RAG_MAX_QUERY_CHARS", 4000),
+            max_query_tokens=_int(env, "RAG_MAX_QUERY_TOKENS", 1000),
+            max_query_terms=_int(env, "RAG_MAX_QUERY_TERMS", 100),
+            max_messages=_int(env, "RAG_MAX_MESSAGES", 200),
+            max_upload_files=_int(env, "RAG_MAX_UPLOAD_FILES", 100),
+            max_body_documents=_int(env, "RAG_MAX_BODY_DOCUMENTS", 1000),
+            max_document_tokens=_int(env, "RAG_MAX_DOCUMENT_TOKENS", 2_000_000),
+            max_filename_chars=_int(env, "RAG_MAX_FILENAME_CHARS", 255),
+            max_filter_keys=_int(env, "RAG_MAX_FILTER_KEYS", 32),
+            max_filter_values=_int(env, "RAG_MAX_FILTER_VALUES", 256),
+            max_json_depth=_int(env, "RAG_MAX_JSON_DEPTH", 32, minimum=4),
         )
 
     @property

@@ -14,8 +14,10 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists", "CollectionExists", "CollectionNotFound", "ConfigError", "DocumentNotFound",
     "EXIT_CODES", "EmbedderMismatch", "FilesRejected", "IngestFailed", "InputTooLong", "InvalidInput",
+    "LimitExceeded", "PayloadTooLarge",
     "MigrationError",
-    "MissingCredentials", "NotReady", "ModelNotFound", "NotFound", "RagError", "UnreadableFile", "UnsupportedFile",
+    "MissingCredentials", "NotReady", "ModelNotFound", "NotFound", "ParseLimitExceeded", "RagError", "UnreadableFile",
+    "UnsupportedFile",
     "UpstreamError", "UpstreamRateLimited", "UpstreamRefused", "UpstreamTimeout", "UpstreamUnavailable",
     "CrossOriginRefused", "Forbidden", "HostNotAllowed", "InvalidPath", "Overloaded", "UpstreamMalformed",
 ]
@@ -101,6 +103,18 @@ class InputTooLong(InvalidInput):
     code = "input_too_long"
 
 
+class LimitExceeded(InvalidInput):
+    """An input is over one of the service's limits; the message names the limit and its setting."""
+
+    code = "limit_exceeded"
+
+
+class PayloadTooLarge(LimitExceeded):
+    """A body holds more than a limit allows (files, documents, tokens of a document)."""
+
+    status, code = 413, "payload_too_large"
+
+
 class NotFound(RagError):
     """A named thing does not exist."""
 
@@ -155,9 +169,17 @@ class UnreadableFile(RagError):
     status, type, code, exit_code = 400, "invalid_request_error", "unreadable_file", 2
 
 
+class ParseLimitExceeded(UnreadableFile):
+    """A file would cost its parser more than a limit allows (time, memory, unzipped size); the
+    message names the limit and its setting."""
+
+    status, code = 413, "parse_limit_exceeded"
+
+
 class FilesRejected(RagError):
     """Some files of an upload cannot be read, so none of it was ingested; `details["files"]`
-    names each with its reason. 415 when any has an unsupported type, else 400."""
+    names each with its reason. 415 when any has an unsupported type, 413 when every one is over a
+    parse limit, else 400."""
 
     status, type, code, exit_code = 400, "invalid_request_error", "files_rejected", 2
 
@@ -165,6 +187,8 @@ class FilesRejected(RagError):
         super().__init__("nothing was ingested: " + "; ".join(str(e) for _, e in failures), param="files")
         if any(isinstance(e, UnsupportedFile) for _, e in failures):
             self.status, self.type = UnsupportedFile.status, UnsupportedFile.type
+        elif all(isinstance(e, ParseLimitExceeded | PayloadTooLarge) for _, e in failures):
+            self.status = ParseLimitExceeded.status
         self.details = {"files": [{"name": n, "error": str(e), "code": e.code} for n, e in failures]}
 
 

@@ -14,11 +14,24 @@ import numpy as np
 from rag.embeddings.base import EmbedderSpec
 from rag.errors import EmbedderMismatch
 
-__all__ = ["STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document", "DocumentDraft",
-           "Replaced", "StoredChunk", "VectorScan"]
+__all__ = ["HEADING_CHARS", "STATUSES", "ChunkChange", "ChunkDraft", "ChunkText", "Collection", "Document",
+           "DocumentDraft", "Replaced", "StoredChunk", "VectorScan", "heading_excerpt"]
 
 STATUSES = ("queued", "processing", "ready", "failed")
 """A document's life: queued for the ingest worker, being processed, ready (searchable) or failed."""
+
+HEADING_CHARS = 200
+"""Longest heading the store keeps as a chunk's `section` or a document's `title`. Every chunk
+carries its section, so an unbounded heading (a one-line text file without a full stop is one long
+"title") made storage and search answers grow with chunks x heading length: the square of the file."""
+
+
+def heading_excerpt(heading: str | None) -> str | None:
+    """`heading` cut to HEADING_CHARS for display, a cut one ending in "…" (migration 0007 cuts
+    stored rows the same way, in SQL)."""
+    if heading is None or len(heading) <= HEADING_CHARS:
+        return heading
+    return heading[:HEADING_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
 from rag.data_folder import CollectionUsage, DataInfo, FileUsage, collection_index_bytes, disk_usage, mask_password
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
-from rag.errors import CollectionNotFound, InvalidInput
+from rag.errors import CollectionExists, CollectionNotFound, InvalidInput, LimitExceeded
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_tantivy import TantivyIndex
+from rag.limits import InputLimits
 from rag.pricing import PriceTable
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
@@ -73,11 +74,12 @@ class Service:
                                              checkpoint_s=settings.index_checkpoint_s,
                                              on_checkpoint=self._trim_change_log)
         self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
-        self._workers = IngestWorkers(self._store)
+        self._workers = IngestWorkers(self._store, settings.home / "workers")
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
+        self._limits = InputLimits.from_settings(settings)
         self._retriever = Retriever(self._store, self._dense, self._lexical, self.embedder_for)
         self._asker = Asker(self._retriever, settings, openai_client=self.openai_client,
                             prices=PriceTable.load(settings.price_table),
@@ -208,8 +210,11 @@ class Service:
         except CollectionNotFound:
             if not create:
                 raise
-            return self.create_collection(name, embedder=embedder, chunk_size=chunk_size,
-                                          chunk_overlap=chunk_overlap)
+            try:
+                return self.create_collection(name, embedder=embedder, chunk_size=chunk_size,
+                                              chunk_overlap=chunk_overlap)
+            except CollectionExists:  # another process made it just now: use it, if it matches
+                collection = self._store.get_collection(name)
         if embedder is not None and embedder != collection.embedder.kind:
             raise InvalidInput(
                 f"collection {name!r} uses the {collection.embedder.kind} embedder "
@@ -306,7 +311,12 @@ class Service:
         """The one way to write documents into a collection (the ingest pipeline and the upload
         worker both take one)."""
         return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection),
-                                embed_concurrency=self.settings.embed_concurrency)
+                                embed_concurrency=self.settings.embed_concurrency, limits=self._limits)
+
+    def check_document(self, name: str, text: str) -> None:
+        """Refuse a document longer than RAG_MAX_DOCUMENT_TOKENS (`PayloadTooLarge`), before it is
+        queued: an upload hears at once, not from a failed document later."""
+        self._limits.check_document(name, text)
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 
@@ -323,6 +333,8 @@ class Service:
 
     def search(self, collection: str | Collection, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
                filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
+        self._limits.check_query(query, "query")
+        self._limits.check_filter(filter)
         return self._retriever.search(collection, query, k=k, mode=mode, filter=filter, min_score=min_score)
 
     def best_chunk_per_document(self, collection: str | Collection, query: str, *, documents: int = 100,
@@ -338,13 +350,30 @@ class Service:
 
     def answer(self, collection: str | Collection, question: str | None = None, **options: Any) -> Answer:
         """The answer to `question`, or to the last user turn of `messages=[...]` (OpenAI's shape)
-        read with the turns before it; options: k, mode, filter, model, temperature, max_tokens."""
+        read with the turns before it; options: k, mode, filter, min_score, model, temperature, max_tokens."""
+        self._check_question(question, options)
         return self._asker.answer(collection, question, **options)
 
     def stream(self, collection: str | Collection, question: str | None = None,
                **options: Any) -> Iterator[AnswerEvent]:
         """Answer events, asked as `answer` is; input and upstream errors raise before the first event."""
+        self._check_question(question, options)
         return self._asker.stream(collection, question, **options)
+
+    def _check_question(self, question: str | None, options: dict[str, Any]) -> None:
+        """The limits on what an ask reads: the question, or the conversation's length and each of
+        its user turns (assistant turns are the service's own answers), and the filter."""
+        messages = options.get("messages")
+        if isinstance(messages, list):
+            if len(messages) > self.settings.max_messages:
+                raise LimitExceeded(f"messages has {len(messages):,} messages; the limit is "
+                                    f"{self.settings.max_messages:,} per conversation (RAG_MAX_MESSAGES)",
+                                    param="messages")
+            for i, message in enumerate(messages):
+                if isinstance(message, dict) and message.get("role") == "user":
+                    self._limits.check_query(message.get("content"), f"messages[{i}].content")
+        self._limits.check_query(question, "question")
+        self._limits.check_filter(options.get("filter"))
 
     # -- embeddings ------------------------------------------------------------------------------
 

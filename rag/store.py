@@ -55,10 +55,15 @@ from rag.records import (
     Replaced,
     StoredChunk,
     VectorScan,
+    heading_excerpt,
 )
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
 
-__all__ = ["Store"]
+__all__ = ["FAILED_OR_KEPT_SQL", "Store"]
+
+FAILED_OR_KEPT_SQL = ("status = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE chunks.document_id = documents.id) "
+                   "THEN 'ready' ELSE 'failed' END")
+"""SQL: a document whose ingest failed keeps its previous version ready if it has one."""
 
 _SLICE = 10_000
 """Values bound in one IN list: below SQLite's bound-parameter limit."""
@@ -118,6 +123,21 @@ class Store:
         with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
             with Session(bind=conn, expire_on_commit=False) as session, session.begin():
                 yield session
+
+    @contextmanager
+    def _into(self, collection_id: int) -> Iterator[None]:
+        """A write into a collection that another process may delete meanwhile: the foreign key
+        refuses the rows, and the caller hears that the collection is gone, not an IntegrityError."""
+        try:
+            yield
+        except IntegrityError as e:
+            if "FOREIGN KEY" not in str(e):
+                raise
+            with self.read() as s:
+                if s.get(CollectionRow, collection_id) is not None:
+                    raise
+            raise CollectionNotFound("the collection was deleted while documents were being written into it; "
+                                     "nothing more was written") from None
 
     # -- collections -------------------------------------------------------------------------
 
@@ -259,7 +279,7 @@ class Store:
         if not drafts:
             return []
         now = _now()
-        with self.write() as s:
+        with self._into(collection_id), self.write() as s:
             existing: dict[str, int] = {}
             for part in _slices(sources):
                 existing.update(s.execute(select(DocumentRow.source, DocumentRow.id).where(
@@ -276,7 +296,8 @@ class Store:
                 s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
 
             def fields(d: DocumentDraft) -> dict:
-                return {"content_hash": d.content_hash, "title": d.title, "text": d.text, "status": "ready",
+                return {"content_hash": d.content_hash, "title": heading_excerpt(d.title), "text": d.text,
+                        "status": "ready",
                         "owner": None, "error": None, "updated_at": now,
                         "metadata_json": json.dumps(d.metadata, ensure_ascii=False, default=str)}
 
@@ -296,7 +317,7 @@ class Store:
             rows = [
                 {"document_id": existing[d.source], "collection_id": collection_id, "ordinal": i, "text": c.text,
                  "token_count": c.token_count, "start_char": c.start_char, "end_char": c.end_char,
-                 "page": c.page, "section": c.section, "vector": v[i].tobytes()}
+                 "page": c.page, "section": heading_excerpt(c.section), "vector": v[i].tobytes()}
                 for d, v in zip(drafts, vectors, strict=True) for i, c in enumerate(d.chunks)
             ]
             chunk_ids = list(s.scalars(insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True),
@@ -316,12 +337,12 @@ class Store:
         """Record a document accepted for ingestion (status `queued`). A document already stored
         at `source` keeps its chunks searchable until its replacement is committed."""
         now = _now()
-        with self.write() as s:
+        with self._into(collection_id), self.write() as s:
             doc = s.scalar(select(DocumentRow).where(
                 DocumentRow.collection_id == collection_id, DocumentRow.source == source))
             if doc is None:
                 doc = DocumentRow(collection_id=collection_id, source=source, created_at=now,
-                                  content_hash=content_hash, title=title, text=text_,
+                                  content_hash=content_hash, title=heading_excerpt(title), text=text_,
                                   metadata_json=json.dumps(metadata, ensure_ascii=False, default=str))
                 s.add(doc)
                 new = True
@@ -347,12 +368,23 @@ class Store:
                         owner=DocumentRow.owner if status in ("queued", "processing") else None))
             return result.rowcount > 0
 
+    def fail_document(self, document_id: int, error: str) -> bool:
+        """Record that ingesting a queued document failed. A document that had a version already
+        (it has chunks: a re-upload) keeps it ready and searchable and only notes the error, as a
+        failed re-ingest from the command line does; a new one becomes `failed`. False if the
+        document no longer exists."""
+        with self.write() as s:
+            result: CursorResult = s.execute(text(  # type: ignore[assignment]  # an UPDATE gives a cursor result
+                f"UPDATE documents SET {FAILED_OR_KEPT_SQL}, error = :e, owner = NULL, updated_at = :t WHERE id = :d"),
+                {"e": error, "t": _now(), "d": document_id})
+            return result.rowcount > 0
+
     def put_failed_document(self, collection_id: int, *, source: str, content_hash: str, error: str) -> int:
         """Record a document that could not be ingested. A failed re-ingest of a document that was
         ingested before keeps its last good version searchable and only notes the error; a new
         document is stored as `failed`, with no chunks."""
         now = _now()
-        with self.write() as s:
+        with self._into(collection_id), self.write() as s:
             existing = s.scalar(select(DocumentRow).where(
                 DocumentRow.collection_id == collection_id, DocumentRow.source == source))
             if existing is not None:

@@ -16,6 +16,7 @@ import numpy as np
 from rag.chunking import Chunker
 from rag.embeddings import Embedder
 from rag.indexes import DenseIndex, LexicalIndex
+from rag.limits import InputLimits
 from rag.records import ChunkChange, ChunkDraft, Collection, Document, DocumentDraft
 from rag.store import Store
 
@@ -35,10 +36,12 @@ class CollectionWriter:
     """Document writes into one collection with the embedder and chunker it was built with."""
 
     def __init__(self, store: Store, dense: DenseIndex, lexical: LexicalIndex, collection: Collection,
-                 embedder: Embedder, *, embed_concurrency: int = 1):
+                 embedder: Embedder, *, embed_concurrency: int = 1, limits: InputLimits | None = None):
         collection.check_embedder(embedder.spec)
         self.embed_concurrency = embed_concurrency
         """How many embedding calls an ingest may have in flight at once (RAG_EMBED_CONCURRENCY)."""
+        self.limits = limits or InputLimits()
+        """What one document may hold (RAG_MAX_DOCUMENT_TOKENS): the pipeline checks before chunking."""
         self._store = store
         self._dense = dense
         self._lexical = lexical
@@ -107,6 +110,11 @@ class CollectionWriter:
                        owner: str) -> int:
         return self._store.queue_document(self.collection.id, source=source, content_hash=content_hash,
                                           title=title, text_=text, metadata=metadata, owner=owner)
+
+    def fail_document(self, document_id: int, error: str) -> bool:
+        """A queued document's ingest failed: a re-upload keeps its previous version ready, a new
+        document becomes `failed` (`Store.fail_document`). False when it no longer exists."""
+        return self._store.fail_document(document_id, error)
 
     def set_status(self, document_id: int, status: str, error: str | None = None) -> bool:
         """False when the document no longer exists (deleted while queued)."""

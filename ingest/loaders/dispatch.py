@@ -7,13 +7,17 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.loaders.binary import binary_kind
 from ingest.loaders.document import LoadedDocument, ParsedFile, assemble
 from ingest.loaders.jsonl import JsonLines, load_jsonl, read_jsonl
 from ingest.loaders.pdf import load_pdf
 from ingest.loaders.text import load_docx, load_html, load_md, load_txt
-from rag.errors import UnreadableFile, UnsupportedFile
+from rag.errors import ParseLimitExceeded, UnreadableFile, UnsupportedFile
 
-__all__ = ["SUPPORTED_SUFFIXES", "is_jsonl", "load_bytes", "load_file", "read_jsonl_file"]
+__all__ = ["DEFAULT_MAX_UNZIPPED_MB", "SUPPORTED_SUFFIXES", "is_jsonl", "load_bytes", "load_file", "read_jsonl_file"]
+
+DEFAULT_MAX_UNZIPPED_MB = 256
+"""RAG_MAX_UNZIPPED_MB's default: the most a DOCX may hold once unzipped (see `check_unzipped_size`)."""
 
 _FORMATS: dict[str, str] = {
     ".txt": "txt",
@@ -39,7 +43,13 @@ _SINGLE_DOCUMENT_LOADERS: dict[str, Callable[[str, bytes], ParsedFile]] = {
 }
 
 
-def load_file(path: Path) -> list[LoadedDocument]:
+def is_jsonl(name: str | Path) -> bool:
+    """Whether the file (a name or a path) is read as JSON Lines: a document per record, read in
+    the caller, not in a parser process."""
+    return _format_for_suffix(Path(name).name) == "jsonl"
+
+
+def load_file(path: Path, *, max_unzipped_mb: int = DEFAULT_MAX_UNZIPPED_MB) -> list[LoadedDocument]:
     """Load one file from disk. A JSON Lines file yields one document per record, others one.
 
     Raises UnsupportedFile for a suffix without a loader and UnreadableFile when the file cannot be
@@ -54,10 +64,11 @@ def load_file(path: Path) -> list[LoadedDocument]:
         data = resolved.read_bytes()
     except OSError as exc:
         raise UnreadableFile(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    return _load(str(resolved), str(path), fmt, data)
+    return _load(str(resolved), str(path), fmt, data, max_unzipped_mb)
 
 
-def load_bytes(name: str, data: bytes, *, source: str | None = None) -> list[LoadedDocument]:
+def load_bytes(name: str, data: bytes, *, source: str | None = None,
+               max_unzipped_mb: int = DEFAULT_MAX_UNZIPPED_MB) -> list[LoadedDocument]:
     """Load an upload given its file name and content; `source` (what identifies the document in
     its collection) defaults to the name.
 
@@ -67,7 +78,7 @@ def load_bytes(name: str, data: bytes, *, source: str | None = None) -> list[Loa
     fmt = _format_for_suffix(name) or _sniff(data)
     if fmt is None:
         raise UnsupportedFile(_unsupported_message(name))
-    return _load(source or name, name, fmt, data)
+    return _load(source or name, name, fmt, data, max_unzipped_mb)
 
 
 def _format_for_suffix(name: str) -> str | None:
@@ -94,20 +105,21 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _load(source: str, display: str, fmt: str, data: bytes) -> list[LoadedDocument]:
+def _load(source: str, display: str, fmt: str, data: bytes, max_unzipped_mb: int) -> list[LoadedDocument]:
     if not data.strip():
         raise UnreadableFile(f"{display}: empty file")
+    kind = binary_kind(data, fmt)
+    if kind is not None:
+        raise UnsupportedFile(f"{display}: {kind}, not a {fmt.upper()} file; supported types: "
+                              f"{', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    if fmt == "docx":
+        check_unzipped_size(display, data, max_unzipped_mb)
     if fmt == "jsonl":
         return load_jsonl(source, display, data)
     parsed = _SINGLE_DOCUMENT_LOADERS[fmt](display, data)
     if not parsed.pieces:
         raise UnreadableFile(f"{display}: no extractable text")
     return [assemble(source, parsed.title, parsed.pieces, {"format": fmt, **parsed.metadata})]
-
-
-def is_jsonl(path: Path) -> bool:
-    """Whether the file is read as JSON Lines (a document per record)."""
-    return _format_for_suffix(path.name) == "jsonl"
 
 
 def read_jsonl_file(path: Path) -> JsonLines:
@@ -119,3 +131,17 @@ def read_jsonl_file(path: Path) -> JsonLines:
     except OSError as exc:
         raise UnreadableFile(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     return read_jsonl(str(resolved), str(path), data)
+def check_unzipped_size(display: str, data: bytes, max_unzipped_mb: int) -> None:
+    """Refuse a zip whose members would unzip to more than `max_unzipped_mb` before any XML parser
+    reads them: a few hundred kilobytes of DOCX can hold gigabytes of XML. The sizes are the
+    archive's own claims, read without unzipping; Python's zipfile never returns more than a
+    member claims, so an archive that lies gets cut short (and fails its CRC check), not bigger."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return  # not a readable zip: the DOCX loader says so in its own words
+    if total > max_unzipped_mb * 1024 * 1024:
+        raise ParseLimitExceeded(
+            f"{display}: unzips to {total / 1024 / 1024:,.0f} MB, more than the limit of {max_unzipped_mb} MB "
+            "(RAG_MAX_UNZIPPED_MB)", param="files")

@@ -15,7 +15,7 @@ from ingest.loaders.document import ParsedFile, Piece
 from ingest.loaders.failures import failure_reason
 from ingest.loaders.html_text import html_title, table_text
 from ingest.loaders.unstructured_setup import partitioners
-from rag.errors import UnreadableFile
+from rag.errors import UnreadableFile, UnsupportedFile
 
 __all__ = ["load_docx", "load_html", "load_md", "load_txt"]
 
@@ -61,8 +61,8 @@ def load_docx(display: str, data: bytes) -> ParsedFile:
 
 def _decode(display: str, data: bytes) -> str:
     """Bytes of a text format to str: UTF-8 (with or without BOM), else Windows-1252."""
-    if b"\x00" in data[:8192]:
-        raise UnreadableFile(f"{display}: binary content, not a text file")
+    if b"\x00" in data[:8192]:  # dispatch refuses binary content first; this guards direct calls
+        raise UnsupportedFile(f"{display}: binary content, not a text file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

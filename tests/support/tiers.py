@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import pytest
 
+from ingest.parse_pool import ParserPool
 from rag.embeddings.local import LocalEmbedder
 
 TIERS = ("unit", "integration", "e2e")
@@ -56,6 +57,8 @@ def guard_unit_tier(monkeypatch: pytest.MonkeyPatch) -> None:
             super().__init__(args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", NoPythonPopen)
+    # Uploads and ingests parse in parser processes; here, in the test's own (unbounded).
+    monkeypatch.setattr(ParserPool, "in_process", True)
     # Litestar's TestClient calls the app in-process: nothing in this tier needs a socket.
     no_socket = _refuse("opened a connection", "call the app through Litestar's TestClient, or move "
                         "a test that needs a real server to tests/integration")

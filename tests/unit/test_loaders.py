@@ -321,7 +321,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_binary_content_in_a_text_file(tmp_path: Path) -> None:
-    with pytest.raises(UnreadableFile, match="blob.txt: binary content"):
+    with pytest.raises(UnsupportedFile, match="blob.txt: a PNG image, not a TXT file"):
         load_file(write(tmp_path, "blob.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"))
 
 
