@@ -280,8 +280,9 @@ class Service:
 
     def _delete(self, collection: Collection, document_ids: Sequence[int], *, missing_ok: bool) -> list[int]:
         """Delete documents from the store, then the indexes; returns the removed chunk ids."""
-        self._dense.load(collection)  # loaded first, so the delete is followed in memory and saved
-        self._lexical.load(collection)
+        # The dense index loaded first, so the delete is followed in memory at once; the lexical
+        # one catches up from the change log when `save` asks (see CollectionWriter.open_index).
+        self._dense.load(collection)
         removed, stamp = self._store.delete_documents(collection.id, document_ids, missing_ok=missing_ok)
         change = ChunkChange(removed, [], stamp)
         self._dense.apply(collection, change)

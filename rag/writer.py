@@ -63,9 +63,10 @@ class CollectionWriter:
                 for src, (i, h, st) in self._store.document_hashes_under(self.collection.id, prefixes).items()}
 
     def open_index(self) -> None:
-        """Load (or rebuild) the indexes once, so later writes follow them in memory."""
+        """Load (or rebuild) the dense index once, so later writes follow it in memory. The lexical
+        index is not waited for: it catches up from the store's change log when `save` asks, off
+        the writer's path (a catch-up here would put a commit's fsyncs in every upload)."""
         self._dense.load(self.collection)
-        self._lexical.load(self.collection)
 
     def put_document(self, *, source: str, content_hash: str, title: str | None, text: str, metadata: dict,
                      chunks: Sequence[ChunkDraft], vectors: np.ndarray, expect_id: int | None = None) -> int:

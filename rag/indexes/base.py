@@ -42,7 +42,8 @@ class LexicalIndex(Protocol):
         ...
 
     def apply(self, collection: Collection, change: ChunkChange) -> None:
-        """Follow one change this process committed to the store."""
+        """Follow one change this process committed to the store. Called whether or not `load`
+        ran first: an index not loaded follows the change log at its next catch-up."""
         ...
 
     def save(self, collection: Collection) -> None:
