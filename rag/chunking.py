@@ -28,10 +28,17 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+|\n\s*\n|\n(?=\s*[-*•\d])"
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence in `text`, white space trimmed."""
+    return split_spans(text, _SENTENCE_END, keep_separator=True)
+
+
+def split_spans(text: str, separator: re.Pattern[str], *, keep_separator: bool) -> list[tuple[int, int]]:
+    """(start, end) of each piece of `text` between matches of `separator` (each piece ending
+    after its separator with `keep_separator`, before it without), white space trimmed, empty
+    pieces left out."""
     spans = []
     cut = 0
-    for m in [*_SENTENCE_END.finditer(text), None]:
-        end = m.end() if m else len(text)
+    for m in [*separator.finditer(text), None]:
+        end = (m.end() if keep_separator else m.start()) if m else len(text)
         a, b = cut, end
         while a < b and text[a].isspace():
             a += 1
@@ -39,7 +46,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             b -= 1
         if b > a:
             spans.append((a, b))
-        cut = end
+        cut = m.end() if m else len(text)
     return spans
 
 

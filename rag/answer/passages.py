@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.answer.words import STOP_WORDS
+from rag.chunking import split_spans
 
 __all__ = ["Unit", "units_of"]
 
@@ -90,18 +91,8 @@ def _table_rows(block: str) -> list[list[str]] | None:
 
 
 def _blocks(text: str) -> list[tuple[int, int]]:
-    spans, cut = [], 0
-    for m in [*_BLOCK_BREAK.finditer(text), None]:
-        end = m.start() if m else len(text)
-        a, b = cut, end
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            spans.append((a, b))
-        cut = m.end() if m else len(text)
-    return spans
+    """(start, end) of each paragraph-like block (between blank lines), white space trimmed."""
+    return split_spans(text, _BLOCK_BREAK, keep_separator=False)
 
 
 def _lines(text: str, a: int, b: int) -> list[tuple[int, int]]:

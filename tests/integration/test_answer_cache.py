@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import create_engine, text
+from support.app_clients import app_opener
 from support.sse import ask_events, chat_chunks
-
-from api.app import create_app
-from rag.config import Settings
 
 QUESTION = "How many panels are on the school roof?"
 CHAT_MODEL = "gpt-5.4-mini"
@@ -19,18 +17,8 @@ CHAT_MODEL = "gpt-5.4-mini"
 
 @pytest.fixture
 def start(home, monkeypatch):
-    clients: list[TestClient] = []
-
-    def open_client(**env: str) -> TestClient:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        client = TestClient(app=create_app(Settings.from_env(), warm_up=False))
-        clients.append(client.__enter__())
-        return client
-
-    yield open_client
-    for client in clients:
-        client.__exit__(None, None, None)
+    with app_opener(monkeypatch) as open_client:
+        yield open_client
 
 
 def ask(client: TestClient, question: str = QUESTION, **body) -> dict:

@@ -12,12 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 from litestar.testing import TestClient
+from support.app_clients import app_opener
 from support.responses import error_of
 from support.sse import ask_events, chat_chunks
 
-from api.app import create_app
 from rag.answer import SYSTEM_PROMPT, build_messages
-from rag.config import Settings
 from rag.tokens import count_chat_tokens, encoding_for_model
 
 CHAT_MODEL = "gpt-5.4-mini"
@@ -33,20 +32,8 @@ FILTERED_PLAIN = "The school has 540 panels [1]. See also and [2]."  # whole ans
 @pytest.fixture
 def start(home, openai_server, monkeypatch):
     """Open the app with OPENAI_API_KEY set and the test server as OPENAI_BASE_URL (plus `env`)."""
-    clients: list[TestClient] = []
-
-    def open_client(**env: str) -> TestClient:
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        client = TestClient(app=create_app(Settings.from_env(), warm_up=False))
-        clients.append(client.__enter__())
-        return client
-
-    yield open_client
-    for client in clients:
-        client.__exit__(None, None, None)
+    with app_opener(monkeypatch, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=openai_server.url) as open_client:
+        yield open_client
 
 
 @pytest.fixture

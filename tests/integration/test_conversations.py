@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from litestar.testing import TestClient
+from support.app_clients import app_opener
 from support.responses import error_of
 
 from api.app import create_app
@@ -41,20 +42,8 @@ def offline(home) -> TestClient:
 
 @pytest.fixture
 def start(home, openai_server, monkeypatch):
-    clients: list[TestClient] = []
-
-    def open_client(**env: str) -> TestClient:
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        client = TestClient(app=create_app(Settings.from_env(), warm_up=False))
-        clients.append(client.__enter__())
-        return client
-
-    yield open_client
-    for client in clients:
-        client.__exit__(None, None, None)
+    with app_opener(monkeypatch, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=openai_server.url) as open_client:
+        yield open_client
 
 
 # -- three turns, offline -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
+from support.app_clients import app_opener
 from support.prices import ROW, table_file
 
 from api.app import create_app
@@ -24,22 +25,12 @@ QUESTION = "How many panels are on the school roof?"
 
 @pytest.fixture
 def start(home, openai_server, monkeypatch, tmp_path):
-    clients: list[TestClient] = []
+    with app_opener(monkeypatch, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=openai_server.url) as open_app:
 
-    def open_client(priced: bool = True) -> TestClient:
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        monkeypatch.setenv("OPENAI_BASE_URL", openai_server.url)
-        if priced:
-            monkeypatch.setenv("RAG_PRICE_TABLE", str(table_file(tmp_path, ROW)))
-        else:
-            monkeypatch.delenv("RAG_PRICE_TABLE", raising=False)
-        client = TestClient(app=create_app(Settings.from_env(), warm_up=False))
-        clients.append(client.__enter__())
-        return client
+        def open_client(priced: bool = True) -> TestClient:
+            return open_app(RAG_PRICE_TABLE=str(table_file(tmp_path, ROW)) if priced else None)
 
-    yield open_client
-    for client in clients:
-        client.__exit__(None, None, None)
+        yield open_client
 
 
 def upstream_tokens(body: dict, reply: str) -> tuple[int, int]:
