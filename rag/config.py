@@ -47,6 +47,23 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
+"""The URL schemes RAG_DATABASE_URL may name (PostgreSQL through psycopg 3 only)."""
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("RAG_DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme == "postgresql" or scheme == "postgres":
+        raw, scheme = "postgresql+psycopg://" + raw.split("://", 1)[1], "postgresql+psycopg"
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"RAG_DATABASE_URL must start with {' or '.join(s + '://' for s in DATABASE_SCHEMES)}, "
+                          f"got {scheme + '://' if scheme else 'no scheme'}")
+    return raw
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The service's configuration. Front ends build it once at start-up with `Settings.from_env()`
@@ -81,6 +98,11 @@ class Settings:
     ones approximately (HNSW); 0 makes every collection approximate."""
     index_checkpoint_s: float = 60.0
     """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
+    database_url: str | None = None
+    """RAG_DATABASE_URL: the database; unset means the SQLite file under RAG_HOME. A
+    `postgresql+psycopg://` URL selects PostgreSQL with pgvector, where search runs in the database."""
+    pg_ef_search: int = 200
+    """RAG_PG_EF_SEARCH: on PostgreSQL, the HNSW candidate list of a dense search (`hnsw.ef_search`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,11 +127,22 @@ class Settings:
             embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
             dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
+            database_url=_database_url(env),
+            pg_ef_search=_int(env, "RAG_PG_EF_SEARCH", 200, minimum=10),
         )
 
     @property
     def database_path(self) -> Path:
         return self.home / "rag.sqlite3"
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the database: RAG_DATABASE_URL, else the SQLite file under RAG_HOME."""
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database.startswith("postgresql")
 
     @property
     def index_dir(self) -> Path:

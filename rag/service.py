@@ -24,16 +24,18 @@ from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_tantivy import TantivyIndex
+from rag.indexes.pg import PgDenseIndex, PgLexicalIndex
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
 from rag.store import Store
+from rag.transfer import CollectionCopy
 from rag.workers import IngestWorkers
 from rag.writer import CollectionWriter
 
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["DeletedDocuments", "Embedded", "Health", "Service"]
+__all__ = ["CopyReport", "DeletedDocuments", "Embedded", "Health", "Service"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,24 @@ class Health:
 
     indexes_loaded: int
     collections: int
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """One collection copied by `Service.copy_to`, and how it checked out."""
+
+    copy: CollectionCopy
+    identical_top10: int
+    """Of the sampled queries, how many got the same exact dense top 10 from both databases."""
+    queries: int
+
+    @property
+    def verified(self) -> bool:
+        return self.copy.verified and self.identical_top10 == self.queries
+
+    def to_dict(self) -> dict:
+        return {**self.copy.to_dict(), "identical_top10": self.identical_top10, "queries": self.queries,
+                "verified": self.verified}
 
 
 @dataclass(frozen=True)
@@ -64,11 +84,19 @@ class Embedded:
 class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._store = Store(settings.database_path)
-        # The implementations behind retrieval's two index protocols are chosen here, and only here.
-        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
-                                             checkpoint_s=settings.index_checkpoint_s)
-        self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
+        self._store = Store(settings.database)
+        # The implementations behind retrieval's two index protocols are chosen here, and only here:
+        # on PostgreSQL search runs in the database (no per-process state); on SQLite, FAISS and
+        # tantivy indexes beside it.
+        self._dense: DenseIndex
+        self._lexical: LexicalIndex
+        if self._store.on_postgres:
+            self._dense = PgDenseIndex(self._store, ef_search=settings.pg_ef_search)
+            self._lexical = PgLexicalIndex(self._store)
+        else:
+            self._dense = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
+                                     checkpoint_s=settings.index_checkpoint_s)
+            self._lexical = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
@@ -219,6 +247,29 @@ class Service:
         worker both take one)."""
         return CollectionWriter(self._store, self._dense, self._lexical, collection, self.embedder_for(collection),
                                 embed_concurrency=self.settings.embed_concurrency)
+
+    # -- moving data -------------------------------------------------------------------------------
+
+    def copy_to(self, database_url: str, names: Sequence[str] | None = None, *, check_queries: int = 100
+                ) -> list[CopyReport]:
+        """Copy collections (all, or `names`) into another database without re-embedding, verify
+        each by counts, checksums and the exact dense top 10 of `check_queries` sampled queries,
+        and build the target's indexes (PostgreSQL's HNSW at once; SQLite's on first use)."""
+        from rag.transfer import copy_collection, exact_top10_agreement
+
+        wanted = [self._store.get_collection(n) for n in names] if names else self._store.list_collections()
+        target = Store(database_url)
+        try:
+            reports = []
+            for collection in wanted:
+                copied = copy_collection(self._store, target, collection)
+                if target.on_postgres:
+                    PgDenseIndex(target, ef_search=self.settings.pg_ef_search).load(target.get_collection(copied.name))
+                same = exact_top10_agreement(self._store, target, copied.name, queries=check_queries)
+                reports.append(CopyReport(copied, same, check_queries))
+            return reports
+        finally:
+            target.close()
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 
