@@ -103,6 +103,11 @@ class Settings:
     `postgresql+psycopg://` URL selects PostgreSQL with pgvector, where search runs in the database."""
     pg_ef_search: int = 200
     """RAG_PG_EF_SEARCH: on PostgreSQL, the HNSW candidate list of a dense search (`hnsw.ef_search`)."""
+    worker_heartbeat_s: float = 15.0
+    """RAG_WORKER_HEARTBEAT_S: how often a server's upload worker proves it is alive and looks for
+    uploads a stopped server left."""
+    worker_stale_s: float = 60.0
+    """RAG_WORKER_STALE_S: a worker silent this long is gone; another server finishes its uploads."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +134,8 @@ class Settings:
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
             database_url=_database_url(env),
             pg_ef_search=_int(env, "RAG_PG_EF_SEARCH", 200, minimum=10),
+            worker_heartbeat_s=_float(env, "RAG_WORKER_HEARTBEAT_S", 15.0),
+            worker_stale_s=_float(env, "RAG_WORKER_STALE_S", 60.0),
         )
 
     @property

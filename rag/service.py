@@ -273,11 +273,23 @@ class Service:
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 
-    def beat(self, worker_id: str, *, stale_after_s: float, orphan_message: str) -> int:
-        """Record the worker alive, and fail the queued uploads of workers silent for
-        `stale_after_s`; returns how many uploads were failed."""
+    def claim_orphaned(self, worker_id: str, *, stale_after_s: float) -> list[tuple[Collection, Document]]:
+        """Record the worker alive and take over the queued uploads of workers silent for
+        `stale_after_s`: each (collection, document with its stored text), now queued under
+        `worker_id`. The stored text is what was uploaded when the document's `content_hash` is that
+        text's hash; otherwise (a replacement: the old text stays until the new one lands) the
+        caller cannot finish it and fails it."""
         self._workers.heartbeat(worker_id)
-        return self._workers.fail_orphaned(stale_after_s, orphan_message)
+        claimed = []
+        for document_id in self._workers.claim_orphaned(worker_id, stale_after_s):
+            document = self._store.get_document_by_id(document_id)
+            if document is not None:
+                claimed.append((self._store.get_collection_by_id(document.collection_id), document))
+        return claimed
+
+    def fail_document(self, document_id: int, error: str) -> None:
+        """Mark a queued document failed, with why (a claimed upload this server cannot finish)."""
+        self._store.set_status(document_id, "failed", error)
 
     def retire_worker(self, worker_id: str) -> None:
         self._workers.retire_worker(worker_id)

@@ -359,6 +359,9 @@ class Store:
                 new = True
             else:
                 new = False  # it keeps its metadata (and its chunks) until the replacement lands
+                # ... but takes the replacement's hash: the stored text is no longer what was asked
+                # for, so a server finishing the upload of a stopped one can tell (`Service.claim_orphaned`).
+                doc.content_hash = content_hash
             doc.status = "queued"
             doc.error = None
             doc.owner = owner
@@ -426,6 +429,19 @@ class Store:
                 raise DocumentNotFound(f"no document with id {document_id} in this collection")
             n = s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.document_id == row.id))
             return _document(row, n or 0, with_text)
+
+    def get_document_by_id(self, document_id: int) -> Document | None:
+        """A document with its text, whatever its collection (None when it is gone)."""
+        with self.read() as s:
+            row = s.get(DocumentRow, document_id)
+            return None if row is None else _document(row, 0, with_text=True)
+
+    def get_collection_by_id(self, collection_id: int) -> Collection:
+        with self.read() as s:
+            row = s.get(CollectionRow, collection_id)
+            if row is None:
+                raise CollectionNotFound(f"collection {collection_id} no longer exists")
+            return _collection(row)
 
     def list_documents(self, collection_id: int, *, limit: int = 100, after: int | None = None) -> list[Document]:
         """Documents in id order, `limit` of them after id `after` (keyset pagination)."""

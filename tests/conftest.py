@@ -42,7 +42,7 @@ def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEYS", "RAG_EMBEDDER",
                  "RAG_CHAT_MODEL", "RAG_CHAT_CONTEXT_TOKENS", "RAG_OPENAI_EMBEDDING_MODEL",
                  "RAG_OPENAI_TIMEOUT_S", "RAG_MAX_UPLOAD_MB", "RAG_OPENAI_EMBEDDING_DIMENSIONS",
-                 "RAG_DATABASE_URL", "RAG_PG_EF_SEARCH"):
+                 "RAG_DATABASE_URL", "RAG_PG_EF_SEARCH", "RAG_WORKER_HEARTBEAT_S", "RAG_WORKER_STALE_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DO_NOT_TRACK", "1")
@@ -128,3 +128,28 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, rag
     url = request.getfixturevalue("pg_url")
     monkeypatch.setenv("RAG_DATABASE_URL", url)
     return Backend("postgres", url)
+
+
+@pytest.fixture(scope="session")
+def fake_seeded_database(pg_server: PostgresServer, tmp_path_factory, fake_embedder_kind: str) -> str:
+    """A PostgreSQL database holding what `fake_seeded_home` holds: a template to copy, never to use."""
+    name = pg_server.create_database()
+    seed(tmp_path_factory.mktemp("fake-seed-pg"), fake_embedder_kind, pg_server.url(name))
+    return name
+
+
+@pytest.fixture
+def fake_backend_home(backend: Backend, rag_env: Path, request: pytest.FixtureRequest,
+                      monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """`fake_home` on each backend: on PostgreSQL, a copy of the seeded database (RAG_DATABASE_URL
+    points at it) and an empty RAG_HOME."""
+    if backend.name == "sqlite":
+        yield request.getfixturevalue("fake_home")
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = server.create_database(template=request.getfixturevalue("fake_seeded_database"))
+    monkeypatch.setenv("RAG_DATABASE_URL", server.url(name))
+    try:
+        yield rag_env
+    finally:
+        server.drop_database(name)

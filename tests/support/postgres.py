@@ -42,11 +42,12 @@ class PostgresServer:
 
         return psycopg.connect(dbname="postgres", user="postgres", host=self.socket_dir, autocommit=True)
 
-    def create_database(self) -> str:
-        """A fresh, empty database with the `vector` extension; returns its name."""
+    def create_database(self, template: str = TEMPLATE) -> str:
+        """A fresh database copied from `template` (by default empty, with the `vector`
+        extension); returns its name."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE}')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return name
 
     def drop_database(self, name: str) -> None:
