@@ -265,8 +265,8 @@ class Service:
                 copied = copy_collection(self._store, target, collection)
                 if target.on_postgres:
                     PgDenseIndex(target, ef_search=self.settings.pg_ef_search).load(target.get_collection(copied.name))
-                same = exact_top10_agreement(self._store, target, copied.name, queries=check_queries)
-                reports.append(CopyReport(copied, same, check_queries))
+                same, asked = exact_top10_agreement(self._store, target, copied.name, queries=check_queries)
+                reports.append(CopyReport(copied, same, asked))
             return reports
         finally:
             target.close()

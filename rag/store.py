@@ -109,6 +109,11 @@ class Store:
 
     def __init__(self, location: Path | str):
         url = str(location) if isinstance(location, str) and "://" in location else None
+        if url is not None and url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the driver this needs
+        if url is not None and not url.startswith(("sqlite:///", "postgresql")):
+            raise ConfigError(f"a database URL must start with sqlite:/// or postgresql+psycopg://, "
+                              f"got {url.split('://', 1)[0]}://")
         self.dialect = "postgresql" if url is not None and url.startswith("postgresql") else "sqlite"
         if self.dialect == "postgresql":
             self.path: Path | None = None

@@ -155,13 +155,16 @@ def _exact_top(store: Store, collection: Collection, queries: np.ndarray, k: int
     return [[(names[i], ordinals[i]) for i in top] for top in tops]
 
 
-def exact_top10_agreement(source: Store, target: Store, name: str, *, queries: int = 100, seed: int = 0) -> int:
-    """How many of `queries` sampled chunk vectors get the same exact top 10 from both databases."""
+def exact_top10_agreement(source: Store, target: Store, name: str, *, queries: int = 100, seed: int = 0
+                          ) -> tuple[int, int]:
+    """(identical, asked): of `queries` chunk vectors sampled as queries (all of them, in a smaller
+    collection), how many get the same exact top 10 from both databases."""
     a, b = source.get_collection(name), target.get_collection(name)
     _, vectors, _ = source.vectors(a.id)
     if len(vectors) == 0:
-        return queries
+        return 0, 0
     picks = np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False)
     sample = vectors[np.sort(picks)]
-    return sum(x == y for x, y in zip(_exact_top(source, a, sample, 10), _exact_top(target, b, sample, 10),
+    same = sum(x == y for x, y in zip(_exact_top(source, a, sample, 10), _exact_top(target, b, sample, 10),
                                       strict=True))
+    return same, len(sample)

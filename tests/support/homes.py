@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from rag.config import Settings
@@ -21,4 +22,8 @@ def seed(home: Path, embedder: str, database_url: str | None = None) -> Path:
         collection = service.create_collection(SAMPLE_COLLECTION)
         summary = Pipeline(service.writer(collection)).ingest_paths([CORPUS])
     assert not summary.failed and len(summary.added) == SAMPLE_DOCUMENTS, summary
+    # The lexical index's last commit runs on its own thread: done before anyone copies the folder.
+    for thread in threading.enumerate():
+        if thread.name == "lexical-commit":
+            thread.join()
     return home
