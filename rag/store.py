@@ -691,7 +691,9 @@ def _index_metadata(s: Session, collection_id: int, document_id: int, metadata_j
             " ELSE j.value END, :d "
             "FROM jsonb_each(CASE WHEN jsonb_typeof(CAST(:m AS jsonb)) = 'object' THEN CAST(:m AS jsonb)"
             " ELSE '{}'::jsonb END) j "
-            "WHERE jsonb_typeof(j.value) != 'null' ON CONFLICT DO NOTHING"),
+            # A btree key holds at most ~2.7 kB: a longer value (a big array or text) is not
+            # indexed, so a filter cannot match it here (it would have to equal it whole).
+            "WHERE jsonb_typeof(j.value) != 'null' AND octet_length(j.value::text) < 2000 ON CONFLICT DO NOTHING"),
             {"cid": collection_id, "d": document_id, "m": metadata_json})
         return
     s.execute(text(

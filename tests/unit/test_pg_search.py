@@ -99,3 +99,14 @@ def test_lexical_scores_are_okapi_bm25(store):
     assert gone[0] == [ids[2]]
     after = dict(lexical.search(c, "roof panels", 10))
     assert after[ids[0]] != got[ids[0]]  # n and avgdl changed: scores follow
+
+
+def test_metadata_too_long_for_an_index_key_is_stored_but_not_indexed(store):
+    """PostgreSQL's btree keys hold ~2.7 kB: a document whose metadata has a longer value is still
+    written (SQLite has no such limit), and filters on its other keys still find it."""
+    c = store.create_collection("docs", SPEC, 200, 20)
+    r = store.put_document(c.id, source="a", content_hash="h", title=None, text_="x",
+                           metadata={"notes": "y" * 5000, "tags": list(range(2000)), "lang": "en"},
+                           chunks=[ChunkDraft("x", 1, 0, 1)], vectors=unit(np.random.default_rng(3), 1), dim=DIM)
+    assert store.filtered_chunk_ids(c.id, {"lang": ["en"]}).tolist() == r.added_chunk_ids
+    assert store.get_document(c.id, r.document_id).metadata["notes"] == "y" * 5000
