@@ -118,7 +118,7 @@ class Store:
         if self.dialect == "postgresql":
             self.path: Path | None = None
             try:
-                self.engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)  # type: ignore[arg-type]
+                self.engine = create_engine(url, pool_pre_ping=True)  # type: ignore[arg-type]
             except ModuleNotFoundError as e:
                 raise ConfigError("a postgresql URL needs the psycopg driver: pip install 'rag-service[postgres]'"
                                   f" ({e})") from None
