@@ -113,25 +113,6 @@ def _decode(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _question(messages: Any) -> str:
-    """The last user message's text: what to retrieve passages for."""
-    if not isinstance(messages, list) or not messages:
-        raise InvalidInput("messages must be a non-empty list", param="messages")
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                text = content
-            elif isinstance(content, list):
-                text = " ".join(p["text"] for p in content
-                                if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
-            else:
-                text = ""
-            if text.strip():
-                return text
-    raise InvalidInput("messages has no user message with text to answer", param="messages")
-
-
 class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai-compatible"]
@@ -197,22 +178,23 @@ class OpenAIController(Controller):
             body_in = msgspec.convert(data, CollectionChat)
         except msgspec.ValidationError as e:
             raise InvalidInput(f"invalid body: {e}", param=path_param(e)) from None
-        question = _question(body_in.messages)
         model = service.resolve_model(body_in.model or None)
-        options = {"k": body_in.k, "mode": body_in.mode, "filter": body_in.filter, "model": model,
-                   "temperature": body_in.temperature,
-                   "max_tokens": body_in.max_completion_tokens or body_in.max_tokens}
+        # The whole conversation: its last user message is answered, read with the turns before it.
+        options: dict[str, Any] = {
+            "messages": body_in.messages, "k": body_in.k, "mode": body_in.mode, "filter": body_in.filter,
+            "model": model, "temperature": body_in.temperature,
+            "max_tokens": body_in.max_completion_tokens or body_in.max_tokens}
         collection = body_in.collection
         ident = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body_in.stream:
-            answer = await anyio.to_thread.run_sync(lambda: service.answer(collection, question, **options))
+            answer = await anyio.to_thread.run_sync(lambda: service.answer(collection, **options))
             out = AnswerOut.from_answer(answer)
             return Response(ChatCompletion(
                 id=ident, created=created, model=out.model,
                 choices=[ChatChoice(index=0, message=ChatMessage(content=out.answer))],
                 usage=out.usage, citations=out.citations))
-        events = await anyio.to_thread.run_sync(lambda: service.stream(collection, question, **options))
+        events = await anyio.to_thread.run_sync(lambda: service.stream(collection, **options))
         # The annotation documents the JSON answer; CHAT_STREAM documents this one.
         return Stream(_chunks(events, ident, created, model), media_type=EVENT_STREAM,  # type: ignore[return-value]
                       headers={"Cache-Control": "no-cache"})

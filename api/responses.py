@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AnswerOut", "AskDelta", "AskDone", "AskError", "ChatChoice", "ChatCompletion", "ChatCompletionChunk",
     "ChatMessage", "ChatStreamError", "ChatStreamErrorDetail", "ChunkChoice", "ChunkDelta", "CitationOut",
-    "CollectionList", "CollectionOut", "DocumentAccepted", "DocumentList", "DocumentOut", "DocumentStatus",
-    "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList", "EmbeddingUsage",
-    "Health", "HitOut", "Model", "ModelList", "SearchResults", "SimilarityScore", "SimilarityScores", "Usage",
-    "event_payload",
+    "CollectionList", "CollectionOut", "ContextUsage", "DocumentAccepted", "DocumentList", "DocumentOut",
+    "DocumentStatus", "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList",
+    "EmbeddingUsage", "Health", "HitOut", "Model", "ModelList", "RewriteUsage", "SearchResults", "SimilarityScore",
+    "SimilarityScores", "Usage", "event_payload",
 ]
 
 DocumentStatus = Annotated[
@@ -59,7 +59,7 @@ class Health(Struct, kw_only=True):
 class EmbedderOut(Struct, kw_only=True):
     """The embedder a collection is bound to: its vectors come from this model only."""
 
-    kind: Annotated[str, Meta(description="`local` or `openai`.")]
+    kind: Annotated[str, Meta(description="`local`, `local-int8` or `openai`.")]
     model: str
     dim: Annotated[int, Meta(description="Dimensions of each vector.")]
 
@@ -171,7 +171,8 @@ class SearchResults(Struct, kw_only=True):
 class CitationOut(Struct, kw_only=True):
     """A passage the answer cites as [index], with the exact text it quotes."""
 
-    index: Annotated[int, Meta(description="The passage number the answer cites as [index].")]
+    index: Annotated[int, Meta(description=(
+        "The number the answer cites this passage by, [index]: 1..n in the order first cited in the answer."))]
     document_id: int
     chunk_id: int
     source: str
@@ -182,6 +183,8 @@ class CitationOut(Struct, kw_only=True):
         "Span of `quote` in the document's text: text[start_char:end_char] == quote."))]
     quote: str
     score: Annotated[float, Meta(description="The retrieval score of the cited passage.")]
+    passage: Annotated[int, Meta(description=(
+        "The passage's rank in retrieval (1 = best): the number a chat model read it under."))]
 
     @classmethod
     def from_citation(cls, c: Citation) -> CitationOut:
@@ -192,14 +195,43 @@ _NO_USAGE = "Absent when the chat model's upstream reported no usage (then only 
 _DETAILS = "Token counts by kind, as the chat model reports them."
 
 
+class RewriteUsage(Struct, kw_only=True):
+    """Tokens of the one call that made a follow-up question stand alone (zeros when none was made:
+    a first question, or the offline rewrite)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ContextUsage(Struct, kw_only=True):
+    """What the answering model was given, and what did not fit its context window."""
+
+    passages_sent: Annotated[int, Meta(description="Retrieved passages the model read.")]
+    passages_dropped: Annotated[int, Meta(description=(
+        "Retrieved passages left out, lowest-ranked first, because even the question and the passages "
+        "did not fit the window with no earlier turns."))]
+    turns_sent: Annotated[int, Meta(description="Earlier messages of the conversation the model read.")]
+    turns_dropped: Annotated[int, Meta(description="Earlier messages left out to fit the window, oldest first.")]
+
+
 class Usage(Struct, kw_only=True):
-    """Token counts in OpenAI's `usage` shape (cl100k_base for extractive answers)."""
+    """Token counts in OpenAI's `usage` shape (cl100k_base for extractive answers), and what else the
+    answer took."""
 
     prompt_tokens: int
     completion_tokens: Annotated[int | UnsetType, Meta(description=_NO_USAGE)] = UNSET
     total_tokens: Annotated[int | UnsetType, Meta(description=_NO_USAGE)] = UNSET
     prompt_tokens_details: Annotated[dict[str, int] | UnsetType, Meta(description=_DETAILS)] = UNSET
     completion_tokens_details: Annotated[dict[str, int] | UnsetType, Meta(description=_DETAILS)] = UNSET
+    rewrite: Annotated[RewriteUsage | UnsetType, Meta(description=(
+        "The rewrite call's tokens, not included in the counts above."))] = UNSET
+    context: ContextUsage | UnsetType = UNSET
+    cost_usd: Annotated[float | None | UnsetType, Meta(description=(
+        "Estimated price in US dollars of every token above, answer and rewrite, from the service's price "
+        "table; null when the model has no cited price (or spent nothing: the extractive answerer costs 0)."))] = UNSET
+    cached: Annotated[bool | UnsetType, Meta(description=(
+        "The answer was replayed from the answer cache: no model was asked now."))] = UNSET
 
     @classmethod
     def from_usage(cls, usage: dict[str, Any]) -> Usage:
@@ -209,7 +241,7 @@ class Usage(Struct, kw_only=True):
 
 class AnswerOut(Struct, kw_only=True):
     answer: Annotated[str, Meta(description="The answer, citing passages as [n].")]
-    citations: Annotated[list[CitationOut], Meta(description="Only passages the answer cites, in passage order.")]
+    citations: Annotated[list[CitationOut], Meta(description="Only passages the answer cites, by index.")]
     model: Annotated[str, Meta(description="The model that answered (`extractive` offline).")]
     usage: Usage
 

@@ -14,7 +14,7 @@ Filter = Annotated[dict[str, Any] | None, Meta(description="Metadata filter: {ke
 
 class CollectionCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")]
-    embedder: Annotated[str | None, Meta(description="local (default) or openai")] = None
+    embedder: Annotated[str | None, Meta(description="local (default), local-int8 or openai")] = None
     chunk_size: Annotated[int, Meta(ge=16, le=8191)] | None = None
     chunk_overlap: Annotated[int, Meta(ge=0, le=8190)] | None = None
 
@@ -38,8 +38,14 @@ class SearchIn(Struct, kw_only=True, forbid_unknown_fields=True):
     min_score: float | None = None
 
 
+Messages = Annotated[list[dict[str, Any]], Meta(min_length=1, description=(
+    "A conversation in OpenAI's chat shape ({role, content}, content a string or text parts): the last user "
+    "message is answered, read with the turns before it."))]
+
+
 class AskIn(Struct, kw_only=True, forbid_unknown_fields=True):
-    question: Annotated[str, Meta(min_length=1)]
+    question: Annotated[str, Meta(min_length=1, description="The question; or give `messages`.")] | None = None
+    messages: Messages | None = None
     k: K = 5
     mode: Mode = "hybrid"
     filter: Filter = None

@@ -62,8 +62,8 @@ class SearchController(Controller):
                       "`done` {model, usage}, or `error` {message, status}.",
           **documented(*_QUERY_ERRORS, stream=ASK_STREAM))
     def ask(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[AskIn]) -> Response[AnswerOut]:
-        options = {"k": data.k, "mode": data.mode, "filter": data.filter, "model": data.model,
-                   "temperature": data.temperature, "max_tokens": data.max_tokens}
+        options = {"messages": data.messages, "k": data.k, "mode": data.mode, "filter": data.filter,
+                   "model": data.model, "temperature": data.temperature, "max_tokens": data.max_tokens}
         if not data.stream:
             return Response(AnswerOut.from_answer(service.answer(name, data.question, **options)))
         # Input and upstream errors raise here, before the stream opens, and get their status.

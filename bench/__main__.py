@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in one run, each printing its figures and its in-run reference.
 
-    python -m bench [--docs N]         # embedder, SciFact ingest and search, API, then scale at 100k
+    python -m bench [--docs N]         # embedder, SciFact ingest and search, API, both local
+                                       # embedders, then scale at 100k
     python -m bench scale --size 1m    # one entry alone (`python -m bench ENTRY --help` for its options)
     python -m bench ingest-remote
 
@@ -17,14 +18,15 @@ from pathlib import Path
 
 
 def _entries() -> dict[str, Callable[[list[str]], int]]:
-    from bench import bench_api, bench_embedder, bench_ingest, ingest_remote, postgres, scale
+    from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders, ingest_remote, postgres, scale
 
     return {"embedder": bench_embedder.main, "ingest": bench_ingest.main, "api": bench_api.main,
-            "scale": scale.main, "ingest-remote": ingest_remote.main, "postgres": postgres.main}
+            "scale": scale.main, "ingest-remote": ingest_remote.main,
+            "local-embedders": bench_local_embedders.main, "postgres": postgres.main}
 
 
 def run_all(argv: list[str]) -> int:
-    from bench import bench_api, bench_embedder, bench_ingest, postgres, scale
+    from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders, postgres, scale
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=0, help="SciFact documents to ingest (0: all 5,183)")
@@ -36,6 +38,8 @@ def run_all(argv: list[str]) -> int:
     status |= bench_ingest.main(["--home", str(home), "--docs", str(args.docs)])
     print("\n== API ==", flush=True)
     status |= bench_api.main(["--home", str(home)])
+    print("\n== local embedders: float32 and int8 ==", flush=True)
+    status |= bench_local_embedders.main(["--home", str(home)])
     print("\n== scale ==", flush=True)
     status |= scale.main(["--size", "100k"])
     print("\n== PostgreSQL ==", flush=True)

@@ -91,7 +91,7 @@ def main() -> None:
 @click.option("--prune", is_flag=True, help="Delete documents under these paths that are gone.")
 @click.option("--chunk-size", type=click.IntRange(16, 8191), help="Chunk size in tokens (new collection).")
 @click.option("--overlap", type=click.IntRange(0, 8190), help="Chunk overlap in tokens (new collection).")
-@click.option("--embedder", type=click.Choice(["local", "openai"]),
+@click.option("--embedder", type=click.Choice(["local", "local-int8", "openai"]),
               help="Embedder of a new collection (default: RAG_EMBEDDER, else local).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def ingest(paths, collection, glob_, prune, chunk_size, overlap, embedder, as_json) -> None:
@@ -271,8 +271,8 @@ def _read_pairs(handle) -> list[tuple[str, str]]:
 @click.argument("texts", nargs=-1)
 @click.option("--pairs", type=click.File("r", encoding="utf-8"),
               help="TSV of text pairs ('-' for stdin); prints one score per line.")
-@click.option("--embedder", type=click.Choice(["local", "openai"]), envvar="RAG_EMBEDDER", default="local",
-              show_default=True)
+@click.option("--embedder", type=click.Choice(["local", "local-int8", "openai"]), envvar="RAG_EMBEDDER",
+              default="local", show_default=True)
 def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
     """Cosine similarity of two texts, or of each pair in a TSV."""
     if pairs is None and len(texts) != 2:
@@ -302,6 +302,7 @@ def ask(question: str, collection: str, k: int, mode: str, model: str | None, as
     service = _service()
     with service_errors():
         answer = service.answer(collection, question, k=k, mode=mode, model=model)
+    click.echo(_usage_line(answer.usage), err=True)
     if as_json:
         out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
@@ -309,6 +310,25 @@ def ask(question: str, collection: str, k: int, mode: str, model: str | None, as
     for c in answer.citations:
         where = c.source + (f", page {c.page}" if c.page else "")
         out.print(f"[{c.index}] {where} (chars {c.start_char}-{c.end_char})", markup=False, highlight=False)
+
+
+def _usage_line(usage: dict) -> str:
+    """What an answer took, in one line: tokens of the answer and of the rewrite, cost, cache."""
+    rewrite = usage.get("rewrite") or {}
+    completion = usage.get("completion_tokens")
+    line = (f"usage: {usage.get('prompt_tokens', 0):,} prompt + "
+            f"{'?' if completion is None else format(completion, ',')} completion tokens")
+    if rewrite.get("total_tokens"):
+        line += f", rewrite {rewrite['prompt_tokens']:,} + {rewrite['completion_tokens']:,}"
+    cost = usage.get("cost_usd")
+    line += "; cost unknown (no cited price for this model)" if cost is None else f"; cost ${cost:.6f}"
+    context = usage.get("context") or {}
+    if context.get("passages_dropped") or context.get("turns_dropped"):
+        line += (f"; left out to fit the window: {context['passages_dropped']} passages, "
+                 f"{context['turns_dropped']} earlier messages")
+    if usage.get("cached"):
+        line += "; replayed from the answer cache"
+    return line
 
 
 def _is_loopback(host: str) -> bool:
@@ -373,14 +393,27 @@ def migrate_to(target: str, names: tuple[str, ...], as_json: bool) -> None:
 # -- evaluation ----------------------------------------------------------------------------------
 
 @main.command("eval")
-@click.option("--beir", "beir_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.")
+@click.option("--beir", "beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv (retrieval quality).")
+@click.option("--answers", "answers_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Answer-quality set (JSON, e.g. corpora/wrenfield-solar-answers.json): answer accuracy.")
 @collection_option
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", default="test", show_default=True, help="BEIR split.")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
+@click.option("-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Passages per answer (--answers).")
+@click.option("--model", help="Answering model for --answers (default: as `rag ask`).")
+@click.option("--half", type=click.Choice(["tune", "held-out"]), help="Only this half of the answer set.")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bool) -> None:
-    """Measure retrieval quality (nDCG@10, Recall@100, MRR@10) on a BEIR data set."""
+def evaluate(beir_dir: Path | None, answers_file: Path | None, collection: str, split: str, mode: str, k: int,
+             model: str | None, half: str | None, as_json: bool) -> None:
+    """Measure retrieval quality on a BEIR data set (nDCG@10, Recall@100, MRR@10), or answer
+    accuracy on an answer-quality set (per half, with every failure listed)."""
+    if (beir_dir is None) == (answers_file is None):
+        raise CliError("give one of --beir DIR or --answers FILE")
+    if answers_file is not None:
+        _evaluate_answers(answers_file, collection, mode=mode, k=k, model=model, half=half, as_json=as_json)
+        return
+    assert beir_dir is not None
     from ingest.pipeline import Pipeline
     from rag.evaluation import evaluate as score_runs
     from rag.evaluation import load_qrels, load_queries
@@ -410,6 +443,43 @@ def evaluate(beir_dir: Path, collection: str, split: str, mode: str, as_json: bo
     else:
         out.print(f"{collection} ({split}, {result['queries']} queries, {mode}): nDCG@10 {result['ndcg@10']:.4f}  "
                   f"Recall@100 {result['recall@100']:.4f}  MRR@10 {result['mrr@10']:.4f}")
+
+
+def _evaluate_answers(path: Path, collection: str, *, mode: str, k: int, model: str | None, half: str | None,
+                      as_json: bool) -> None:
+    from dataclasses import replace
+
+    from ingest.pipeline import Pipeline
+    from rag.answer_quality import HALVES, load_answer_set, run_answer_set
+    from rag.service import Service
+
+    # Measured afresh: answers replayed from the answer cache would measure an older answerer.
+    with service_errors():
+        service = Service(replace(_settings(), answer_cache_entries=0))
+    with service_errors():
+        answer_set = load_answer_set(path)
+        coll = service.open_collection(collection, create=answer_set.corpus is not None)
+        if answer_set.corpus is not None:  # idempotent: unchanged files cost a hash
+            summary = Pipeline(service.writer(coll)).ingest_paths([answer_set.corpus])
+            if summary.failed:
+                raise CliError(f"{len(summary.failed)} files of {answer_set.corpus} failed to ingest")
+        items = [item for item in answer_set.items if half is None or item.half == half]
+
+        def ask(messages: list[dict[str, str]]):  # noqa: ANN202
+            return service.answer(coll, messages=messages, k=k, mode=mode, model=model)
+
+        report = run_answer_set(items, ask)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for g in report.failures:
+        out.print(f"FAIL {g.item.id} ({g.item.half}): {g.item.question}", markup=False, highlight=False)
+        out.print(f"     {g.why}", markup=False, highlight=False)
+        out.print(f"     answer: {' '.join(g.answer.split())[:300]}", markup=False, highlight=False)
+    for name in HALVES:
+        right, asked = report.accuracy(name)
+        if asked:
+            out.print(f"{name:9} {right}/{asked} correct ({right / asked:.1%})")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import overload
 
 from rag.errors import ConfigError
 
-EMBEDDERS = ("local", "openai")
+EMBEDDERS = ("local", "local-int8", "openai")
 
 
 @overload
@@ -72,7 +72,7 @@ class Settings:
     home: Path = Path("data")
     """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model."""
     embedder: str = "local"
-    """RAG_EMBEDDER: embedder for new collections, `local` or `openai`."""
+    """RAG_EMBEDDER: embedder for new collections, `local`, `local-int8` or `openai`."""
     openai_embedding_model: str = "text-embedding-3-small"
     """RAG_OPENAI_EMBEDDING_MODEL: model used by the `openai` embedder."""
     openai_embedding_dimensions: int | None = None
@@ -98,6 +98,10 @@ class Settings:
     ones approximately (HNSW); 0 makes every collection approximate."""
     index_checkpoint_s: float = 60.0
     """RAG_INDEX_CHECKPOINT_S: how often the dense indexes are checkpointed to disk, when enough changed."""
+    answer_cache_entries: int = 1000
+    """RAG_ANSWER_CACHE_ENTRIES: answers kept for replay (extractive, or temperature 0); 0 keeps none."""
+    price_table: Path | None = None
+    """RAG_PRICE_TABLE: JSON price table for answers' cost_usd (default: the shipped rag/data/prices.json)."""
     database_url: str | None = None
     """RAG_DATABASE_URL: the database; unset means the SQLite file under RAG_HOME. A
     `postgresql+psycopg://` URL selects PostgreSQL with pgvector, where search runs in the database."""
@@ -132,6 +136,8 @@ class Settings:
             embed_concurrency=_int(env, "RAG_EMBED_CONCURRENCY", 4),
             dense_exact_limit=_int(env, "RAG_DENSE_EXACT_LIMIT", 20_000, minimum=0),
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
+            answer_cache_entries=_int(env, "RAG_ANSWER_CACHE_ENTRIES", 1000, minimum=0),
+            price_table=Path(raw).expanduser() if (raw := env.get("RAG_PRICE_TABLE", "").strip()) else None,
             database_url=_database_url(env),
             pg_ef_search=_int(env, "RAG_PG_EF_SEARCH", 200, minimum=10),
             worker_heartbeat_s=_float(env, "RAG_WORKER_HEARTBEAT_S", 15.0),

@@ -137,12 +137,30 @@ def _drop_chunks_fts(conn: Connection) -> None:
     conn.execute(text("DROP TABLE IF EXISTS chunks_fts"))
 
 
+def _answer_cache(conn: Connection) -> None:
+    # Answers kept for replay, keyed by a hash of everything that shapes them (rag.answer.cache),
+    # and stamped with the collection's change number: a write to the collection makes them stale.
+    # A new table: there are no existing rows to fill.
+    conn.execute(text(
+        """CREATE TABLE answer_cache (
+            key TEXT NOT NULL PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            change_number INTEGER NOT NULL,
+            events TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            used_at REAL NOT NULL
+        )"""))
+    conn.execute(text("CREATE INDEX answer_cache_collection ON answer_cache(collection_id, change_number)"))
+    conn.execute(text("CREATE INDEX answer_cache_used ON answer_cache(used_at)"))
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
     ("0002_ingest_workers", _ingest_workers),
     ("0003_chunk_changes", _chunk_changes),
     ("0004_document_metadata", _document_metadata),
     ("0005_drop_chunks_fts", _drop_chunks_fts),
+    ("0006_answer_cache", _answer_cache),
 ]
 
 

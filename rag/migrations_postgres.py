@@ -103,7 +103,24 @@ def _baseline(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
+def _answer_cache(conn: Connection) -> None:
+    # SQLite's 0006 (rag.migrations._answer_cache) in PostgreSQL's types: its REAL would be
+    # PostgreSQL's 4-byte float, two minutes coarse for seconds since the epoch.
+    conn.execute(text(
+        """CREATE TABLE answer_cache (
+            key TEXT NOT NULL PRIMARY KEY,
+            collection_id BIGINT NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            change_number BIGINT NOT NULL,
+            events TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            used_at DOUBLE PRECISION NOT NULL
+        )"""))
+    conn.execute(text("CREATE INDEX answer_cache_collection ON answer_cache(collection_id, change_number)"))
+    conn.execute(text("CREATE INDEX answer_cache_used ON answer_cache(used_at)"))
+
+
 POSTGRES_MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "0005_postgres_baseline", _baseline),
+    (6, "0006_answer_cache", _answer_cache),
 ]
 """(version, name, step): the version is SQLite's number for the same schema."""

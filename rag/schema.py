@@ -26,8 +26,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
-__all__ = ["POSTGRES_ONLY", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentMetadataRow", "DocumentRow",
-           "IngestWorkerRow", "VectorBytes", "parse_vector", "vector_literal"]
+__all__ = ["POSTGRES_ONLY", "AnswerCacheRow", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow",
+           "DocumentMetadataRow", "DocumentRow", "IngestWorkerRow", "VectorBytes", "parse_vector", "vector_literal"]
 
 
 POSTGRES_ONLY = {"columns": {"chunks": {"terms"}}, "indexes": {"chunks_terms"}, "index_prefix": "chunks_hnsw_"}
@@ -181,3 +181,24 @@ class DocumentMetadataRow(Base):
     key: Mapped[str] = mapped_column(primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary().with_variant(JSONB(), "postgresql"), primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AnswerCacheRow(Base):
+    """An answer kept for replay (`rag.answer.cache`), valid while its collection's change number is."""
+
+    __tablename__ = "answer_cache"
+    __table_args__ = (
+        Index("answer_cache_collection", "collection_id", "change_number"),
+        Index("answer_cache_used", "used_at"),
+    )
+
+    key: Mapped[str] = mapped_column(primary_key=True)
+    """SHA-256 of what shapes the answer: change number, answerer and prompt version, model, base URL,
+    normalised messages, k, mode, filter, min_score, max_tokens."""
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    change_number: Mapped[int]
+    events: Mapped[str]
+    """The answer's events as JSON: deltas, citations, done."""
+    created_at: Mapped[float]
+    used_at: Mapped[float]
+    """When it was last written or replayed (seconds since the epoch): the least recent go first."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag.answer import Answer, AnswerEvent, Asker
+from rag.answer.cache import AnswerCache
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
@@ -25,6 +26,7 @@ from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.indexes.pg import PgDenseIndex, PgLexicalIndex
+from rag.pricing import PriceTable
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
 from rag.store import Store
@@ -95,7 +97,7 @@ class Service:
             self._lexical = PgLexicalIndex(self._store)
         else:
             self._dense = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
-                                     checkpoint_s=settings.index_checkpoint_s)
+                                     checkpoint_s=settings.index_checkpoint_s, on_checkpoint=self._trim_change_log)
             self._lexical = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store)
         self._embedders: dict[str, Embedder] = {}
@@ -103,7 +105,9 @@ class Service:
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
         self._retriever = Retriever(self._store, self._dense, self._lexical, self.embedder_for)
-        self._asker = Asker(self._retriever, settings, openai_client=self.openai_client)
+        self._asker = Asker(self._retriever, settings, openai_client=self.openai_client,
+                            prices=PriceTable.load(settings.price_table),
+                            cache=AnswerCache(self._store, settings.answer_cache_entries))
 
     def close(self) -> None:
         """Checkpoint the indexes, stop background work, release the store and the client."""
@@ -112,6 +116,15 @@ class Service:
         self._store.close()
         if self._client is not None:
             self._client.close()
+
+    def _trim_change_log(self, collection_id: int) -> None:
+        """Drop the change log up to what both indexes on disk hold, so it stays as long as the
+        changes since the last checkpoint rather than the collection's whole history. Any process
+        (or a restart) behind that point starts from those files, which is no slower than the
+        replay it would otherwise do."""
+        stamps = (self._dense.saved_stamp(collection_id), self._lexical.saved_stamp(collection_id))
+        if None not in stamps:
+            self._store.forget_changes(collection_id, min(s for s in stamps if s is not None))
 
     def __enter__(self) -> Service:
         return self
@@ -311,11 +324,14 @@ class Service:
         """The answering model a request gets: its own, else the chat model with a key, else extractive."""
         return self._asker.resolve_model(model)
 
-    def answer(self, collection: str | Collection, question: str, **options: Any) -> Answer:
+    def answer(self, collection: str | Collection, question: str | None = None, **options: Any) -> Answer:
+        """The answer to `question`, or to the last user turn of `messages=[...]` (OpenAI's shape)
+        read with the turns before it; options: k, mode, filter, model, temperature, max_tokens."""
         return self._asker.answer(collection, question, **options)
 
-    def stream(self, collection: str | Collection, question: str, **options: Any) -> Iterator[AnswerEvent]:
-        """Answer events; input and upstream errors raise before the first event."""
+    def stream(self, collection: str | Collection, question: str | None = None,
+               **options: Any) -> Iterator[AnswerEvent]:
+        """Answer events, asked as `answer` is; input and upstream errors raise before the first event."""
         return self._asker.stream(collection, question, **options)
 
     # -- embeddings ------------------------------------------------------------------------------

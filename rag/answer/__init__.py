@@ -6,17 +6,31 @@ retrieves and hands the passages to the `Answerer` its model names: the chat mod
 (`ChatAnswerer`, OpenAI chat completions) when a key is configured, or the offline
 `ExtractiveAnswerer`, which quotes the retrieved sentences closest in meaning to the question.
 
-Modules: `types` (citations, answers, stream events), `answerer` (the protocol), `prompt`
-(numbered passages fitted into a window), `citations` (the marker filter), `chat`, `extractive`,
-`asker` (retrieve, then dispatch by model name).
+A question may come with the conversation before it (OpenAI's `messages`): retrieval then runs on
+the question made to stand alone (by the chat model in one short call, or offline by rules), and a
+chat model receives the conversation fitted to its window.
+
+Modules: `types` (citations, answers, stream events), `conversation` (messages read), `answerer`
+(the protocol), `prompt` (the conversation and numbered passages fitted into a window), `rewrite`
+(offline standalone questions), `citations` (the marker filter), `usage`, `chat`, `extractive`,
+`asker` (rewrite, retrieve, then dispatch by model name).
 """
 
-from rag.answer.answerer import Answerer, AnswerRequest
+from rag.answer.answerer import Answerer, AnswerRequest, Rewrite
 from rag.answer.asker import DEFAULT_K, Asker
-from rag.answer.chat import ChatAnswerer
+from rag.answer.chat import REWRITE_PROMPT, ChatAnswerer
 from rag.answer.citations import CitationFilter, citations_for
+from rag.answer.conversation import Conversation, conversation_from
 from rag.answer.extractive import EXTRACTIVE, NO_ANSWER, ExtractiveAnswerer
-from rag.answer.prompt import DEFAULT_MAX_TOKENS, SYSTEM_PROMPT, build_messages, fit_to_window
+from rag.answer.prompt import (
+    DEFAULT_MAX_TOKENS,
+    SYSTEM_PROMPT,
+    Fitted,
+    build_messages,
+    fit_conversation,
+    fit_to_window,
+)
+from rag.answer.rewrite import offline_standalone
 from rag.answer.types import (
     Answer,
     AnswerCitations,
@@ -32,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "EXTRACTIVE",
     "NO_ANSWER",
+    "REWRITE_PROMPT",
     "SYSTEM_PROMPT",
     "Answer",
     "AnswerCitations",
@@ -45,8 +60,14 @@ __all__ = [
     "ChatAnswerer",
     "Citation",
     "CitationFilter",
+    "Conversation",
     "ExtractiveAnswerer",
+    "Fitted",
+    "Rewrite",
     "build_messages",
     "citations_for",
+    "conversation_from",
+    "fit_conversation",
     "fit_to_window",
+    "offline_standalone",
 ]

@@ -1,7 +1,10 @@
 """Citation markers checked against the passages, and the citations they point at.
 
-The answer cites passage n as `[n]`. Numbers that match no passage are removed, never passed on,
-and the same filter runs over streamed text: text from a `[` is held back until its `]` is seen.
+The model reads passage n as `[n]` (n its retrieval rank) and cites it so. Numbers that match no
+passage are removed, never passed on, and the same filter runs over streamed text: text from a `[`
+is held back until its `]` is seen. What the reader gets is numbered 1..n in the order the passages
+are first cited in the answer (`renumber`), so an answer never opens with `[3]`; each citation
+keeps the rank it had in the prompt as `passage`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ class CitationFilter:
     """Removes citation markers that point at no passage, from whole or streamed text.
 
     Feed the text piece by piece and call `finish` at the end; `cited` collects the valid passage
-    numbers in the order they were first cited.
+    numbers in the order they were first cited. With `renumber`, each marker is written with the
+    passage's place in `cited` (1 for the first passage cited, ...) instead of its number.
     """
 
-    def __init__(self, passages: int):
+    def __init__(self, passages: int, *, renumber: bool = False):
         self.passages = passages
+        self.renumber = renumber
         self.cited: list[int] = []
         self._held = ""
 
@@ -40,6 +45,8 @@ class CitationFilter:
         for x in valid:
             if x not in self.cited:
                 self.cited.append(x)
+        if self.renumber:
+            valid = list(dict.fromkeys(self.cited.index(x) + 1 for x in valid))
         return "".join(f"[{x}]" for x in valid)
 
     def feed(self, text: str) -> str:
@@ -83,19 +90,20 @@ def tidy_removed_markers(text: str) -> str:
     return re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", text).strip()
 
 
-def citations_for(hits: Sequence[Hit], cited: list[int],
+def citations_for(hits: Sequence[Hit], cited: Sequence[int],
                   quotes: Mapping[int, tuple[int, int, str]] | None = None) -> list[Citation]:
-    """Citations for the passage numbers the answer used, in number order.
+    """Citations for the passage numbers the answer used, in the order first cited: the first is
+    index 1, and so on (the answer's markers must be numbered the same way).
 
     Each quotes its whole passage unless `quotes` gives (start_char, end_char, text) for it.
     """
     out = []
-    for n in sorted(set(cited)):
+    for index, n in enumerate(dict.fromkeys(cited), start=1):
         h = hits[n - 1]
         start, end, quote = (quotes or {}).get(n, (h.start_char, h.end_char, h.text))
-        out.append(Citation(index=n, document_id=h.document_id, chunk_id=h.chunk_id, source=h.source,
+        out.append(Citation(index=index, document_id=h.document_id, chunk_id=h.chunk_id, source=h.source,
                             title=h.title, page=h.page, start_char=start, end_char=end, quote=quote,
-                            score=h.score))
+                            score=h.score, passage=n))
     return out
 
 

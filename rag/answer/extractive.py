@@ -1,16 +1,44 @@
-"""The offline answerer: quotes the retrieved sentences closest in meaning to the question."""
+"""The offline answerer: quotes the units of the passages that best answer the question.
+
+Each passage is read as its document laid it out (`rag.answer.passages`: sentences under their
+heading, list items after their lead-in, table rows under their header). A unit's score adds up
+what was measured to pick the answer on the tuning half of the project's answer set
+(`rag eval --answers`):
+
+- its meaning: the cosine of the question and the unit read under its heading (the collection's
+  embedder), which bridges words that differ ("how big is the battery" and "100 kWh");
+- its words: the share of the question's content words it holds, compared by stem
+  (`rag.answer.words`: "quorum" meets "quorate"), counting the words of its heading and lead-in;
+- the year: a unit that names other years than the one asked about loses a little;
+- the kind of answer asked for: a figure for "how many" and "how much", a date for "when", a
+  frequency for "how often", a yes or no for "do members get ...?", a superlative ("the best
+  month") for "which month ... the most".
+
+Never quoted: headings, a record's title, questions (an FAQ's own question echoes the user's), and
+lead-ins ending in a colon (read as the context of what follows instead). A unit met twice in
+overlapping passages is quoted once.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from rag.answer.answerer import AnswerRequest
+from rag.answer.answerer import AnswerRequest, Rewrite
 from rag.answer.citations import citations_for
+from rag.answer.conversation import Conversation
+from rag.answer.passages import Unit, units_of
+from rag.answer.rewrite import offline_standalone
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, Usage
-from rag.chunking import sentence_spans
+from rag.answer.usage import context_usage, token_usage
+from rag.answer.words import acronyms, content_stems, word_shares
 from rag.embeddings import Embedder
 from rag.records import Collection
 from rag.retrieval import Hit
@@ -20,102 +48,276 @@ EXTRACTIVE = "extractive"
 """The model name of this answerer: it needs no key and no network."""
 NO_ANSWER = "I could not find an answer to that in the documents."
 
-_QUANTITY_QUESTION = re.compile(
-    r"\s*(how (many|much|long|old|big|large|far|often)|when|what (year|date|time|percentage|price|cost))\b", re.I)
+WORDS_WEIGHT = 0.3
+"""Weight of the share of the question's words a unit holds, beside its cosine (in [-1, 1])."""
+MARGIN = 0.08
+"""Units scoring within this of the best are quoted too, up to MAX_UNITS."""
+MAX_UNITS = 3
+MIN_SCORE = 0.3
+"""A best unit below this means the passages do not answer the question."""
+KIND_BONUS = 0.1
+SUPERLATIVE_BONUS = 0.2
+"""Added to a unit stating a superlative ("the best month") for a question asking for one: a list of
+figures holds the answer only for a reader who compares them."""
+OTHER_YEAR_PENALTY = 0.1
+"""Taken from a unit that names years, none of them the year the question asks about."""
+FOCUS_BONUS = 0.1
+"""Added to a unit holding the word the question asks for ("what quorum" → "quorate")."""
+"""Added to a unit holding the kind of answer asked for (a figure, a date, a frequency)."""
+COUNTED_BONUS = 0.3
+"""Added instead for "how many panels" met by a count of panels ("540 panels")."""
+HEADING_WEIGHT = 0.2
+"""Weight of the cosine of the question and the heading of the unit's section (an FAQ record's
+question): the document's own words for what the unit is about."""
+
+_FIGURE = re.compile(r"\d")
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+_YEAR_OR_DATE = re.compile(
+    r"\b(1[89]\d\d|20\d\d)\b|\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"december)\b", re.I)
+_DATES = re.compile(
+    r"\b(\d{1,2}\s+)?(january|february|march|april|may|june|july|august|september|october|november|december)"
+    r"(\s+\d{4})?\b|\b(1[89]|20)\d\d\b", re.I)
+"""Dates and years: figures that do not answer "how many" or "how much"."""
+_NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|hundred|"
+                           r"half|third|quarter|twice|once)\b", re.I)
+_FREQUENCY = re.compile(r"\b(every|each|twice|once|annually|monthly|weekly|daily|yearly|a year|a month|a week)\b",
+                        re.I)
+_DURATION = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?)\b", re.I)
+_SUPERLATIVE = re.compile(r"\b(most|least|best|worst|highest|lowest|largest|smallest|biggest|greatest|fewest)\b",
+                          re.I)
+_POLAR = re.compile(r"(do|does|did|is|are|was|were|can|could|will|would|should|has|have|may|must)\b")
+_YES_NO = re.compile(r"(yes|no)\b", re.I)
+_FOCUS = re.compile(r"\s*(?:(?:and|but|so)\s+)?(?:what|which)\s+(?:kind of\s+|type of\s+)?"
+                    r"([a-z][\w-]*)\b", re.I)
+_COST = re.compile(r"\b(cost|costs|price|pay|paid|charged|spend|spent|earn|raise|raised)\b")
+_QUESTION_WORD = re.compile(r"\s*(?:(?:and|but|so)\s+)?(what|who|whom|whose|when|where|which|why|how|is|are|was|"
+                            r"were|do|does|did|can|could|will|would|should|has|have)\b", re.I)
+_RATE = re.compile(r"\bper\b|%|\ba (year|month|kwh)\b", re.I)
+_SPLIT_QUESTION = re.compile(r",?\s+and\s+(?=(?:what|how|who|when|where|which|why|is|are|do|does|can)\b)", re.I)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    n: int
+    """The passage it comes from (1-based rank)."""
+    unit: Unit
+    document_start: int
+    """Where the unit starts in its document's text."""
+
 
 
 class ExtractiveAnswerer:
-    """Answers with the best sentences of the passages, quoted as they stand and each cited.
+    """Answers with the best units of the passages, quoted as they stand and each cited.
 
-    `embedder_for` gives the embedder of a collection (its own, so sentences and question are
-    compared in the space the collection was built in); it is asked only when there are sentences.
+    `embedder_for` gives the embedder of a collection (its own, so units and question are compared
+    in the space the collection was built in); it is asked only when there is something to compare.
     """
 
     def __init__(self, embedder_for: Callable[[Collection], Embedder]):
         self.embedder_for = embedder_for
 
+    @property
+    def prompt_version(self) -> str:
+        """Part of the answer cache's key: a hash of this answerer's code, so an answerer that
+        would answer otherwise never replays an older one's answers."""
+        return _code_version()
+
+    def standalone(self, conversation: Conversation, collection: Collection, model: str,
+                   model_requested: bool = False) -> Rewrite:
+        """The follow-up made to stand alone by rules (`rag.answer.rewrite`); no tokens spent."""
+        embedder = self.embedder_for(collection)
+        return Rewrite(offline_standalone(conversation, lambda texts: embedder.embed(texts, truncate=True)))
+
     def stream(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
-        """Quote the retrieved sentences closest in meaning to the question, each cited."""
-        question, hits = request.question, request.hits
-        candidates: list[tuple[int, int, int, str]] = []  # (passage n, start, end, sentence)
-        contexts: list[str] = []  # what is embedded: the sentence under its nearest heading
-        for n, h in enumerate(hits, start=1):
-            heading = h.section or h.title
-            for a, b in sentence_spans(h.text):
-                sentence = h.text[a:b]
-                if _is_heading(sentence):
-                    heading = sentence
-                    continue
-                if len(sentence) >= 20:
-                    candidates.append((n, h.start_char + a, h.start_char + b, sentence))
-                    # "It has 540 panels" only answers "how many panels on the school roof" once
-                    # the reader knows it sits under "The school array".
-                    contexts.append(f"{heading}: {sentence}" if heading else sentence)
-        chosen: list[tuple[float, int, int, int, str]] = []
+        """Quote the units that best answer the question, each cited; see the module docstring."""
+        question, hits = request.retrieval_question, request.hits
+        candidates = _candidates(hits)
+        chosen: list[_Candidate] = []
         if candidates:
             embedder = self.embedder_for(request.collection)
-            q = embedder.embed_one(question)
-            sims = embedder.embed(contexts, truncate=True) @ q
-            sims = sims + np.array([_answer_type_bonus(question, c[3]) for c in candidates])
-            best = float(sims.max())
-            # Keep the best sentence and those nearly as good, at most three; a best match this
-            # weak means the passages do not answer the question.
-            if best >= 0.25:
-                order = np.argsort(-sims, kind="stable")
-                for i in order[:3]:
-                    if sims[i] >= best - 0.1:
-                        chosen.append((float(sims[i]), *candidates[i]))
+            # The kind of answer wanted is in the user's own words, unless they gave only a fragment
+            # ("and the barn?") that the standalone question completed.
+            asked_as = request.question if _QUESTION_WORD.match(request.question) else question
+            chosen = _choose(question, asked_as, candidates, embedder, [h.text for h in hits])
         if not chosen:
             yield AnswerDelta(NO_ANSWER)
             yield AnswerCitations([])
-            yield AnswerDone(EXTRACTIVE, _usage(question, hits, NO_ANSWER))
+            yield AnswerDone(EXTRACTIVE, _usage(request, NO_ANSWER))
             return
-        # Quote each passage's chosen sentences as one span of its document's text.
+        # Cited 1..n in the order the passages first appear in the answer; each passage's quote is
+        # the one span of its document that holds everything said from it.
+        number = {n: i for i, n in enumerate(dict.fromkeys(c.n for c in chosen), start=1)}
         spans: dict[int, tuple[int, int]] = {}
-        for _, n, a, b, _ in chosen:
-            lo, hi = spans.get(n, (a, b))
-            spans[n] = (min(lo, a), max(hi, b))
-        quotes = {}
-        for n, (a, b) in spans.items():
-            h = hits[n - 1]
-            quotes[n] = (a, b, h.text[a - h.start_char:b - h.start_char])
-        # Passages in the order of their best sentence; within one, sentences in document order
-        # (steps of a procedure stay in sequence). White space is folded for reading; the quotes
-        # keep the exact text.
-        rank: dict[int, int] = {}
-        for _, n, _, _, _ in chosen:
-            rank.setdefault(n, len(rank))
-        chosen.sort(key=lambda c: (rank[c[1]], c[2]))
-        parts = [f"{' '.join(sentence.split())} [{n}]" for _, n, _, _, sentence in chosen]
+        for c in chosen:
+            h = hits[c.n - 1]
+            a = h.start_char + (c.unit.context_start if c.unit.context_start is not None else c.unit.start)
+            b = h.start_char + c.unit.end
+            lo, hi = spans.get(c.n, (a, b))
+            spans[c.n] = (min(lo, a), max(hi, b))
+        quotes = {n: (a, b, hits[n - 1].text[a - hits[n - 1].start_char:b - hits[n - 1].start_char])
+                  for n, (a, b) in spans.items()}
+        parts = [f"{_as_sentence(said)} [{number[n]}]" for said, n in _render(chosen)]
         text = " ".join(parts)
         for i, part in enumerate(parts):
             yield AnswerDelta(part if i == 0 else " " + part)
-        cited = [n for _, n, _, _, _ in chosen]
-        yield AnswerCitations(citations_for(hits, cited, quotes))
-        yield AnswerDone(EXTRACTIVE, _usage(question, hits, text))
+        yield AnswerCitations(citations_for(hits, [c.n for c in chosen], quotes))
+        yield AnswerDone(EXTRACTIVE, _usage(request, text))
 
 
-def _answer_type_bonus(question: str, sentence: str) -> float:
-    """Classic answer-type matching: a question for a number or a date prefers sentences that hold
+def _render(chosen: Sequence[_Candidate]) -> list[tuple[str, int]]:
+    """What the answer says, unit by unit, with the passage each is cited from. Items of one list
+    are said together, after their lead-in once, in the document's order (steps stay in sequence)."""
+    out: list[tuple[str, int]] = []
+    lists: dict[tuple[int, int], list[_Candidate]] = {}
+    for c in chosen:
+        if c.unit.kind == "item" and c.unit.context_start is not None:
+            key = (c.n, c.unit.context_start)
+            if key not in lists:
+                lists[key] = []
+                out.append(("", -len(lists)))  # a place held for the list, filled below
+            lists[key].append(c)
+        else:
+            out.append((c.unit.text, c.n))
+    for place, ((n, _), items) in enumerate(lists.items(), start=1):
+        items.sort(key=lambda c: c.document_start)
+        said = " ".join([items[0].unit.context, *(_as_sentence(c.unit.own) for c in items)])
+        out[out.index(("", -place))] = (said, n)
+    return out
+
+
+@functools.cache
+def _code_version() -> str:
+    from rag.answer import passages, rewrite, words
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], passages, rewrite, words):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _as_sentence(text: str) -> str:
+    """A row or an item read as a sentence: with a full stop, so the next one starts anew."""
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
+    """The quotable units of the passages, each once (passages overlap), best passage first."""
+    seen_spans: set[tuple[int, int]] = set()
+    seen_texts: set[str] = set()
+    out = []
+    for n, h in enumerate(hits, start=1):
+        title = " ".join((h.title or "").split()).casefold()
+        for unit in units_of(h.text, h.section or h.title):
+            if not unit.quotable:
+                continue
+            where = (h.document_id, h.start_char + unit.start)
+            folded = unit.text.casefold()
+            if where in seen_spans or folded in seen_texts or folded == title:
+                continue
+            seen_spans.add(where)
+            seen_texts.add(folded)
+            out.append(_Candidate(n, unit, h.start_char + unit.start))
+    return out
+
+
+class Scorer:
+    """Scores the candidate units of one answer against questions: the features apart (so they
+    can be inspected and measured) and their weighted sum."""
+
+    def __init__(self, candidates: Sequence[_Candidate], embedder: Embedder, passages: Sequence[str]):
+        self.candidates = candidates
+        self.embedder = embedder
+        self.read = [f"{c.unit.context}: {c.unit.own}" if c.unit.context else c.unit.own for c in candidates]
+        self.vectors = embedder.embed(self.read, truncate=True)
+        headings = sorted({c.unit.heading for c in candidates} - {""})
+        by_heading = dict(zip(headings, embedder.embed(headings, truncate=True), strict=True)) if headings else {}
+        none = np.zeros(embedder.dim, np.float32)
+        self.heading_vectors = np.stack([by_heading.get(c.unit.heading, none) for c in candidates])
+        self.stems = [content_stems(text) for text in self.read]
+        self.expansions = acronyms(passages)
+
+    def features(self, question: str, asked_as: str) -> dict[str, np.ndarray]:
+        """Per candidate: `cosine` (question and unit under its heading), `heading` (question and
+        heading), `words` (share of the question's words held), `kind` (the answer kind bonus)."""
+        q = self.embedder.embed_one(question)
+        asked = content_stems(question)
+        years = set(_YEAR.findall(question))
+        other_year = np.array([bool(years) and bool(named := set(_YEAR.findall(text))) and not years & named
+                               for text in self.read], dtype=float)
+        focus = _focus(question)
+        held = np.array([bool(focus) and focus <= stems for stems in self.stems], dtype=float)
+        return {"cosine": self.vectors @ q, "heading": self.heading_vectors @ q, "other_year": other_year,
+                "focus": held,
+                "words": word_shares(asked, self.stems, self.expansions),
+                "kind": np.array([_answer_kind_bonus(asked_as, c.unit.own) for c in self.candidates])}
+
+    def scores(self, question: str, asked_as: str) -> np.ndarray:
+        f = self.features(question, asked_as)
+        return (f["cosine"] + HEADING_WEIGHT * f["heading"] + WORDS_WEIGHT * f["words"] + f["kind"]
+                + FOCUS_BONUS * f["focus"] - OTHER_YEAR_PENALTY * f["other_year"])
+
+
+def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder: Embedder,
+            passages: Sequence[str]) -> list[_Candidate]:
+    """The units to quote, best first. `question` stands alone (what is compared); `asked_as` is how
+    the user put it (what says which kind of answer is wanted)."""
+    parts = [p for p in _SPLIT_QUESTION.split(question) if p.strip()] or [question]
+    scorer = Scorer(candidates, embedder, passages)
+    chosen: list[int] = []
+    for k, part in enumerate(parts):
+        scores = scorer.scores(part, asked_as if len(parts) == 1 else part)
+        order = np.argsort(-scores, kind="stable")
+        best = float(scores[order[0]])
+        if best < MIN_SCORE:
+            continue
+        # The best of each part of the question; for a one-part question, those nearly as good too.
+        wanted = MAX_UNITS if k == 0 and len(parts) == 1 else 1
+        for i in order[:wanted]:
+            if scores[i] >= best - MARGIN and int(i) not in chosen:
+                chosen.append(int(i))
+    return [candidates[i] for i in chosen]
+
+
+def _focus(question: str) -> set[str]:
+    """The stem of what a question asks for: the word after "what" or "which" ("what
+    quorum does the AGM need?" asks for a quorum)."""
+    m = _FOCUS.match(question)
+    return content_stems(m.group(1)) if m else set()
+
+
+def _answer_kind_bonus(question: str, text: str) -> float:
+    """Classic answer typing: a question for a figure, a date or a frequency prefers units holding
     one, and "how many panels" prefers "540 panels" above all."""
-    if not _QUANTITY_QUESTION.match(question) or not any(ch.isdigit() for ch in sentence):
-        return 0.0
-    m = re.match(r"\s*how (?:many|much)\s+(\w+?)(?:e?s)?\b", question, re.I)
-    if m and re.search(rf"\d[\d,.]*\s+(?:\w+\s+)?{re.escape(m.group(1))}", sentence, re.I):
-        return 0.2
-    return 0.05
+    q = question.strip().lower()
+    if _SUPERLATIVE.search(q) and re.match(r"(which|what|who|when|where)\b", q):
+        # "Which month ... the most": the document's own superlative ("June was the best month").
+        superlative = SUPERLATIVE_BONUS if _SUPERLATIVE.search(text) else 0.0
+        return superlative + _answer_kind_bonus(_SUPERLATIVE.sub("", q), text)
+    if _POLAR.match(q):
+        return KIND_BONUS if _YES_NO.match(text) else 0.0
+    if re.match(r"(at )?what (rate|tariff)\b", q):
+        return KIND_BONUS if _RATE.search(text) and _FIGURE.search(text) else 0.0
+    if re.match(r"(how|and how) (many|much)\b|what (percentage|proportion|share|price|rate)\b", q) or _COST.search(q):
+        m = re.match(r"\s*how many\s+(\w+?)(?:e?s)?\b", q)
+        if m and re.search(rf"\d[\d,.]*\s+(?:\w+\s+)?{re.escape(m.group(1))}", text, re.I):
+            return COUNTED_BONUS
+        return KIND_BONUS if _FIGURE.search(_DATES.sub("", text)) else 0.0
+    if re.match(r"how often\b|how frequently\b", q):
+        return KIND_BONUS if _FREQUENCY.search(text) else 0.0
+    if re.match(r"how long\b|for how long\b", q):
+        return KIND_BONUS if _DURATION.search(text) and (_FIGURE.search(text) or _NUMBER_WORDS.search(text)) else 0.0
+    if re.match(r"when\b|what (date|year|month|day)\b|which (date|year|month|day)\b|on which day\b", q):
+        return KIND_BONUS if _YEAR_OR_DATE.search(text) else 0.0
+    return 0.0
 
 
-def _is_heading(span: str) -> bool:
-    """A short line with no sentence punctuation at its end: a heading inside a chunk."""
-    return len(span) < 80 and "\n" not in span and not span.rstrip().endswith((".", "!", "?", ":", ";", ","))
-
-
-def _usage(question: str, hits: Sequence[Hit], answer: str) -> Usage:
-    """Token counts in cl100k_base, so extractive answers report usage in the same units."""
-    prompt = count_tokens(question) + sum(count_tokens(h.text) for h in hits)
-    completion = count_tokens(answer)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _usage(request: AnswerRequest, answer: str) -> Usage:
+    """Token counts in cl100k_base, so extractive answers report usage in the same units: what it
+    read (the question, the passages) and what it wrote."""
+    prompt = count_tokens(request.retrieval_question) + sum(count_tokens(h.text) for h in request.hits)
+    return {**token_usage(prompt, count_tokens(answer)),
+            "context": context_usage(passages_sent=len(request.hits), turns_sent=len(request.history))}
 
 
 __all__ = ["EXTRACTIVE", "NO_ANSWER", "ExtractiveAnswerer"]

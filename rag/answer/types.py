@@ -19,7 +19,7 @@ class Citation:
     """One passage an answer cites, with the exact text it quotes from the document."""
 
     index: int
-    """The passage number the answer cites as [index]."""
+    """The number the answer cites this passage by, [index]: 1..n in the order first cited."""
     document_id: int
     chunk_id: int
     source: str
@@ -31,6 +31,8 @@ class Citation:
     quote: str
     score: float
     """The retrieval score of the cited passage."""
+    passage: int = 0
+    """The passage's rank in retrieval (1 = best): the number a chat model saw it under."""
 
 
 @dataclass
@@ -76,7 +78,7 @@ class AnswerDelta:
 
 @dataclass(frozen=True)
 class AnswerCitations:
-    """The citations of the whole answer, in passage-number order; sent once, after the text."""
+    """The citations of the whole answer, by index (the order first cited); sent once, after the text."""
 
     type: ClassVar[Literal["citations"]] = "citations"
     citations: list[Citation]

@@ -1,4 +1,5 @@
-"""Embedders by kind: `local` (all-MiniLM-L6-v2 on onnxruntime, the default) and `openai`.
+"""Embedders by kind: `local` (all-MiniLM-L6-v2 on onnxruntime, the default), `local-int8` (the same
+model with int8 weights: faster, its own vectors) and `openai`.
 
 A kind maps to a factory; `rag.service.Service` calls it once and owns the embedder it returns, so
 two services with different settings never share one. Tests register extra kinds (a deterministic
@@ -31,13 +32,19 @@ def _local(settings: Settings, client: Callable[[], openai.OpenAI]) -> Embedder:
     return LocalEmbedder.shared(settings.model_cache_dir)
 
 
+def _local_int8(settings: Settings, client: Callable[[], openai.OpenAI]) -> Embedder:
+    from rag.embeddings.local import LocalInt8Embedder
+
+    return LocalInt8Embedder.shared(settings.model_cache_dir)
+
+
 def _openai(settings: Settings, client: Callable[[], openai.OpenAI]) -> Embedder:
     from rag.embeddings.openai import OpenAIEmbedder
 
     return OpenAIEmbedder.from_settings(settings, client=client())
 
 
-_KINDS: dict[str, EmbedderFactory] = {"local": _local, "openai": _openai}
+_KINDS: dict[str, EmbedderFactory] = {"local": _local, "local-int8": _local_int8, "openai": _openai}
 
 
 def register_embedder(kind: str, factory: EmbedderFactory) -> None:

@@ -17,7 +17,7 @@ class EmbedderSpec:
     """What a collection is bound to: vectors from different specs must never be mixed."""
 
     kind: str
-    """`local` or `openai`."""
+    """`local`, `local-int8` or `openai`."""
     model_id: str
     dim: int
 

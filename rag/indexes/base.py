@@ -53,6 +53,11 @@ class LexicalIndex(Protocol):
         """Drop a collection's index (the collection was deleted, or is to be rebuilt)."""
         ...
 
+    def saved_stamp(self, collection_id: int) -> int | None:
+        """The change number the index kept on disk reflects (what every process can restart
+        from), or None when there is none; the store's change log before it may be trimmed."""
+        ...
+
 
 class DenseIndex(Protocol):
     """Search a collection's chunks by the similarity of their vectors to a query vector."""
@@ -86,6 +91,10 @@ class DenseIndex(Protocol):
 
     def forget(self, collection_id: int) -> None:
         """Drop a collection's index (the collection was deleted, or is to be rebuilt)."""
+        ...
+
+    def saved_stamp(self, collection_id: int) -> int | None:
+        """As `LexicalIndex.saved_stamp`: the change number of the checkpoint on disk, or None."""
         ...
 
     def close(self) -> None:

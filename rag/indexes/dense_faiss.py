@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,9 +101,11 @@ class IndexCache:
     """
 
     def __init__(self, store: Store, index_dir: Path, *, exact_limit: int = DEFAULT_EXACT_LIMIT,
-                 checkpoint_s: float = 60.0, ef_search: int = HNSW_EF_SEARCH, background: bool = True):
+                 checkpoint_s: float = 60.0, ef_search: int = HNSW_EF_SEARCH, background: bool = True,
+                 on_checkpoint: Callable[[int], None] | None = None):
         """`background=False` leaves compactions and timed checkpoints to explicit `maintain()`
-        calls (tests that want them to happen at a known moment)."""
+        calls (tests that want them to happen at a known moment). `on_checkpoint(collection_id)`
+        runs after each checkpoint written (the service trims the change log there)."""
         self.store = store
         self.index_dir = Path(index_dir)
         self.exact_limit = exact_limit
@@ -111,6 +114,7 @@ class IndexCache:
         self._guard = threading.Lock()
         self._closing = threading.Event()  # a compaction in progress gives up, so closing is quick
         self._maintenance = Maintenance(self, checkpoint_s, enabled=background)
+        self._on_checkpoint = on_checkpoint
 
     # -- the DenseIndex protocol ---------------------------------------------------------------------
 
@@ -180,6 +184,10 @@ class IndexCache:
                 entry.saved()
         self.path(collection_id).unlink(missing_ok=True)
 
+    def saved_stamp(self, collection_id: int) -> int | None:
+        """The change number of the checkpoint on disk, or None without a readable one."""
+        return read_stamp(self.path(collection_id))
+
     def close(self) -> None:
         """Stop the maintenance thread (a compaction under way is abandoned) and checkpoint every
         index with unsaved changes."""
@@ -238,6 +246,11 @@ class IndexCache:
                 log.warning("could not checkpoint %s: %s", path, e)
                 return False
         entry.saved(saved)
+        if self._on_checkpoint is not None:
+            try:
+                self._on_checkpoint(collection_id)
+            except Exception:  # the checkpoint stands; the log is trimmed at the next one
+                log.exception("after the checkpoint of collection %s", collection_id)
         return True
 
     def compact(self, collection: Collection) -> bool:
@@ -319,6 +332,12 @@ class IndexCache:
                 index = None
         if index is not None and index.stamp != self.store.change_number(collection.id):
             replayed = self._replay(index, collection.id)
+            if replayed is None and index is entry.index:
+                # Held in memory since before the log was trimmed (another process checkpointed
+                # and trimmed it): the checkpoint on disk is past the trim, so start from it.
+                index = self._load_file(collection.id)
+                entry.saved()
+                replayed = None if index is None or self._wrong_kind(index) else self._replay(index, collection.id)
             if replayed is None:
                 index = None
             else:

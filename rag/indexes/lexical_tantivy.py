@@ -194,6 +194,11 @@ class TantivyIndex:
             self._open.pop(collection_id, None)
         IndexFolder(self.root, collection_id).remove(WRITER_WAIT_S)
 
+    def saved_stamp(self, collection_id: int) -> int | None:
+        """The change number of what is committed on disk (shared by every process)."""
+        stamp = IndexFolder(self.root, collection_id).stamp()
+        return None if stamp is None else stamp.number
+
     # -- keeping current -------------------------------------------------------------------------
 
     def _lock(self, collection_id: int) -> threading.Lock:

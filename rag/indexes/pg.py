@@ -131,6 +131,9 @@ class PgDenseIndex:
             s.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _INDEX_LOCK, "b": int(collection_id)})
             s.execute(text(f"DROP INDEX IF EXISTS {_index_name(collection_id)}"))
 
+    def saved_stamp(self, collection_id: int) -> int | None:
+        return None  # nothing on disk outside the database, and no change log to trim on PostgreSQL
+
     def close(self) -> None:
         pass
 
@@ -250,3 +253,6 @@ class PgLexicalIndex:
 
     def forget(self, collection_id: int) -> None:
         pass
+
+    def saved_stamp(self, collection_id: int) -> int | None:
+        return None  # nothing on disk outside the database, and no change log to trim on PostgreSQL

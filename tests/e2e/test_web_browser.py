@@ -205,15 +205,23 @@ def test_ask_streams_the_answer_links_citations_and_keeps_the_conversation(app, 
     shot(page, screens, "06-citation")
     page.click("#viewer-close")
 
-    openai_server.set_reply("It also needs notice [1].")
+    # A follow-up costs the service one short rewrite call (a standalone question to retrieve
+    # for), then the answer, which the chat model writes seeing the conversation so far.
+    standalone = "What notice must be given for a general meeting?"
+    openai_server.set_reply(standalone, "It also needs notice [1].")
+    asked_before = len(openai_server.requests_to("/v1/chat/completions"))
     page.fill("#question", "And what notice must be given?")
     with page.expect_request(lambda r: r.url.endswith("/ask")) as follow_up:
         page.keyboard.press("Enter")
     page.locator("#thread .answer[data-done]").nth(1).wait_for()
     body = json.loads(follow_up.value.post_data)
-    assert body["messages"][:2] == [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": REPLY}]
+    assert body["messages"] == [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": REPLY},
+                                {"role": "user", "content": "And what notice must be given?"}]
     assert page.locator("#thread .answer").nth(1).inner_text() == "It also needs notice [1]."
-    assert "And what notice must be given?" in json.dumps(openai_server.requests[-1].json()["messages"])
+    rewrite, answered = [r.json()["messages"] for r in openai_server.requests_to("/v1/chat/completions")[asked_before:]]
+    assert "And what notice must be given?" in json.dumps(rewrite)
+    assert {"role": "user", "content": QUESTION} in answered and {"role": "assistant", "content": REPLY} in answered
+    assert answered[-1]["content"].endswith("Question: And what notice must be given?")
     shot(page, screens, "07-follow-up")
 
 

@@ -452,6 +452,36 @@ def test_two_services_on_one_folder_see_each_others_writes(tmp_path):
     b.close()
 
 
+def test_the_change_log_is_trimmed_at_a_checkpoint_and_a_process_behind_it_starts_from_the_file(tmp_path):
+    settings = Settings(home=tmp_path / "home", dense_exact_limit=20, index_checkpoint_s=3600)
+    a, b = Service(settings), Service(settings)
+    a.create_collection("notes", embedder="hashed-words")
+    ingest(a, "notes", {f"n{i}": text_of(i) for i in range(30)})
+    assert len(sources(a, "notes", text_of(3), k=30)) == 30  # a holds the index in memory
+    ingest(b, "notes", {f"m{i}": text_of(500 + i) for i in range(20)})
+    b.warm_up()  # both of b's indexes caught up with the store, and on disk
+    assert "m5" in {h.source for h in b.search("notes", "note505", k=3, mode="lexical")}
+    b.close()  # checkpoints, and trims the log to what both indexes on disk hold
+
+    store = Store(settings.database_path)
+    coll = store.get_collection("notes")
+    current = store.change_number(coll.id)
+    assert store.changes_since(coll.id, current) == []
+    assert store.changes_since(coll.id, current - 1) is None  # nothing before the checkpoint is kept
+    store.close()
+
+    scans = []
+    real_scan = Store.scan_vectors
+    Store.scan_vectors = lambda self, *a, **k: scans.append(a) or real_scan(self, *a, **k)  # type: ignore[method-assign]
+    try:
+        found = sources(a, "notes", text_of(505), k=60)
+    finally:
+        Store.scan_vectors = real_scan  # type: ignore[method-assign]
+    assert scans == []  # a's index was behind the trimmed log: it loaded the checkpoint, no rebuild
+    assert found == {f"n{i}" for i in range(30)} | {f"m{i}" for i in range(20)}
+    a.close()
+
+
 CRASHING_WRITER = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [{root!r}, {tests!r}]

@@ -4,6 +4,7 @@ span it names. (That the right passage is quoted is the real model's job: tests/
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -30,10 +31,14 @@ def test_extractive_answers_cite_checkable_quotes(client, question: str):
     answer = client.post("/collections/wren/ask", json={"question": question, "k": 3}).json()
     assert answer["model"] == "extractive" and answer["usage"]["total_tokens"] > 0
     check_citations(client, answer["answer"], answer["citations"])
-    assert all(1 <= c["index"] <= 3 for c in answer["citations"])
+    # Numbered 1..n in the order first cited in the answer (README, "Changes"), not by rank.
+    first_cited = list(dict.fromkeys(int(n) for n in re.findall(r"\[(\d+)\]", answer["answer"])))
+    assert first_cited == list(range(1, len(first_cited) + 1))
+    assert [c["index"] for c in answer["citations"]] == first_cited
+    assert all(1 <= c["passage"] <= 3 for c in answer["citations"])
     hits = client.post("/collections/wren/search", json={"query": question, "k": 3}).json()["hits"]
     for c in answer["citations"]:  # passage n is the n-th hit of the same search
-        hit = hits[c["index"] - 1]
+        hit = hits[c["passage"] - 1]
         assert (c["chunk_id"], c["document_id"], c["source"]) == (hit["chunk_id"], hit["document_id"], hit["source"])
 
 

@@ -1,0 +1,44 @@
+"""The offline answerer's parts that need no model: passages read as the loaders laid them out,
+and words that meet across their forms and the acronyms a text defines."""
+
+from __future__ import annotations
+
+from rag.answer.passages import units_of
+from rag.answer.words import acronyms, content_stems, stem, word_shares
+
+
+def test_units_keep_the_structure_the_loaders_wrote() -> None:
+    text = ("Numbers\n\nAt the end of 2024 we had:\n\n312 members\n\n£412,000 of capital\n\nOfficers\n\n"
+            "Role | Name\nChair | Ann Lee\nTreasurer | Tom Hill\n\nReport\nOur arrays generated 266,300 kWh of\n"
+            "electricity in 2024. It was a good year.\n\nCan I visit?\n\nNo. Nobody goes on the roof.")
+    got = [(u.kind, u.text, u.context) for u in units_of(text, "Doc")]
+    assert got == [
+        ("heading", "Numbers", "Numbers"),
+        ("lead-in", "At the end of 2024 we had:", "Numbers"),
+        ("item", "At the end of 2024 we had: 312 members", "At the end of 2024 we had:"),
+        ("item", "At the end of 2024 we had: £412,000 of capital", "At the end of 2024 we had:"),
+        ("heading", "Officers", "Officers"),
+        ("heading", "Role | Name", "Officers"),
+        ("row", "Role: Chair; Name: Ann Lee", "Officers (Role | Name)"),
+        ("row", "Role: Treasurer; Name: Tom Hill", "Officers (Role | Name)"),
+        ("heading", "Report", "Report"),
+        # A PDF's soft line breaks are joined; a pronoun is read with the sentence it points back to.
+        ("sentence", "Our arrays generated 266,300 kWh of electricity in 2024.", "Report"),
+        ("sentence", "It was a good year.", "Report: Our arrays generated 266,300 kWh of electricity in 2024."),
+        ("question", "Can I visit?", "Report"),
+        ("sentence", "No. Nobody goes on the roof.", "Report"),  # "No." is read with what it opens
+    ]
+    row = next(u for u in units_of(text) if u.kind == "row")
+    assert text[row.start:row.end] == "Chair | Ann Lee" and text[row.context_start:].startswith("Role | Name")
+
+
+def test_words_meet_across_forms_and_acronyms() -> None:
+    assert stem("quorum") == stem("quorate") and stem("members") == stem("membership")
+    assert stem("general") != stem("generate") and stem("branches") == "branch"
+    defined = acronyms(["The Annual General Meeting (AGM) is held every September."])
+    assert defined == {"agm": content_stems("Annual General Meeting")}
+    asked = content_stems("what quorum does the AGM need?")
+    units = [content_stems("A general meeting is quorate when 25 members are present."),
+             content_stems("The accounts are examined every year.")]
+    shares = word_shares(asked, units, defined)
+    assert shares[0] > 0.5 and shares[1] == 0.0
