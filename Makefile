@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 COLLECTION ?= sample
+# `make serve` keeps its data beside the checkout; the `rag` command alone uses the per-user data folder.
+RAG_HOME ?= data
 
-.PHONY: install lint test test-fast bench serve clean
+.PHONY: install lint test test-fast bench drill serve clean
 
 install: $(STAMP)
 
@@ -36,9 +38,13 @@ test-fast: install
 bench: install
 	$(BIN)/python -m bench
 
+# The reliability drills (kill -9 during ingest and serve, load, a hanging upstream, schemathesis): a table.
+drill: install
+	$(BIN)/python -m bench drill
+
 serve: install
-	$(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)
-	$(BIN)/rag serve --host $(HOST) --port $(PORT)
+	RAG_HOME=$(RAG_HOME) $(BIN)/rag ingest corpora/wrenfield-solar --collection $(COLLECTION)
+	RAG_HOME=$(RAG_HOME) $(BIN)/rag serve --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from litestar import Litestar, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -16,8 +15,15 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from api.auth import require_api_key
 from api.collections import CollectionsController, DocumentsController
 from api.errors import EXCEPTION_HANDLERS
+from api.logs import logging_config
+from api.metrics import MetricsController, prometheus_config
 from api.openai_compat import OpenAIController
 from api.openapi import documented
+from api.pools import WorkPools
+from api.query_params import reject_unknown_query
+from api.readiness import Loader, health_live, health_ready
+from api.request_guard import request_guard
+from api.request_id import install as install_request_id
 from api.responses import Health
 from api.search import SearchController, SimilarityController
 from api.security_headers import security_headers
@@ -32,14 +38,21 @@ log = logging.getLogger(__name__)
 
 
 @get("/health", opt={"public": True}, operation_id="health", summary="Liveness and readiness",
-     tags=["health"], sync_to_thread=True, **documented(public=True))
-def health(state: State) -> Health:
+     tags=["health"], **documented(public=True))
+async def health(state: State) -> Health:
     service: Service = state.service
-    return Health.from_health(service.health())
+    pools: WorkPools = state.pools
+    # Its own threads: slow asks and heavy searches cannot delay it (api/pools.py). Never refused:
+    # a monitor must see the service alive, and each call takes a moment.
+    return Health.from_health(await pools.health.run(service.health, admit=False))
 
 
 def _service(state: State) -> Service:
     return state.service
+
+
+def _pools(state: State) -> WorkPools:
+    return state.pools
 
 
 def _ingest_queue(state: State) -> IngestQueue:
@@ -56,28 +69,36 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
         app.state.settings = settings
         app.state.service = service
         app.state.ingest_queue = queue
-        if warm_up:
-            await anyio.to_thread.run_sync(service.warm_up)
+        app.state.pools = pools = WorkPools.from_settings(settings)
+        # Connections are accepted at once; the model and the indexes load behind them (/health/ready).
+        loader = app.state.loader = Loader(service).start() if warm_up else None
         try:
             yield
         finally:
+            if loader is not None:
+                loader.stop()
             queue.shutdown()
+            pools.shutdown()
             service.close()
 
     from api.passthrough import passthrough_lifespan, passthrough_router
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health, CollectionsController, DocumentsController, SearchController, SimilarityController,
             OpenAIController, passthrough_router, *web_routes(),
+            health_live, health_ready, MetricsController,
         ],
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
             "ingest_queue": Provide(_ingest_queue, sync_to_thread=False),
+            "pools": Provide(_pools, sync_to_thread=False),
         },
         lifespan=[resources, passthrough_lifespan],
-        guards=[require_api_key],
-        middleware=[security_headers],
+        guards=[require_api_key, reject_unknown_query],
+        # The request guard (Origin, Host, dot segments) after the metrics, so refusals are counted.
+        middleware=[security_headers, prometheus_config().middleware, request_guard],
+        logging_config=logging_config(settings.log_format),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_upload_mb * 1024 * 1024,
         openapi_config=OpenAPIConfig(
@@ -90,5 +111,6 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = True) -> Lit
             render_plugins=[SwaggerUIPage(), JsonRenderPlugin()],
         ),
     )
+    return install_request_id(app)
 
 

@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter, PathParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from api.errors import path_param as _path_param
 from api.openapi import UPSTREAM_ERRORS, InlineSchema, documented, json_schema
@@ -25,6 +25,7 @@ from api.responses import (
     DocumentList,
     DocumentOut,
     DocumentsAccepted,
+    DocumentsDeleted,
     DocumentWithText,
 )
 from api.schemas import CollectionCreate, DocumentsIn
@@ -34,6 +35,9 @@ from rag.errors import FilesRejected, IngestFailed, InvalidInput, RagError, Unsu
 from rag.service import Service
 
 Limit = Parameter(ge=1, le=1000, default=100, description="Page size.")
+SourceParam = Parameter(default=None, min_length=1, description="Only the document at exactly this source.")
+SourcePrefixParam = Parameter(default=None, min_length=1, description=(
+    "Only documents whose source starts with this (a folder: `notes/`)."))
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id is a 400, not an overflow
 DocumentId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="Document id.")]
 
@@ -44,8 +48,13 @@ UPLOAD_BODY = RequestBody(required=True, description="Files to ingest, or docume
         properties={"files": Schema(
             type=OpenAPIType.ARRAY, min_items=1,
             description="The files (any part name: every file part is ingested); the filename's extension "
-                        "chooses the loader.",
-            items=Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream"))})),
+                        "chooses the loader. A part's `X-Source` header sets that file's source.",
+            items=Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream")),
+            "source": Schema(
+                type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING, min_length=1),
+                description="What identifies each file's document in the collection (e.g. `notes/rides.txt`), "
+                            "one per file in the order of the files; a later upload with the same source "
+                            "replaces it. Default: the file name.")})),
     "application/json": OpenAPIMediaType(schema=InlineSchema(value=json_schema(DocumentsIn))),
 })
 
@@ -85,8 +94,11 @@ class DocumentsController(Controller):
     tags = ["documents"]
 
     @post(operation_id="addDocuments", summary="Upload files (multipart) or JSON documents",
-          description="Multipart file uploads, or JSON {\"documents\": [{\"text\", \"title\", \"source\", "
-                      "\"metadata\"}]}. Answers 202 with each document's status; with ?wait=true, 201 once "
+          description="Multipart file uploads (each file's source: its part's `X-Source` header, else the "
+                      "`source` field in its position, else its file name), or JSON {\"documents\": [{\"text\", "
+                      "\"title\", \"source\", \"metadata\"}]}. Each document is `created`, `updated` (the same "
+                      "source, new content: replaced) or `unchanged` (skipped). "
+                      "Answers 202 with each document's status; with ?wait=true, 201 once "
                       "all are ready or failed. Any unsupported (415) or unreadable (400) file: nothing is ingested. "
                       "With ?wait=true, a failed document answers with the first failure's status "
                       "(`ingest_failed`, every document's status under `documents`).",
@@ -104,7 +116,8 @@ class DocumentsController(Controller):
             files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
             if not files:
                 raise InvalidInput("the multipart body has no file parts", param="files")
-            uploads = [(f.filename, await f.read()) for f in files]
+            sources = _sources(files, [v for k, v in form.multi_items() if k == "source" and isinstance(v, str)])
+            uploads = [(f.filename, await f.read(), source) for f, source in zip(files, sources, strict=True)]
             docs, bad = await anyio.to_thread.run_sync(_parse_uploads, uploads)
             if bad:
                 raise FilesRejected(bad)
@@ -135,9 +148,23 @@ class DocumentsController(Controller):
     @get(operation_id="listDocuments", summary="List documents", sync_to_thread=True, **documented(400, 404))
     def list_documents(self, service: NamedDependency[Service], name: FromPath[str], limit: int = Limit,
                        after: int | None = Parameter(default=None, ge=0, le=MAX_ID,
-                                                     description="Last id of the previous page.")) -> DocumentList:
-        rows = service.list_documents(name, limit=limit + 1, after=after)
+                                                     description="Last id of the previous page."),
+                       source: str | None = SourceParam, source_prefix: str | None = SourcePrefixParam,
+                       ) -> DocumentList:
+        rows = service.list_documents(name, limit=limit + 1, after=after, source=source, source_prefix=source_prefix)
         return DocumentList(data=[DocumentOut.from_document(d) for d in rows[:limit]], has_more=len(rows) > limit)
+
+    @delete(operation_id="deleteDocuments", summary="Delete documents by source or folder", sync_to_thread=True,
+            status_code=HTTP_200_OK,
+            description="Exactly one of `source` (the document at that source) or `source_prefix` (every "
+                        "document whose source starts with it: a folder such as `notes/`); neither is a 400, "
+                        "so a bare DELETE never empties a collection. Answers the ids deleted (none: `[]`).",
+            **documented(400, 404))
+    def delete_documents(self, service: NamedDependency[Service], name: FromPath[str],
+                         source: str | None = SourceParam,
+                         source_prefix: str | None = SourcePrefixParam) -> DocumentsDeleted:
+        return DocumentsDeleted.from_deleted(
+            service.delete_documents_by_source(name, source=source, source_prefix=source_prefix))
 
     @get("/{document_id:int}", operation_id="getDocument", summary="A document with its extracted text",
          sync_to_thread=True, **documented(400, 404))
@@ -151,12 +178,33 @@ class DocumentsController(Controller):
         service.delete_documents(name, [document_id])
 
 
-def _parse_uploads(uploads: Sequence[tuple[str | None, bytes]]) -> tuple[list, list[tuple[str, RagError]]]:
+SOURCE_HEADER = "x-source"
+"""A file part's header naming its source (curl: `-F 'files=@a.txt;headers="X-Source: notes/a.txt"'`)."""
+
+
+def _sources(files: Sequence[UploadFile], fields: Sequence[str]) -> list[str | None]:
+    """Each file's source: its part's X-Source header, else the `source` field in its position,
+    else None (its file name). `source` fields, when given, pair with the files one to one."""
+    if fields and len(fields) != len(files):
+        raise InvalidInput(f"give one source field per file: {len(fields)} source(s) for {len(files)} file(s)",
+                           param="source")
+    out: list[str | None] = []
+    for i, f in enumerate(files):
+        header = next((v for k, v in f.headers.items() if k.lower() == SOURCE_HEADER), None)
+        source = header if header is not None else (fields[i] if fields else None)
+        if source is not None and not source.strip():
+            raise InvalidInput(f"the source of file {i + 1} is empty", param="source")
+        out.append(source)
+    return out
+
+
+def _parse_uploads(uploads: Sequence[tuple[str | None, bytes, str | None]]
+                   ) -> tuple[list, list[tuple[str, RagError]]]:
     docs, bad = [], []
-    for filename, data in uploads:
+    for filename, data, source in uploads:
         name = filename or "(unnamed file)"
         try:
-            docs.extend(load_bytes(name, data))
+            docs.extend(load_bytes(name, data, source=source))
         except RagError as e:
-            bad.append((name, e))
+            bad.append((source or name, e))
     return docs, bad

@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from msgspec import UNSET, Meta, UnsetType
 
+from api.request_id import UPSTREAM_HEADER
 from api.responses import DocumentAccepted
 from rag import errors
 
@@ -37,7 +38,7 @@ class RejectedFile(msgspec.Struct, kw_only=True):
 
 
 class ErrorDetail(msgspec.Struct, kw_only=True):
-    """What went wrong, in OpenAI's error shape (plus `files` or `documents` where they apply).
+    """What went wrong, in OpenAI's error shape (plus `files`, `documents` or `loading` where they apply).
 
     Field descriptions are `Meta`s, so they reach the OpenAPI document.
     """
@@ -52,6 +53,8 @@ class ErrorDetail(msgspec.Struct, kw_only=True):
         "An upload refused whole (`files_rejected`): each unreadable or unsupported file."))] = UNSET
     documents: Annotated[list[DocumentAccepted] | UnsetType, Meta(description=(
         "An upload waited for that failed (`ingest_failed`): every document's status."))] = UNSET
+    loading: Annotated[list[str] | UnsetType, Meta(description=(
+        "The server is still loading (`not_ready`): what, in words."))] = UNSET
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
@@ -99,12 +102,20 @@ def path_param(exc: msgspec.ValidationError | str) -> str | None:
 
 
 def rag_error_handler(_: Request, exc: errors.RagError) -> Response:
-    headers = None
+    headers: dict[str, str] = {}
     if isinstance(exc, errors.UpstreamError) and exc.request_id:
-        headers = {"x-request-id": exc.request_id}
-    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError):
+        # x-request-id is the service's own (api/request_id.py); the upstream's travels beside it.
+        headers[UPSTREAM_HEADER] = exc.request_id
+    if isinstance(exc, errors.ConfigError):
+        # The service's own configuration is at fault: OpenAI's SDKs honour this and do not retry.
+        headers["x-should-retry"] = "false"
+    if exc.retry_after_s is not None:
+        headers["retry-after"] = str(exc.retry_after_s)
+    if exc.status >= 500 and not isinstance(exc, errors.UpstreamError | errors.ConfigError | errors.NotReady
+                                            | errors.Overloaded):
         log.error("service error: %s", exc, exc_info=exc)
-    return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers, **exc.details)
+    return error_response(exc.status, str(exc), exc.type, exc.param, exc.code, headers=headers or None,
+                          **exc.details)
 
 
 def http_error_handler(_: Request, exc: HTTPException) -> Response:

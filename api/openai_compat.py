@@ -10,21 +10,21 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-import anyio
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIMediaType, RequestBody
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 from litestar.response.base import ASGIResponse
 from msgspec import UNSET, UnsetType
 
 from api.errors import path_param
 from api.openapi import EVENT_STREAM, UPSTREAM_ERRORS, Event, EventStream, InlineSchema, documented, json_schema
+from api.pools import WorkPools
 from api.responses import (
     AnswerOut,
     AskDelta,
@@ -103,6 +103,13 @@ class _Relayed(Response):
         return self.asgi_response
 
 
+def _model_ids(service: Service) -> list[str]:
+    ids = [LOCAL_MODEL, EXTRACTIVE]
+    if service.settings.openai_enabled:
+        ids.append(service.settings.chat_model)
+    return ids
+
+
 def _decode(body: bytes) -> dict[str, Any]:
     try:
         data = msgspec.json.decode(body)
@@ -119,14 +126,22 @@ class OpenAIController(Controller):
 
     @get("/models", operation_id="listModels", summary="Models this service answers with", **documented())
     async def models(self, service: NamedDependency[Service]) -> ModelList:
-        ids = [LOCAL_MODEL, EXTRACTIVE]
-        if service.settings.openai_enabled:
-            ids.append(service.settings.chat_model)
-        return ModelList(data=[Model(id=m, created=0, owned_by="rag-service") for m in ids])
+        return ModelList(data=[Model(id=m, created=0, owned_by="rag-service") for m in _model_ids(service)])
+
+    # {model_id:path}: a model id may hold a slash (`org/model`); the path parameter keeps its leading one.
+    @get("/models/{model_id:path}", operation_id="retrieveModel", summary="One model this service answers with",
+         **documented(404))
+    async def model(self, service: NamedDependency[Service], model_id: FromPath[str]) -> Model:
+        wanted = model_id.lstrip("/")
+        if wanted not in _model_ids(service):
+            raise ModelNotFound(f"model {wanted!r} is not served here; GET /v1/models lists those that are",
+                                param="model")
+        return Model(id=wanted, created=0, owned_by="rag-service")
 
     @post("/embeddings", operation_id="createEmbeddings", summary="Embed texts (OpenAI wire format)",
-          sync_to_thread=True, status_code=200, **documented(400, 404, 413))
-    def embeddings(self, service: NamedDependency[Service], data: JSONBody[dict[str, Any]]) -> EmbeddingList:
+          status_code=200, **documented(400, 404, 413, 503))
+    async def embeddings(self, service: NamedDependency[Service], pools: NamedDependency[WorkPools],
+                         data: JSONBody[dict[str, Any]]) -> EmbeddingList:
         model = data.get("model")
         if model != LOCAL_MODEL:
             raise ModelNotFound(f"model {model!r} is not served here; use {LOCAL_MODEL!r}", param="model")
@@ -141,7 +156,7 @@ class OpenAIController(Controller):
         fmt = data.get("encoding_format") or "float"
         if fmt not in ("float", "base64"):
             raise InvalidInput("encoding_format must be float or base64", param="encoding_format")
-        embedded = service.embed(inputs)
+        embedded = await pools.search.run(lambda: service.embed(inputs))
         tokens = embedded.tokens
         rows = []
         for i, v in enumerate(embedded.vectors):
@@ -162,7 +177,8 @@ class OpenAIController(Controller):
                       "request goes to the OpenAI upstream and its answer (status, body, stream) is relayed "
                       "unchanged, in OpenAI's own shapes.",
           **documented(400, 404, 409, 413, *UPSTREAM_ERRORS, stream=CHAT_STREAM, request_body=_chat_body()))
-    async def chat_completions(self, request: Request, service: NamedDependency[Service]) -> Response[ChatCompletion]:
+    async def chat_completions(self, request: Request, service: NamedDependency[Service],
+                               pools: NamedDependency[WorkPools]) -> Response[ChatCompletion]:
         body = await request.body()
         data = _decode(body)
         collection = data.get("collection")
@@ -188,19 +204,20 @@ class OpenAIController(Controller):
         ident = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if not body_in.stream:
-            answer = await anyio.to_thread.run_sync(lambda: service.answer(collection, **options))
+            answer = await pools.answers.run(lambda: service.answer(collection, **options))
             out = AnswerOut.from_answer(answer)
             return Response(ChatCompletion(
                 id=ident, created=created, model=out.model,
                 choices=[ChatChoice(index=0, message=ChatMessage(content=out.answer))],
                 usage=out.usage, citations=out.citations))
-        events = await anyio.to_thread.run_sync(lambda: service.stream(collection, **options))
+        events = await pools.answers.run(lambda: service.stream(collection, **options))
+        chunks = _chunks(pools.answers.iterate(events), ident, created, model)
         # The annotation documents the JSON answer; CHAT_STREAM documents this one.
-        return Stream(_chunks(events, ident, created, model), media_type=EVENT_STREAM,  # type: ignore[return-value]
+        return Stream(chunks, media_type=EVENT_STREAM,  # type: ignore[return-value]
                       headers={"Cache-Control": "no-cache"})
 
 
-def _chunks(events: Iterable[AnswerEvent], ident: str, created: int, model: str) -> Iterator[bytes]:
+async def _chunks(events: AsyncIterator[AnswerEvent], ident: str, created: int, model: str) -> AsyncIterator[bytes]:
     """Chat completion chunks as OpenAI streams them, ending with citations and [DONE]."""
 
     def sse(payload: ChatCompletionChunk | ChatStreamError) -> bytes:
@@ -214,7 +231,7 @@ def _chunks(events: Iterable[AnswerEvent], ident: str, created: int, model: str)
 
     first = True
     citations: list[CitationOut] = []
-    for event in events:
+    async for event in events:
         payload = event_payload(event)
         if isinstance(payload, AskDelta):
             yield chunk(ChunkDelta(content=payload.text, role="assistant" if first else UNSET))

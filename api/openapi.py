@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, RequestBody, Schema
 
 from api.errors import ErrorBody
 
@@ -38,7 +38,9 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "A file type with no loader, or a body that is neither multipart/form-data nor JSON.",
     429: "The OpenAI upstream kept answering 429 after the retries.",
     502: "The OpenAI upstream failed, could not be reached, or refused the service's own request.",
-    503: "Not configured for this: OPENAI_API_KEY is needed and not set.",
+    503: "Not configured for this: OPENAI_API_KEY is needed and not set (sent with `x-should-retry: false`); "
+         "on /health/ready, still loading (`not_ready`, `loading` says what); or busy: every worker for this kind "
+         "of request is taken and RAG_QUEUE_LIMIT wait (`code` `overloaded`, with `Retry-After`).",
     504: "The OpenAI upstream did not answer in time.",
 }
 """What each error status means, wherever a route answers it (the body is always `ErrorBody`)."""
@@ -113,9 +115,12 @@ class EventStream:
     status: int = 200
 
     def media_type(self) -> OpenAPIMediaType:
+        events = [e.item_schema() for e in self.events]
+        # Before OpenAPI 3.2's `itemSchema`, tools read a stream's `schema` as the schema of each
+        # event (schemathesis validates every event against it), so both say the same.
         return _EventStreamMediaType(
-            schema=Schema(type=OpenAPIType.STRING, description=self.description),
-            item_schema=InlineSchema(value={"anyOf": [e.item_schema() for e in self.events]}),
+            schema=InlineSchema(value={"description": self.description, "anyOf": events}),
+            item_schema=InlineSchema(value={"anyOf": events}),
         )
 
 

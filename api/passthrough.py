@@ -4,15 +4,21 @@ The Responses and Conversations APIs, Assistants v2, files and uploads, images a
 relayed to OPENAI_BASE_URL (OpenAI's own when unset) by one function over a table of allowed paths
 and methods (`PASSTHROUGH_ROUTES`). What the caller sends reaches the upstream unchanged: body
 bytes (streamed, never buffered: a 100 MB upload costs no memory), query string, Content-Type,
-OpenAI-Beta, Idempotency-Key. What the upstream answers comes back unchanged: status (errors
-included, so OpenAI's SDKs raise their usual classes), body (streamed: server-sent events arrive as
-the upstream sends them), x-request-id. Only these differ:
+OpenAI-Beta, Idempotency-Key (an allow-list: no other request header is forwarded). What the
+upstream answers comes back unchanged: status (errors included, so OpenAI's SDKs raise their usual
+classes), body (streamed: server-sent events arrive as the upstream sends them). Only these differ:
 
 - the caller's Authorization (and other credentials) never leave the service; the upstream sees
   the service's own OPENAI_API_KEY;
-- hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions;
+- hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions, and of the caller's other
+  headers only an allow-list travels (`_REQUEST_FORWARDED`);
+- the upstream's `x-request-id` comes back as `x-upstream-request-id`: `x-request-id` is the
+  service's own (api/request_id.py), so a caller can quote either;
+- redirects are relayed to the caller, never followed;
+- a path with a `.` or `..` segment never gets here (api/request_guard.py: 400);
 - a body larger than RAG_MAX_UPLOAD_MB is refused with 413;
-- no key configured → 503 naming OPENAI_API_KEY; upstream unreachable → 502; upstream too slow
+- no key configured → 503 naming OPENAI_API_KEY, with `x-should-retry: false` (retrying cannot
+  help); upstream unreachable → 502; upstream too slow
   (RAG_OPENAI_TIMEOUT_S between bytes) → 504, all in OpenAI's error shape.
 
 Nothing is retried: most of these calls create things upstream, and the caller's SDK retries on
@@ -36,6 +42,9 @@ from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Method
 
 from api.openapi import documented
+from api.query_params import RELAY_QUERY
+from api.request_id import HEADER, UPSTREAM_HEADER
+from rag import metrics
 from rag.config import Settings
 from rag.errors import MissingCredentials, UpstreamTimeout, UpstreamUnavailable
 from rag.openai_client import CONNECT_TIMEOUT_S
@@ -99,10 +108,16 @@ _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
     "te", "trailer", "transfer-encoding", "upgrade",
 })
-# The caller's credentials stay here; host and expect belong to the caller's own connection.
-_REQUEST_DROPPED = _HOP_BY_HOP | {
-    "authorization", "api-key", "cookie", "openai-organization", "openai-project", "host", "expect",
-}
+# Only these of the caller's headers travel upstream: what OpenAI's APIs read. Everything else
+# stays here: credentials (Authorization, X-Api-Key, Cookie), routing hints a proxy in front of the
+# upstream might obey (X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL), and headers
+# that belong to the caller's own connection (Host, Expect, hop-by-hop).
+_REQUEST_FORWARDED = frozenset({
+    "accept", "accept-encoding", "content-type", "content-length", "content-encoding", "openai-beta",
+    "idempotency-key", "user-agent",
+})
+_REQUEST_FORWARDED_PREFIXES = ("x-stainless-",)
+"""OpenAI's SDKs describe themselves (language, version, retry count) in these; harmless, kept."""
 # The service's own server answers with its own Date and Server; upstream cookies are not ours.
 _RESPONSE_DROPPED = _HOP_BY_HOP | {"set-cookie", "server", "date"}
 
@@ -112,6 +127,15 @@ def _forwardable(raw: Iterable[tuple[bytes, bytes]], dropped: frozenset[str]) ->
     # Headers the Connection header names are hop-by-hop too.
     listed = {t.strip().lower() for k, v in pairs if k == "connection" for t in v.split(",")}
     return [(k, v) for k, v in pairs if k not in dropped and k not in listed]
+
+
+def _relayed_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The upstream's response headers as the caller gets them: its request id renamed."""
+    return [(UPSTREAM_HEADER if k == HEADER else k, v) for k, v in _forwardable(raw, _RESPONSE_DROPPED)]
+def _request_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The caller's headers the upstream gets: those in the allow-list, less what is hop-by-hop."""
+    return [(k, v) for k, v in _forwardable(raw, _HOP_BY_HOP)
+            if k in _REQUEST_FORWARDED or k.startswith(_REQUEST_FORWARDED_PREFIXES)]
 
 
 def _upstream_url(settings: Settings, request: Request) -> httpx.URL:
@@ -156,7 +180,7 @@ async def forward(request: Request) -> ASGIStreamingResponse:
     if (request.content_length or 0) > limit:
         raise _too_large(settings.max_upload_mb)
     raw = request.scope["headers"]
-    headers = _forwardable(raw, _REQUEST_DROPPED)
+    headers = _request_headers(raw)
     headers.append(("authorization", f"Bearer {settings.openai_api_key}"))
     if not any(k == "accept-encoding" for k, _ in headers):
         headers.append(("accept-encoding", "identity"))  # else httpx would ask for gzip on our behalf
@@ -166,11 +190,15 @@ async def forward(request: Request) -> ASGIStreamingResponse:
     try:
         upstream = await client.send(outgoing, stream=True)
     except httpx.ConnectTimeout as e:
+        metrics.count_upstream("passthrough", "connection_error")
         raise UpstreamUnavailable(f"could not connect to the OpenAI upstream in time: {e!r}") from e
     except httpx.TimeoutException as e:
+        metrics.count_upstream("passthrough", "timeout")
         raise UpstreamTimeout("the OpenAI upstream did not answer in time (RAG_OPENAI_TIMEOUT_S)") from e
     except httpx.TransportError as e:
+        metrics.count_upstream("passthrough", "connection_error")
         raise UpstreamUnavailable(f"could not reach the OpenAI upstream (OPENAI_BASE_URL): {e!r}") from e
+    metrics.count_upstream("passthrough", upstream.status_code)
     log.debug("passthrough %s %s -> %s", request.method, request.url.path, upstream.status_code)
 
     async def relay() -> AsyncIterator[bytes]:
@@ -190,7 +218,7 @@ async def forward(request: Request) -> ASGIStreamingResponse:
         status_code=upstream.status_code,
         # A list, not a dict: repeated headers (set-cookie) must all reach the caller; Litestar
         # accepts header pairs here, though its annotation names only a mapping.
-        headers=_forwardable(upstream.headers.raw, _RESPONSE_DROPPED),  # type: ignore[arg-type]
+        headers=_relayed_headers(upstream.headers.raw),  # type: ignore[arg-type]
         media_type=upstream.headers.get("content-type", "application/octet-stream"),
         # Closes the upstream response also when the caller disconnects mid-stream.
         background=BackgroundTask(upstream.aclose),
@@ -218,7 +246,8 @@ def _build_router() -> Router:
               **documented(413, 502, 503, 504, opaque=RELAYED))(forward)
         for path, methods in PASSTHROUGH_ROUTES
     ]
-    return Router(path=PREFIX, route_handlers=handlers)
+    # The upstream reads the query string; this service does not check it (api/query_params.py).
+    return Router(path=PREFIX, route_handlers=handlers, opt={RELAY_QUERY: True})
 
 
 passthrough_router = _build_router()

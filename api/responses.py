@@ -30,9 +30,9 @@ __all__ = [
     "AnswerOut", "AskDelta", "AskDone", "AskError", "ChatChoice", "ChatCompletion", "ChatCompletionChunk",
     "ChatMessage", "ChatStreamError", "ChatStreamErrorDetail", "ChunkChoice", "ChunkDelta", "CitationOut",
     "CollectionList", "CollectionOut", "ContextUsage", "DocumentAccepted", "DocumentList", "DocumentOut",
-    "DocumentStatus", "DocumentWithText", "DocumentsAccepted", "EmbedderOut", "Embedding", "EmbeddingList",
-    "EmbeddingUsage", "Health", "HitOut", "Model", "ModelList", "RewriteUsage", "SearchResults", "SimilarityScore",
-    "SimilarityScores", "Usage", "event_payload",
+    "DocumentStatus", "DocumentWithText", "DocumentsAccepted", "DocumentsDeleted", "EmbedderOut", "Embedding",
+    "EmbeddingList", "EmbeddingUsage", "Health", "HitOut", "Model", "ModelList", "RewriteUsage", "SearchResults",
+    "SimilarityScore", "SimilarityScores", "Usage", "event_payload",
 ]
 
 DocumentStatus = Annotated[
@@ -126,6 +126,9 @@ class DocumentAccepted(Struct, kw_only=True):
     id: int
     source: str
     status: DocumentStatus
+    change: Annotated[Literal["created", "updated", "unchanged"], Meta(description=(
+        "`created`: a new source; `updated`: new content for a stored source (it replaces that document); "
+        "`unchanged`: the same content as stored, nothing done."))]
     error: str | None
 
     @classmethod
@@ -137,6 +140,18 @@ class DocumentsAccepted(Struct, kw_only=True):
     data: list[DocumentAccepted]
 
 
+class DocumentsDeleted(Struct, kw_only=True):
+    """`DELETE /collections/{name}/documents?source=...` or `?source_prefix=...`."""
+
+    deleted: Annotated[list[int], Meta(description="Ids of the documents deleted (empty when none matched).")]
+    chunks: Annotated[int, Meta(description="Chunks removed with them.")]
+
+    @classmethod
+    def from_deleted(cls, d: Any) -> DocumentsDeleted:
+        """From the service's `DeletedDocuments`."""
+        return cls(deleted=list(d.document_ids), chunks=d.chunks)
+
+
 # -- search, answers, similarity ------------------------------------------------------------------
 
 class HitOut(Struct, kw_only=True):
@@ -145,7 +160,9 @@ class HitOut(Struct, kw_only=True):
     chunk_id: int
     document_id: int
     score: Annotated[float, Meta(description=(
-        "dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max scaled to [0, 1].")
+        "The rank score. dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max "
+        "scaled to [0, 1] over this query's lists, so the best hit of any query scores about 1: threshold "
+        "`dense_score` instead (what `min_score` reads).")
     )]
     text: str
     source: str
@@ -155,8 +172,13 @@ class HitOut(Struct, kw_only=True):
     start_char: int
     end_char: Annotated[int, Meta(description="Span of `text` in the document's extracted text.")]
     metadata: dict[str, Any]
-    dense_score: Annotated[float | None, Meta(description="Cosine similarity, when dense search found it.")]
-    lexical_score: Annotated[float | None, Meta(description="BM25 score, when lexical search found it.")]
+    dense_score: Annotated[float | None, Meta(description=(
+        "Cosine similarity of the query and the chunk, in [-1, 1]: absolute, so comparable across queries. Set "
+        "for every hit in dense and hybrid modes (also for a hybrid hit only the lexical list found); null in "
+        "lexical mode."))]
+    lexical_score: Annotated[float | None, Meta(description=(
+        "BM25 score of the chunk for the query's words (0 when it holds none of them). Set for every hit in "
+        "lexical and hybrid modes; null in dense mode."))]
 
     @classmethod
     def from_hit(cls, h: Any) -> HitOut:

@@ -35,7 +35,9 @@ class SearchIn(Struct, kw_only=True, forbid_unknown_fields=True):
     k: K = 10
     mode: Mode = "hybrid"
     filter: Filter = None
-    min_score: float | None = None
+    min_score: Annotated[float | None, Meta(description=(
+        "Drop hits below this absolute score: the cosine (`dense_score`) in dense and hybrid modes, BM25 "
+        "(`lexical_score`) in lexical mode; never the per-query scaled hybrid `score`."))] = None
 
 
 Messages = Annotated[list[dict[str, Any]], Meta(min_length=1, description=(
@@ -53,6 +55,8 @@ class AskIn(Struct, kw_only=True, forbid_unknown_fields=True):
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Meta(ge=1, le=128_000)] | None = None
     stream: bool = False
+    min_score: Annotated[float | None, Meta(description="Answer only from passages scoring at least this, as "
+                                                        "search's min_score counts it.")] = None
 
 
 class SimilarityIn(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import msgspec
 from litestar import Controller, Response, post
@@ -12,6 +12,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from api.openapi import UPSTREAM_ERRORS, Event, EventStream, documented
+from api.pools import WorkPools
 from api.responses import (
     AnswerOut,
     AskDelta,
@@ -49,31 +50,34 @@ class SearchController(Controller):
     path = "/collections/{name:str}"
     tags = ["search"]
 
-    @post("/search", operation_id="search", summary="Search a collection", sync_to_thread=True, status_code=200,
+    @post("/search", operation_id="search", summary="Search a collection", status_code=200,
           **documented(*_QUERY_ERRORS))
-    def search(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[SearchIn]) -> SearchResults:
-        hits = service.search(name, data.query, k=data.k, mode=data.mode, filter=data.filter,
-                              min_score=data.min_score)
+    async def search(self, service: NamedDependency[Service], pools: NamedDependency[WorkPools], name: FromPath[str],
+                     data: JSONBody[SearchIn]) -> SearchResults:
+        hits = await pools.search.run(lambda: service.search(name, data.query, k=data.k, mode=data.mode,
+                                                             filter=data.filter, min_score=data.min_score))
         return SearchResults(hits=[HitOut.from_hit(h) for h in hits])
 
-    @post("/ask", operation_id="ask", summary="Answer a question with citations", sync_to_thread=True,
-          status_code=200,
+    @post("/ask", operation_id="ask", summary="Answer a question with citations", status_code=200,
           description="With stream=true: Server-Sent Events `delta` {text}, one `citations` [...], then "
                       "`done` {model, usage}, or `error` {message, status}.",
           **documented(*_QUERY_ERRORS, stream=ASK_STREAM))
-    def ask(self, service: NamedDependency[Service], name: FromPath[str], data: JSONBody[AskIn]) -> Response[AnswerOut]:
+    async def ask(self, service: NamedDependency[Service], pools: NamedDependency[WorkPools], name: FromPath[str],
+                  data: JSONBody[AskIn]) -> Response[AnswerOut]:
         options = {"messages": data.messages, "k": data.k, "mode": data.mode, "filter": data.filter,
-                   "model": data.model, "temperature": data.temperature, "max_tokens": data.max_tokens}
+                   "model": data.model, "temperature": data.temperature, "max_tokens": data.max_tokens,
+                   "min_score": data.min_score}
         if not data.stream:
-            return Response(AnswerOut.from_answer(service.answer(name, data.question, **options)))
+            answer = await pools.answers.run(lambda: service.answer(name, data.question, **options))
+            return Response(AnswerOut.from_answer(answer))
         # Input and upstream errors raise here, before the stream opens, and get their status.
-        events = service.stream(name, data.question, **options)
+        events = await pools.answers.run(lambda: service.stream(name, data.question, **options))
         # The annotation documents the JSON answer; ASK_STREAM documents this one.
-        return ServerSentEvent(_sse(events))  # type: ignore[return-value]
+        return ServerSentEvent(_sse(pools.answers.iterate(events)))  # type: ignore[return-value]
 
 
-def _sse(events: Iterator[AnswerEvent]) -> Iterator[ServerSentEventMessage]:
-    for event in events:
+async def _sse(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[ServerSentEventMessage]:
+    async for event in events:
         yield ServerSentEventMessage(event=event.type, data=msgspec.json.encode(event_payload(event)).decode())
 
 
@@ -81,11 +85,11 @@ class SimilarityController(Controller):
     path = "/similarity"
     tags = ["similarity"]
 
-    @post(operation_id="similarity", summary="Cosine similarity of texts (local embedder)", sync_to_thread=True,
+    @post(operation_id="similarity", summary="Cosine similarity of texts (local embedder)",
           status_code=200, description="`a` and `b` answer {score}; `pairs` answers {scores}.",
-          **documented(400, 413))
-    def similarity(self, service: NamedDependency[Service],
-                   data: JSONBody[SimilarityIn]) -> SimilarityScore | SimilarityScores:
+          **documented(400, 413, 503))
+    async def similarity(self, service: NamedDependency[Service], pools: NamedDependency[WorkPools],
+                         data: JSONBody[SimilarityIn]) -> SimilarityScore | SimilarityScores:
         if data.pairs is not None:
             if data.a is not None or data.b is not None:
                 raise InvalidInput("give either a and b, or pairs", param="pairs")
@@ -96,5 +100,5 @@ class SimilarityController(Controller):
             raise InvalidInput("give a and b, or pairs", param="b" if data.a is not None else "a")
         if not pairs:
             return SimilarityScores(scores=[])
-        scores = [round(s, 6) for s in service.similarity(pairs)]
+        scores = [round(s, 6) for s in await pools.search.run(lambda: service.similarity(pairs))]
         return SimilarityScores(scores=scores) if data.pairs is not None else SimilarityScore(score=scores[0])

@@ -4,6 +4,7 @@
                                        # embedders, then scale at 100k
     python -m bench scale --size 1m    # one entry alone (`python -m bench ENTRY --help` for its options)
     python -m bench ingest-remote
+    python -m bench drill [--small]    # the reliability drills (`make drill`): a table of trials and failures
 
 `--docs N`: SciFact documents for the ingest and API benchmarks (0: all).
 """
@@ -18,11 +19,20 @@ from pathlib import Path
 
 
 def _entries() -> dict[str, Callable[[list[str]], int]]:
-    from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders, ingest_remote, postgres, scale
+    from bench import (
+        bench_api,
+        bench_embedder,
+        bench_ingest,
+        bench_local_embedders,
+        drill,
+        ingest_remote,
+        postgres,
+        scale,
+    )
 
     return {"embedder": bench_embedder.main, "ingest": bench_ingest.main, "api": bench_api.main,
             "scale": scale.main, "ingest-remote": ingest_remote.main,
-            "local-embedders": bench_local_embedders.main, "postgres": postgres.main}
+            "local-embedders": bench_local_embedders.main, "drill": drill.main, "postgres": postgres.main}
 
 
 def run_all(argv: list[str]) -> int:

@@ -66,20 +66,22 @@ class EmbeddingLine(Generic[T]):
         while self._queue:
             yield self._take()
 
-    def close(self) -> None:
-        """Cancel what has not started and wait for what has (its results are dropped)."""
+    def close(self, *, wait: bool = True) -> None:
+        """Cancel what has not started and, with `wait`, wait for what has (its results are dropped)."""
         for _, future in self._queue:
             future.cancel()
         self._queue.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=wait)
             self._pool = None
 
     def __enter__(self) -> EmbeddingLine[T]:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        # Leaving on an error or Ctrl-C, the caller need not wait for a call whose result is dropped
+        # (a local model's batch can take half a minute); the call still ends before the process.
+        self.close(wait=exc_type is None)
 
     def _take(self) -> EmbeddedBatch[T]:
         _, future = self._queue.popleft()

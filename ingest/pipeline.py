@@ -15,13 +15,18 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ingest.inflight import EmbeddedBatch, EmbeddingLine
-from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, load_file
+from ingest.loaders import SUPPORTED_SUFFIXES, LoadedDocument, is_jsonl, load_file, read_jsonl_file
 from rag.errors import InvalidInput, RagError
 from rag.records import ChunkDraft, DocumentDraft
 from rag.writer import CollectionWriter, KnownDocument
@@ -43,11 +48,18 @@ class IngestSummary:
     removed: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     skipped: list[Failure] = field(default_factory=list)
-    """Files met while walking a folder that no loader reads (not counted as failures)."""
+    """Not failures: files no loader reads, empty files, and JSON Lines records that are empty or
+    malformed (source `file#_id`, or the file when the record has no usable `_id`; the reason
+    starts with `line N:`)."""
     chunks: int = 0
     tokens: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
+
+    @property
+    def documents(self) -> int:
+        """Documents committed by this run (added or updated)."""
+        return len(self.added) + len(self.updated)
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +80,19 @@ class Progress:
     """Documents finished so far (added, updated or unchanged): a large JSON Lines file is one file."""
     chunks: int
     tokens: int
+    records_done: int = 0
+    """JSON Lines records finished (committed, unchanged, failed or skipped)."""
+    records_total: int = 0
+    """Records in the JSON Lines files read so far: a large file counts by its records."""
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped an ingest; `summary` holds what was committed by then (a rerun resumes:
+    committed documents are unchanged and cost a hash)."""
+
+    def __init__(self, summary: IngestSummary):
+        super().__init__("interrupted")
+        self.summary = summary
 
 
 ProgressFn = Callable[[Progress], None]
@@ -83,7 +108,8 @@ def discover(paths: Sequence[str | Path], glob: str | None = None) -> tuple[list
     """Files to ingest, files skipped as unsupported, and the resolved roots the run covers.
 
     Folders are walked recursively, hidden files and folders skipped; `glob` filters by file name
-    or by path relative to its root. A path named explicitly is taken whatever its name.
+    or by path relative to its root. A file named explicitly is taken whatever `glob` says, and
+    skipped like any other when no loader reads its type.
     """
     files: dict[Path, None] = {}
     skipped: list[Failure] = []
@@ -95,7 +121,10 @@ def discover(paths: Sequence[str | Path], glob: str | None = None) -> tuple[list
         path = path.resolve()
         roots.append(path)
         if path.is_file():
-            files[path] = None
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                skipped.append(Failure(str(path), f"unsupported file type {path.suffix or '(none)'}"))
+            else:
+                files[path] = None
             continue
         for candidate in sorted(path.rglob("*")):
             if not candidate.is_file() or _hidden(candidate, path):
@@ -109,6 +138,15 @@ def discover(paths: Sequence[str | Path], glob: str | None = None) -> tuple[list
             # Sources are resolved paths: a link and its target are one document, seen once.
             files[candidate.resolve()] = None
     return list(files), skipped, roots
+
+
+def is_blank(path: Path) -> bool:
+    """Whether the file holds nothing but white space (an empty file is skipped, not failed)."""
+    try:
+        size = path.stat().st_size
+        return size == 0 or (size <= 1 << 16 and not path.read_bytes().strip())
+    except OSError:  # unreadable: the loader names why
+        return False
 
 
 def file_hash(path: Path) -> str:
@@ -144,12 +182,32 @@ def _under(source: str, roots: list[Path], glob: str | None) -> bool:
 
 # -- the pipeline --------------------------------------------------------------------------------
 
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: a batch's commit and the summary that
+    counts it happen together, so an interrupted run reports exactly what it committed. (Signals
+    reach the main thread only; elsewhere, such as the upload worker, there is nothing to hold.)"""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 @dataclass
 class _Pending:
     doc: LoadedDocument
     content_hash: str
     chunks: list[ChunkDraft]
     is_update: bool
+    is_record: bool = False
+    """A JSON Lines record (counted in the progress by records)."""
 
 
 @dataclass
@@ -175,6 +233,7 @@ class Pipeline:
         self.chunker = writer.chunker
         self.on_progress = on_progress
         self._files = (0, 0)  # (files done, files in this run), for progress reports
+        self._records = [0, 0]  # (JSON Lines records done, records in the files read so far)
         self._expect_ids: dict[str, int] = {}
 
     # Public entry points ---------------------------------------------------------------------
@@ -191,25 +250,12 @@ class Pipeline:
         self.writer.open_index()  # load or rebuild once, then follow our own commits
 
         self._files = (0, len(files))
-        with self._line() as line:
-            batch = _Batch()
-            for n, path in enumerate(files, start=1):
-                source = str(path)
-                try:
-                    docs = self._load_if_changed(path, known, seen, summary)
-                except RagError as e:
-                    summary.failed.append(Failure(source, str(e)))
-                    failed_prefixes.append(source)
-                    if path.suffix.lower() != ".jsonl":
-                        self.writer.put_failed_document(source=source, content_hash="", error=str(e))
-                    docs = []
-                for doc, digest in docs:
-                    batch = self._add(line, batch, self._prepare(doc, digest, known), summary, strict=False)
-                self._files = (n, len(files))
-                self._report(summary)
-            self._send(line, batch, summary, strict=False)
-            for done in line.drain():
-                self._commit(done, summary, strict=False)
+        try:
+            self._ingest_files(files, known, seen, failed_prefixes, summary)
+        except KeyboardInterrupt:
+            # What was committed stays (each batch is its own transaction); say how much.
+            summary.seconds = time.perf_counter() - started
+            raise IngestInterrupted(summary) from None
 
         if prune:
             keep = lambda s: s in seen or any(s == p or s.startswith(p + "#") for p in failed_prefixes)  # noqa: E731
@@ -221,6 +267,33 @@ class Pipeline:
         self.writer.save_index()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _ingest_files(self, files: list[Path], known: dict[str, KnownDocument], seen: set[str],
+                      failed_prefixes: list[str], summary: IngestSummary) -> None:
+        with self._line() as line:
+            batch = _Batch()
+            for n, path in enumerate(files, start=1):
+                source = str(path)
+                try:
+                    if is_blank(path):
+                        summary.skipped.append(Failure(source, "empty file"))
+                        docs = []
+                    else:
+                        docs = self._load_if_changed(path, known, seen, summary)
+                except RagError as e:
+                    summary.failed.append(Failure(source, str(e)))
+                    failed_prefixes.append(source)
+                    if not is_jsonl(path):
+                        self.writer.put_failed_document(source=source, content_hash="", error=str(e))
+                    docs = []
+                for doc, digest in docs:
+                    pending = self._prepare(doc, digest, known, is_record=is_jsonl(path))
+                    batch = self._add(line, batch, pending, summary, strict=False)
+                self._files = (n, len(files))
+                self._report(summary)
+            self._send(line, batch, summary, strict=False)
+            for done in line.drain():
+                self._commit(done, summary, strict=False)
 
     def ingest_documents(self, docs: Iterable[LoadedDocument], *, expect_ids: dict[str, int] | None = None,
                          save: bool = True) -> IngestSummary:
@@ -256,18 +329,26 @@ class Pipeline:
     def _load_if_changed(self, path: Path, known: dict[str, KnownDocument], seen: set[str], summary: IngestSummary
                          ) -> list[tuple[LoadedDocument, str]]:
         source = str(path)
-        if path.suffix.lower() == ".jsonl":
-            # One file, many documents: each record is hashed and compared on its own.
+        if is_jsonl(path):
+            # One file, many documents: each record is hashed and compared on its own, and a bad
+            # record is skipped, named by its line, while the others go in.
             out = []
-            records = load_file(path)
-            known.update(self.writer.known(doc.source for doc in records))
-            for doc in records:
+            read = read_jsonl_file(path)
+            self._records[1] += read.records
+            for bad in read.skipped:
+                named = f"{source}#{bad.record_id}" if bad.record_id is not None else source
+                summary.skipped.append(Failure(named, f"line {bad.line}: {bad.reason}"))
+            self._records[0] += len(read.skipped)
+            known.update(self.writer.known(doc.source for doc in read.documents))
+            for doc in read.documents:
                 digest = document_hash(doc)
                 seen.add(doc.source)
                 if is_unchanged(known, doc.source, digest):
                     summary.unchanged.append(doc.source)
+                    self._records[0] += 1
                 else:
                     out.append((doc, digest))
+            self._report(summary)  # the file's records are known: the progress counts them from now
             return out
         seen.add(source)
         digest = file_hash(path)
@@ -276,9 +357,10 @@ class Pipeline:
             return []
         return [(doc, digest) for doc in load_file(path)]
 
-    def _prepare(self, doc: LoadedDocument, digest: str, known: dict[str, KnownDocument]) -> _Pending:
+    def _prepare(self, doc: LoadedDocument, digest: str, known: dict[str, KnownDocument], *,
+                 is_record: bool = False) -> _Pending:
         chunks = self.chunker.chunk(doc.text, doc.elements)
-        return _Pending(doc, digest, chunks, doc.source in known)
+        return _Pending(doc, digest, chunks, doc.source in known, is_record)
 
     def _line(self) -> EmbeddingLine[list[_Pending]]:
         """Embedding calls in flight: as many as the settings allow, or as the embedder can use."""
@@ -316,18 +398,26 @@ class Pipeline:
         if done.error is not None:
             if strict:
                 raise done.error
-            for p in pending:
-                self.writer.put_failed_document(source=p.doc.source, content_hash=p.content_hash,
-                                                error=str(done.error))
-                summary.failed.append(Failure(p.doc.source, str(done.error)))
-            self._report(summary)
+            with _ctrl_c_held():
+                self._record_failed(pending, done.error, summary)
             return
         assert done.vectors is not None
+        with _ctrl_c_held():
+            self._put(pending, done.vectors, summary)
+
+    def _record_failed(self, pending: list[_Pending], error: RagError, summary: IngestSummary) -> None:
+        for p in pending:
+            self.writer.put_failed_document(source=p.doc.source, content_hash=p.content_hash, error=str(error))
+            summary.failed.append(Failure(p.doc.source, str(error)))
+        self._records[0] += sum(p.is_record for p in pending)
+        self._report(summary)
+
+    def _put(self, pending: list[_Pending], vectors: np.ndarray, summary: IngestSummary) -> None:
         drafts, offset = [], 0
         for p in pending:
             drafts.append(DocumentDraft(
                 source=p.doc.source, content_hash=p.content_hash, title=p.doc.title, text=p.doc.text,
-                metadata=p.doc.metadata, chunks=p.chunks, vectors=done.vectors[offset: offset + len(p.chunks)],
+                metadata=p.doc.metadata, chunks=p.chunks, vectors=vectors[offset: offset + len(p.chunks)],
                 expect_id=self._expect_ids.get(p.doc.source)))
             offset += len(p.chunks)
         self.writer.put_documents(drafts)
@@ -335,10 +425,11 @@ class Pipeline:
             (summary.updated if p.is_update else summary.added).append(p.doc.source)
             summary.chunks += len(p.chunks)
             summary.tokens += sum(c.token_count for c in p.chunks)
+        self._records[0] += sum(p.is_record for p in pending)
         self._report(summary)  # a single large JSON Lines file shows progress too
 
     def _report(self, summary: IngestSummary) -> None:
         if self.on_progress:
             done, total = self._files
             documents = len(summary.added) + len(summary.updated) + len(summary.unchanged)
-            self.on_progress(Progress(done, total, documents, summary.chunks, summary.tokens))
+            self.on_progress(Progress(done, total, documents, summary.chunks, summary.tokens, *self._records))

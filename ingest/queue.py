@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ingest.loaders import LoadedDocument
 from ingest.loaders.document import Piece, assemble
 from ingest.pipeline import Pipeline, document_hash, is_unchanged
+from rag import metrics
 from rag.errors import DocumentNotFound, RagError
 from rag.records import Collection, Document
 from rag.service import Service
@@ -37,6 +38,9 @@ class Accepted:
     id: int
     source: str
     status: str
+    change: str = "created"
+    """`created` (a new source), `updated` (its content changed: it replaces the document) or
+    `unchanged` (the same content as stored: nothing to do)."""
     error: str | None = None
     failure: RagError | None = None
     """For a document that failed while the caller waited: why (a front end reports its status)."""
@@ -96,14 +100,15 @@ class IngestQueue:
         for doc in docs:
             digest = document_hash(doc)
             if is_unchanged(known, doc.source, digest):
-                accepted.append(Accepted(known[doc.source].id, doc.source, "ready"))
+                accepted.append(Accepted(known[doc.source].id, doc.source, "ready", "unchanged"))
                 continue
             doc_id = writer.queue_document(source=doc.source, content_hash=digest, title=doc.title,
                                            text=doc.text, metadata=doc.metadata, owner=self.worker_id)
             jobs.append((doc_id, doc))
-            accepted.append(Accepted(doc_id, doc.source, "queued"))
+            accepted.append(Accepted(doc_id, doc.source, "queued", "updated" if doc.source in known else "created"))
         if not jobs:
             return accepted
+        metrics.INGEST_QUEUE_DEPTH.inc(len(jobs))
         future = self._executor.submit(self._ingest, writer, jobs)
         if not wait:
             return accepted
@@ -117,7 +122,7 @@ class IngestQueue:
                 stored = writer.document(a.id)
             except DocumentNotFound:  # deleted while it waited
                 continue
-            done.append(Accepted(a.id, a.source, stored.status, stored.error, failures.get(a.id)))
+            done.append(Accepted(a.id, a.source, stored.status, a.change, stored.error, failures.get(a.id)))
         return done
 
     def _ingest(self, writer: CollectionWriter, jobs: list[tuple[int, LoadedDocument]]) -> dict[int, RagError]:
@@ -126,24 +131,38 @@ class IngestQueue:
         failures: dict[int, RagError] = {}
         pipeline = Pipeline(writer)
         for doc_id, doc in jobs:
-            if not writer.set_status(doc_id, "processing"):
-                continue  # deleted while queued
             try:
-                pipeline.ingest_documents([doc], expect_ids={doc.source: doc_id}, save=False)
-            except DocumentNotFound:
-                continue  # deleted while it was being embedded: it stays deleted
-            except RagError as e:
-                writer.set_status(doc_id, "failed", str(e))
-                failures[doc_id] = e
-            except Exception as e:  # a bug must not leave the document "processing" forever
-                log.exception("ingesting %s failed", doc.source)
-                writer.set_status(doc_id, "failed", f"internal error: {e}")
-                failures[doc_id] = RagError(f"internal error: {e}")
+                outcome = self._ingest_one(writer, pipeline, doc_id, doc, failures)
+            finally:
+                metrics.INGEST_QUEUE_DEPTH.dec()
+            metrics.INGEST_DOCUMENTS.labels(outcome).inc()
         try:
             writer.save_index()
         except OSError as e:
             log.warning("could not save the index of %s: %s", writer.collection.name, e)
         return failures
+
+    def _ingest_one(self, writer: CollectionWriter, pipeline: Pipeline, doc_id: int, doc: LoadedDocument,
+                    failures: dict[int, RagError]) -> str:
+        """Ingest one queued document; returns its outcome (`ready`, `failed` or `deleted`)."""
+        if not writer.set_status(doc_id, "processing"):
+            return "deleted"  # deleted while queued
+        try:
+            summary = pipeline.ingest_documents([doc], expect_ids={doc.source: doc_id}, save=False)
+        except DocumentNotFound:
+            return "deleted"  # deleted while it was being embedded: it stays deleted
+        except RagError as e:
+            writer.set_status(doc_id, "failed", str(e))
+            failures[doc_id] = e
+            return "failed"
+        except Exception as e:  # a bug must not leave the document "processing" forever
+            # The source names the file; the document's text never reaches the log.
+            log.exception("ingesting %s failed", doc.source)
+            writer.set_status(doc_id, "failed", f"internal error: {e}")
+            failures[doc_id] = RagError(f"internal error: {e}")
+            return "failed"
+        metrics.INGEST_CHUNKS.inc(summary.chunks)
+        return "ready"
 
     def shutdown(self) -> None:
         """Finish the queued work, then stop beating and leave."""

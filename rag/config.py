@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import overload
 
+from rag.data_folder import default_home, legacy_home
 from rag.errors import ConfigError
 
 EMBEDDERS = ("local", "local-int8", "openai")
+LOG_FORMATS = ("text", "json")
 
 
 @overload
@@ -47,6 +49,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _home(env: Mapping[str, str]) -> Path:
+    """RAG_HOME if set; else an earlier version's `./data` holding a database; else the per-user folder."""
+    raw = env.get("RAG_HOME", "").strip()
+    if raw:
+        return Path(raw).expanduser()
+    return legacy_home(env) or default_home()
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset)."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
 """The URL schemes RAG_DATABASE_URL may name (PostgreSQL through psycopg 3 only)."""
 
@@ -69,8 +85,9 @@ class Settings:
     """The service's configuration. Front ends build it once at start-up with `Settings.from_env()`
     and hand it to the `Service` they make; nothing reads the environment after that."""
 
-    home: Path = Path("data")
-    """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model."""
+    home: Path = field(default_factory=default_home)
+    """RAG_HOME: folder for the database, FAISS indexes and the built ONNX model; by default the
+    per-user data folder (`rag.data_folder`), or `./data` when that holds a database."""
     embedder: str = "local"
     """RAG_EMBEDDER: embedder for new collections, `local`, `local-int8` or `openai`."""
     openai_embedding_model: str = "text-embedding-3-small"
@@ -102,6 +119,17 @@ class Settings:
     """RAG_ANSWER_CACHE_ENTRIES: answers kept for replay (extractive, or temperature 0); 0 keeps none."""
     price_table: Path | None = None
     """RAG_PRICE_TABLE: JSON price table for answers' cost_usd (default: the shipped rag/data/prices.json)."""
+    log_format: str = "text"
+    """RAG_LOG_FORMAT: `text` (one line per event) or `json` (one object per line) for the server's logs."""
+    allowed_hosts: tuple[str, ...] = ()
+    """RAG_ALLOWED_HOSTS: comma-separated host names the API answers to besides the address it is bound
+    to and `localhost` (the name a proxy or users reach it by); `*` answers to any."""
+    answer_workers: int = 16
+    """RAG_ANSWER_WORKERS: asks and collection chats answered at once (each may wait on the upstream)."""
+    search_workers: int = 8
+    """RAG_SEARCH_WORKERS: searches, similarity and embedding requests run at once."""
+    queue_limit: int = 32
+    """RAG_QUEUE_LIMIT: requests of one kind that may wait for a busy worker; beyond, 503 with Retry-After."""
     database_url: str | None = None
     """RAG_DATABASE_URL: the database; unset means the SQLite file under RAG_HOME. A
     `postgresql+psycopg://` URL selects PostgreSQL with pgvector, where search runs in the database."""
@@ -121,7 +149,7 @@ class Settings:
             raise ConfigError(f"RAG_EMBEDDER must be one of {', '.join(EMBEDDERS)}, got {embedder!r}")
         keys = tuple(k.strip() for k in env.get("RAG_API_KEYS", "").split(",") if k.strip())
         return cls(
-            home=Path(env.get("RAG_HOME", "").strip() or "data").expanduser(),
+            home=_home(env),
             embedder=embedder,
             openai_embedding_model=env.get("RAG_OPENAI_EMBEDDING_MODEL", "").strip()
             or "text-embedding-3-small",
@@ -138,6 +166,11 @@ class Settings:
             index_checkpoint_s=_float(env, "RAG_INDEX_CHECKPOINT_S", 60.0),
             answer_cache_entries=_int(env, "RAG_ANSWER_CACHE_ENTRIES", 1000, minimum=0),
             price_table=Path(raw).expanduser() if (raw := env.get("RAG_PRICE_TABLE", "").strip()) else None,
+            log_format=_choice(env, "RAG_LOG_FORMAT", LOG_FORMATS),
+            allowed_hosts=tuple(h.strip().lower() for h in env.get("RAG_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            answer_workers=_int(env, "RAG_ANSWER_WORKERS", 16),
+            search_workers=_int(env, "RAG_SEARCH_WORKERS", 8),
+            queue_limit=_int(env, "RAG_QUEUE_LIMIT", 32, minimum=0),
             database_url=_database_url(env),
             pg_ef_search=_int(env, "RAG_PG_EF_SEARCH", 200, minimum=10),
             worker_heartbeat_s=_float(env, "RAG_WORKER_HEARTBEAT_S", 15.0),

@@ -15,18 +15,20 @@ __all__ = [
     "AlreadyExists", "CollectionExists", "CollectionNotFound", "ConfigError", "DocumentNotFound",
     "EXIT_CODES", "EmbedderMismatch", "FilesRejected", "IngestFailed", "InputTooLong", "InvalidInput",
     "MigrationError",
-    "MissingCredentials", "ModelNotFound", "NotFound", "RagError", "UnreadableFile", "UnsupportedFile",
+    "MissingCredentials", "NotReady", "ModelNotFound", "NotFound", "RagError", "UnreadableFile", "UnsupportedFile",
     "UpstreamError", "UpstreamRateLimited", "UpstreamRefused", "UpstreamTimeout", "UpstreamUnavailable",
+    "CrossOriginRefused", "Forbidden", "HostNotAllowed", "InvalidPath", "Overloaded", "UpstreamMalformed",
 ]
 
 EXIT_CODES = {
     0: "success",
-    1: "some files failed to ingest (each is named on stderr)",
+    1: "some files failed to ingest (each is named on stderr); `rag eval` could not score the whole data set",
     2: "usage error or invalid input",
     3: "not found (collection, document, model)",
     4: "conflict (already exists, other embedder)",
-    5: "configuration (missing key, bad setting, database schema)",
+    5: "configuration (missing key, bad setting, database schema, `rag serve` port in use)",
     6: "upstream failure (OpenAI-compatible server: rate limited, timed out, unavailable)",
+    130: "interrupted (Ctrl-C); what was committed is kept, and the same command resumes",
 }
 """The `rag` command's exit statuses, by meaning (the README lists the same)."""
 
@@ -45,6 +47,9 @@ class RagError(Exception):
 
     details: dict[str, object]
     """Structured detail a front end adds to its error body (e.g. which files failed)."""
+
+    retry_after_s: int | None = None
+    """Seconds after which a retry may succeed (the API's `Retry-After` header), when known."""
 
     def __init__(self, message: str, *, param: str | None = None):
         super().__init__(message)
@@ -72,6 +77,16 @@ class MigrationError(ConfigError):
     """The database's schema cannot be brought to this version's (newer, or a step failed)."""
 
     code = "migration_failed"
+
+
+class NotReady(RagError):
+    """The server is still loading (the model, the indexes); `details["loading"]` says what."""
+
+    status, type, code, exit_code = 503, "service_unavailable", "not_ready", 5
+
+    def __init__(self, loading: list[str]):
+        super().__init__("still loading: " + ", ".join(loading))
+        self.details = {"loading": list(loading)}
 
 
 class InvalidInput(RagError, ValueError):
@@ -204,3 +219,45 @@ class UpstreamUnavailable(UpstreamError):
     """The upstream could not be reached or answered with a server error."""
 
     code = "upstream_unavailable"
+
+
+class InvalidPath(InvalidInput):
+    """A request path holds a `.` or `..` segment (plain or percent-encoded): refused before routing."""
+
+    code = "invalid_path"
+
+
+class HostNotAllowed(InvalidInput):
+    """The request's Host is not the bound address, `localhost` or an entry of RAG_ALLOWED_HOSTS
+    (a DNS-rebinding page would send its own name)."""
+
+    code = "host_not_allowed"
+
+
+class Forbidden(RagError):
+    """The request is understood but refused."""
+
+    status, type, code, exit_code = 403, "permission_error", "forbidden", 2
+
+
+class CrossOriginRefused(Forbidden):
+    """A state-changing request came from a page of another origin (its `Origin` is not this service's)."""
+
+    code = "cross_origin_refused"
+
+
+class Overloaded(RagError):
+    """Every worker of a kind of work is busy and its waiting line is full; retry after `retry_after_s`."""
+
+    status, type, code, exit_code = 503, "overloaded_error", "overloaded", 1
+
+    def __init__(self, message: str, *, retry_after_s: int = 1):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamMalformed(UpstreamError):
+    """The upstream answered, but not in the shape asked for (an unexpected status, invalid JSON, an
+    empty body, HTML, a plain reply where a stream was asked for, missing fields)."""
+
+    code = "upstream_malformed"

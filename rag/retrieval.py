@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from rag import metrics
 from rag.embeddings import Embedder
 from rag.errors import InvalidInput
 from rag.filters import validate_filter
@@ -33,7 +35,7 @@ class Hit:
     document_id: int
     score: float
     """dense: cosine similarity; lexical: BM25; hybrid: weighted sum of both, each min-max scaled
-    to [0, 1] over its list."""
+    to [0, 1] over its list (a rank score: it says nothing across queries)."""
     text: str
     source: str
     title: str | None
@@ -44,7 +46,11 @@ class Hit:
     """Character span of `text` in the document's stored extracted text."""
     metadata: dict = field(default_factory=dict)
     dense_score: float | None = None
+    """Cosine similarity of the query and the chunk: set in dense and hybrid modes, for every hit
+    (also one only the lexical list found). Absolute: comparable across queries."""
     lexical_score: float | None = None
+    """BM25 score of the chunk for the query (0.0 when it holds none of the query's words): set in
+    lexical and hybrid modes, for every hit."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,7 +92,10 @@ class Retriever:
             return self._pool
 
     def search(self, collection: Collection | str, query: str, *, k: int = 10, mode: str = DEFAULT_MODE,
-               filter: dict | None = None, min_score: float | None = None) -> list[Hit]:
+               filter: dict | None = None, min_score: float | None = None, both_scores: bool = True) -> list[Hit]:
+        """The top `k` chunks for `query`. In hybrid mode every hit gets both its cosine and its BM25
+        score, also when only one list found it; `both_scores=False` skips filling in the missing
+        one (a ranking-only caller: evaluation reads 300 hits a query)."""
         if isinstance(collection, str):
             collection = self.store.get_collection(collection)
         if not isinstance(query, str) or not query.strip():
@@ -103,22 +112,39 @@ class Retriever:
         lexical: list[tuple[int, float]] = []
         # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
         depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH)
-        pending: Future[list[tuple[int, float]]] | None = None
+        pending: Future[tuple[list[tuple[int, float]], float]] | None = None
+        vector = np.zeros(0, dtype=np.float32)  # the query's, in dense and hybrid modes
         if mode == "hybrid":
-            pending = self._lexical_pool().submit(self.lexical.search, collection, query, depth,
-                                                 filter=filters or None)
+            pending = self._lexical_pool().submit(self._timed_lexical, collection, query, depth, filters)
         try:
             if mode in ("dense", "hybrid"):
-                vector = self.embedder_for(collection).embed_one(query)
-                dense = self.dense.search(collection, vector, depth, allowed)
+                with metrics.stage("embed"):
+                    vector = self.embedder_for(collection).embed_one(query)
+                with metrics.stage("dense"):
+                    dense = self.dense.search(collection, vector, depth, allowed)
         except BaseException:
             if pending is not None:
                 pending.cancel()  # the dense half's error is the answer; the lexical half is not awaited
             raise
         if pending is not None:
-            lexical = pending.result()
+            lexical, seconds = pending.result()
+            metrics.observe("lexical", seconds)  # timed on the pool's thread, recorded on this one
         if mode == "lexical":
-            lexical = self.lexical.search(collection, query, depth, filter=filters or None)
+            with metrics.stage("lexical"):
+                lexical = self.lexical.search(collection, query, depth, filter=filters or None)
+        with metrics.stage("fuse"):
+            return self._hits(collection, query, vector, mode, k, min_score, dense, lexical, both_scores)
+
+    def _timed_lexical(self, collection: Collection, query: str, depth: int, filters: dict[str, list]
+                       ) -> tuple[list[tuple[int, float]], float]:
+        started = time.perf_counter()
+        ranking = self.lexical.search(collection, query, depth, filter=filters or None)
+        return ranking, time.perf_counter() - started
+
+    def _hits(self, collection: Collection, query: str, vector: np.ndarray, mode: str, k: int,
+              min_score: float | None, dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
+              both_scores: bool) -> list[Hit]:
+        """Fuse (in hybrid mode), threshold, cut to k, fill in both scores and read the hits."""
 
         ranked: list[tuple[int, float, float | None, float | None]]
         if mode == "dense":
@@ -128,8 +154,16 @@ class Retriever:
         else:
             ranked = fuse(dense, lexical)
         if min_score is not None:
-            ranked = [r for r in ranked if r[1] >= min_score]
+            # min_score reads an absolute score, never the per-query scaled fusion: the cosine in
+            # dense and hybrid modes, BM25 in lexical mode.
+            if mode == "hybrid":
+                ranked = self._fill_dense(collection, vector, ranked)
+            threshold = min_score
+            ranked = [r for r in ranked if (absolute := r[3] if mode == "lexical" else r[2]) is not None
+                      and absolute >= threshold]
         ranked = ranked[:k]
+        if mode == "hybrid" and both_scores:
+            ranked = self._fill_lexical(collection, query, self._fill_dense(collection, vector, ranked))
         chunks = self.store.chunks([r[0] for r in ranked])
         hits = []
         for cid, score, d, lx in ranked:
@@ -142,6 +176,29 @@ class Retriever:
                 end_char=c.end_char, metadata=c.metadata, dense_score=d, lexical_score=lx,
             ))
         return hits
+
+    def _fill_dense(self, collection: Collection, vector: np.ndarray,
+                    ranked: list[tuple[int, float, float | None, float | None]]
+                    ) -> list[tuple[int, float, float | None, float | None]]:
+        """The cosine of each fused hit that only the lexical list found, from its stored vector."""
+        missing = [r[0] for r in ranked if r[2] is None]
+        if not missing:
+            return ranked
+        ids, vectors = self.store.vectors_of(collection_id=collection.id, chunk_ids=missing)
+        cosines = dict(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
+        return [(c, s, cosines.get(c) if d is None else d, lx) for c, s, d, lx in ranked]
+
+    def _fill_lexical(self, collection: Collection, query: str,
+                      ranked: list[tuple[int, float, float | None, float | None]]
+                      ) -> list[tuple[int, float, float | None, float | None]]:
+        """The BM25 score of each fused hit that only the dense list found: a lexical search
+        restricted to those chunks (restrictions do not change BM25); one it does not find holds
+        none of the query's words, so scores 0."""
+        missing = [r[0] for r in ranked if r[3] is None]
+        if not missing:
+            return ranked
+        found = dict(self.lexical.search(collection, query, len(missing), np.asarray(missing, dtype=np.int64)))
+        return [(c, s, d, found.get(c, 0.0) if lx is None else lx) for c, s, d, lx in ranked]
 
 
 def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], dense_weight: float = DENSE_WEIGHT
@@ -180,7 +237,7 @@ def best_chunk_per_document(retriever: Retriever, collection: Collection, query:
     are found (or the collection runs out)."""
     k = documents * 3
     while True:
-        hits = retriever.search(collection, query, k=min(k, MAX_K), mode=mode, filter=filter)
+        hits = retriever.search(collection, query, k=min(k, MAX_K), mode=mode, filter=filter, both_scores=False)
         best: dict[int, Hit] = {}
         for hit in hits:
             best.setdefault(hit.document_id, hit)

@@ -20,6 +20,7 @@ from rag.answer import Answer, AnswerEvent, Asker
 from rag.answer.cache import AnswerCache
 from rag.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE
 from rag.config import Settings
+from rag.data_folder import CollectionUsage, DataInfo, FileUsage, collection_index_bytes, disk_usage, mask_password
 from rag.embeddings import Embedder, embedder_kinds, make_embedder
 from rag.errors import CollectionNotFound, InvalidInput
 from rag.indexes import DenseIndex, LexicalIndex
@@ -161,15 +162,52 @@ class Service:
         """Raises if the store cannot be read."""
         return Health(indexes_loaded=self._dense.loaded, collections=len(self._store.list_collections()))
 
+    def info(self) -> DataInfo:
+        """The data folder, the database, the built models and each collection's size on disk."""
+        settings = self.settings
+        database = settings.database_path
+        if self._store.on_postgres:
+            database_url, database_bytes = mask_password(settings.database), self._store.size_bytes()
+        else:
+            database_url = mask_password(f"sqlite:///{database.resolve()}")
+            database_bytes = sum(disk_usage(database.with_name(database.name + suffix)) for suffix in ("", "-wal"))
+        models = settings.model_cache_dir
+        built = sorted(p for p in models.iterdir() if p.is_file() and not p.name.startswith(".")) \
+            if models.is_dir() else []
+        return DataInfo(
+            home=settings.home.resolve(),
+            database_url=database_url,
+            database_bytes=database_bytes,
+            embedder=settings.embedder,
+            chat_model=settings.chat_model if settings.openai_enabled else None,
+            models=[FileUsage(p, disk_usage(p)) for p in built],
+            collections=[CollectionUsage(c.name, f"{c.embedder.kind}:{c.embedder.model_id}", c.documents, c.chunks,
+                                         collection_index_bytes(settings.index_dir, c.id))
+                         for c in self._store.list_collections()],
+        )
+
     def warm_up(self) -> None:
         """Load the local model and every collection's index now, not on the first request."""
-        self.embedder("local").embed(["warm up"])
+        self.warm_model()
         for collection in self._store.list_collections():
-            try:
-                self._dense.load(collection)
-                self._lexical.load(collection)
-            except Exception as e:  # one bad collection must not stop the server
-                log.warning("could not load the index of %s: %s", collection.name, e)
+            self.load_indexes(collection)
+
+    def warm_model(self) -> None:
+        """Load the local model (what queries and /v1/embeddings use) and run it once."""
+        self.embedder("local").embed(["warm up"])
+
+    def load_indexes(self, collection: str | Collection) -> bool:
+        """Bring a collection's dense and lexical indexes into memory; False (logged) when they
+        could not be loaded: one bad collection must not stop a server starting."""
+        try:
+            if isinstance(collection, str):
+                collection = self._store.get_collection(collection)
+            self._dense.load(collection)
+            self._lexical.load(collection)
+        except Exception as e:
+            log.warning("could not load the index of %s: %s", getattr(collection, "name", collection), e)
+            return False
+        return True
 
     # -- collections -----------------------------------------------------------------------------
 
@@ -232,10 +270,27 @@ class Service:
 
     # -- documents -------------------------------------------------------------------------------
 
-    def list_documents(self, name: str, *, limit: int = 100, after: int | None = None) -> list[Document]:
-        """Documents in id order, `limit` of them after id `after`."""
+    def list_documents(self, name: str, *, limit: int = 100, after: int | None = None, source: str | None = None,
+                       source_prefix: str | None = None) -> list[Document]:
+        """Documents in id order, `limit` of them after id `after`; `source` keeps the one at that
+        source, `source_prefix` those whose source starts with it (a folder: `notes/`)."""
         collection = self._store.get_collection(name)
-        return self._store.list_documents(collection.id, limit=limit, after=after)
+        return self._store.list_documents(collection.id, limit=limit, after=after, source=source,
+                                          source_prefix=source_prefix)
+
+    def sources_outside(self, name: str, prefix: str, *, limit: int = 5) -> list[str]:
+        """Up to `limit` sources of the collection's documents that do not start with `prefix`
+        (so `rag eval` can refuse to mix a data set into a collection of other documents)."""
+        collection = self._store.get_collection(name)
+        found: list[str] = []
+        after: int | None = None
+        while len(found) < limit:
+            page = self._store.list_documents(collection.id, limit=1000, after=after)
+            if not page:
+                break
+            found += [d.source for d in page if not d.source.startswith(prefix)][: limit - len(found)]
+            after = page[-1].id
+        return found
 
     def get_document(self, name: str, document_id: int, *, with_text: bool = True) -> Document:
         collection = self._store.get_collection(name)
@@ -246,14 +301,37 @@ class Service:
         the indexes. Durable once the store commits (its change log tells a restart what to drop);
         the in-memory dense index tombstones the chunks at once."""
         collection = self._store.get_collection(name)
+        removed = self._delete(collection, document_ids, missing_ok=False)
+        return DeletedDocuments(sorted(set(document_ids)), len(removed))
+
+    def _delete(self, collection: Collection, document_ids: Sequence[int], *, missing_ok: bool) -> list[int]:
+        """Delete documents from the store, then the indexes; returns the removed chunk ids."""
         self._dense.load(collection)  # loaded first, so the delete is followed in memory and saved
         self._lexical.load(collection)
-        removed, stamp = self._store.delete_documents(collection.id, document_ids)
+        removed, stamp = self._store.delete_documents(collection.id, document_ids, missing_ok=missing_ok)
         change = ChunkChange(removed, [], stamp)
         self._dense.apply(collection, change)
         self._lexical.apply(collection, change)
         self._lexical.save(collection)
-        return DeletedDocuments(sorted(set(document_ids)), len(removed))
+        return removed
+
+    def delete_documents_by_source(self, name: str, *, source: str | None = None,
+                                   source_prefix: str | None = None) -> DeletedDocuments:
+        """Delete the document at `source`, or every document whose source starts with
+        `source_prefix`; exactly one of the two, not empty (deleting a whole collection is
+        `delete_collection`). Deleting nothing is not an error: the result lists no ids."""
+        if (source is None) == (source_prefix is None):
+            raise InvalidInput("give either source (one document) or source_prefix (a folder of them)",
+                               param="source")
+        if not (source or source_prefix):
+            raise InvalidInput("source and source_prefix must not be empty", param="source" if source is not None
+                               else "source_prefix")
+        collection = self._store.get_collection(name)
+        ids = self._store.document_ids(collection.id, source=source, source_prefix=source_prefix)
+        if not ids:
+            return DeletedDocuments([], 0)
+        # missing_ok: a document deleted by someone else meanwhile is gone either way.
+        return DeletedDocuments(ids, len(self._delete(collection, ids, missing_ok=True)))
 
     def writer(self, collection: Collection) -> CollectionWriter:
         """The one way to write documents into a collection (the ingest pipeline and the upload

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
+    Select,
     create_engine,
     delete,
     event,
@@ -142,6 +143,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def size_bytes(self) -> int:
+        """PostgreSQL: the database's size on the server (SQLite's is its file's)."""
+        with self.read() as s:
+            return int(s.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -426,6 +432,14 @@ class Store:
             change = self._bump(s, collection_id, removed=removed) if removed else self._change(s, collection_id)
             return removed, change
 
+    def document_ids(self, collection_id: int, *, source: str | None = None, source_prefix: str | None = None
+                     ) -> list[int]:
+        """Ids of the documents at `source`, or whose source starts with `source_prefix`."""
+        with self.read() as s:
+            q = _by_source(select(DocumentRow.id).where(DocumentRow.collection_id == collection_id),
+                           source, source_prefix)
+            return list(s.scalars(q.order_by(DocumentRow.id)))
+
     def get_document(self, collection_id: int, document_id: int, *, with_text: bool = True) -> Document:
         with self.read() as s:
             row = s.scalar(select(DocumentRow).where(
@@ -448,10 +462,14 @@ class Store:
                 raise CollectionNotFound(f"collection {collection_id} no longer exists")
             return _collection(row)
 
-    def list_documents(self, collection_id: int, *, limit: int = 100, after: int | None = None) -> list[Document]:
-        """Documents in id order, `limit` of them after id `after` (keyset pagination)."""
+    def list_documents(self, collection_id: int, *, limit: int = 100, after: int | None = None,
+                       source: str | None = None, source_prefix: str | None = None) -> list[Document]:
+        """Documents in id order, `limit` of them after id `after` (keyset pagination); with
+        `source`, only the one at that source; with `source_prefix`, those whose source starts
+        with it."""
         with self.read() as s:
-            q = select(DocumentRow).where(DocumentRow.collection_id == collection_id)
+            q = _by_source(select(DocumentRow).where(DocumentRow.collection_id == collection_id),
+                           source, source_prefix)
             if after is not None:
                 q = q.where(DocumentRow.id > after)
             rows = s.scalars(q.order_by(DocumentRow.id).limit(limit)).all()
@@ -677,6 +695,22 @@ class Store:
             s.execute(update(CollectionRow).where(CollectionRow.id == collection_id,
                                                   CollectionRow.changes_from < upto)
                       .values(changes_from=upto))
+
+
+def _by_source(q: Select, source: str | None, prefix: str | None) -> Select:
+    """`q` narrowed to one source, or to the sources starting with `prefix`: a range of the
+    `UNIQUE (collection_id, source)` index, so the rest of the collection is not read."""
+    if source is not None:
+        q = q.where(DocumentRow.source == source)
+    if prefix:
+        q = q.where(DocumentRow.source >= prefix)
+        if ord(prefix[-1]) < sys.maxunicode:
+            # Sources sort as UTF-8 bytes, as Python strings sort by code point: the range
+            # [prefix, prefix with its last character incremented) is exactly the prefix.
+            q = q.where(DocumentRow.source < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        else:
+            q = q.where(DocumentRow.source.startswith(prefix, autoescape=True))
+    return q
 
 
 def _index_metadata(s: Session, collection_id: int, document_id: int, metadata_json: str, *, replace: bool) -> None:

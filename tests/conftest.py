@@ -35,10 +35,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def rag_env(tmp_path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
     """Point RAG_HOME at a fresh folder and clear every OpenAI setting, for every test.
 
-    The built ONNX model is cached once per session (building it takes seconds), not per test.
+    XDG_DATA_HOME too, so a test that unsets RAG_HOME (to see the default data folder) never
+    reaches the real per-user one. The built ONNX model is cached once per session (building it
+    takes seconds), not per test.
     """
     home = tmp_path / "rag-home"
     monkeypatch.setenv("RAG_HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAG_API_KEYS", "RAG_EMBEDDER",
                  "RAG_CHAT_MODEL", "RAG_CHAT_CONTEXT_TOKENS", "RAG_OPENAI_EMBEDDING_MODEL",
                  "RAG_OPENAI_TIMEOUT_S", "RAG_MAX_UPLOAD_MB", "RAG_OPENAI_EMBEDDING_DIMENSIONS",

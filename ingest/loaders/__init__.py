@@ -9,7 +9,7 @@ Importing this package has no side effects and does not import unstructured: tha
 its offline set-up, when the first file that needs it is parsed.
 """
 
-from ingest.loaders.dispatch import SUPPORTED_SUFFIXES, load_bytes, load_file
+from ingest.loaders.dispatch import SUPPORTED_SUFFIXES, is_jsonl, load_bytes, load_file, read_jsonl_file
 from ingest.loaders.document import Element, LoadedDocument
 from ingest.loaders.given_text import document_from_text
 
@@ -18,6 +18,8 @@ __all__ = [
     "LoadedDocument",
     "SUPPORTED_SUFFIXES",
     "document_from_text",
+    "is_jsonl",
     "load_bytes",
     "load_file",
+    "read_jsonl_file",
 ]

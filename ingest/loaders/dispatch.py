@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.loaders.document import LoadedDocument, ParsedFile, assemble
-from ingest.loaders.jsonl import load_jsonl
+from ingest.loaders.jsonl import JsonLines, load_jsonl, read_jsonl
 from ingest.loaders.pdf import load_pdf
 from ingest.loaders.text import load_docx, load_html, load_md, load_txt
 from rag.errors import UnreadableFile, UnsupportedFile
 
-__all__ = ["SUPPORTED_SUFFIXES", "load_bytes", "load_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "is_jsonl", "load_bytes", "load_file", "read_jsonl_file"]
 
 _FORMATS: dict[str, str] = {
     ".txt": "txt",
@@ -57,8 +57,9 @@ def load_file(path: Path) -> list[LoadedDocument]:
     return _load(str(resolved), str(path), fmt, data)
 
 
-def load_bytes(name: str, data: bytes) -> list[LoadedDocument]:
-    """Load an upload given its file name and content; `source` is the name.
+def load_bytes(name: str, data: bytes, *, source: str | None = None) -> list[LoadedDocument]:
+    """Load an upload given its file name and content; `source` (what identifies the document in
+    its collection) defaults to the name.
 
     The type comes from the name's suffix; a name without a known suffix is accepted when the
     content is recognisably a PDF or a DOCX.
@@ -66,7 +67,7 @@ def load_bytes(name: str, data: bytes) -> list[LoadedDocument]:
     fmt = _format_for_suffix(name) or _sniff(data)
     if fmt is None:
         raise UnsupportedFile(_unsupported_message(name))
-    return _load(name, name, fmt, data)
+    return _load(source or name, name, fmt, data)
 
 
 def _format_for_suffix(name: str) -> str | None:
@@ -102,3 +103,19 @@ def _load(source: str, display: str, fmt: str, data: bytes) -> list[LoadedDocume
     if not parsed.pieces:
         raise UnreadableFile(f"{display}: no extractable text")
     return [assemble(source, parsed.title, parsed.pieces, {"format": fmt, **parsed.metadata})]
+
+
+def is_jsonl(path: Path) -> bool:
+    """Whether the file is read as JSON Lines (a document per record)."""
+    return _format_for_suffix(path.name) == "jsonl"
+
+
+def read_jsonl_file(path: Path) -> JsonLines:
+    """A JSON Lines file's good records as documents and its bad ones named by line (`read_jsonl`);
+    raises UnreadableFile only when the file cannot be read or is not UTF-8."""
+    resolved = Path(path).resolve()
+    try:
+        data = resolved.read_bytes()
+    except OSError as exc:
+        raise UnreadableFile(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    return read_jsonl(str(resolved), str(path), data)

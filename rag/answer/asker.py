@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rag import metrics
 from rag.answer.answerer import Answerer, AnswerRequest, Rewrite
 from rag.answer.cache import AnswerCache, cache_key
 from rag.answer.chat import ChatAnswerer
@@ -80,16 +81,18 @@ class Asker:
         return self.answerers.get(model, self.chat)
 
     def retrieve(self, collection: Collection | str, question: str, *, k: int = DEFAULT_K,
-                 mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None) -> list[Hit]:
-        """The passages to answer `question` from, best first."""
+                 mode: str = DEFAULT_MODE, filter: dict[str, Any] | None = None,
+                 min_score: float | None = None) -> list[Hit]:
+        """The passages to answer `question` from, best first (those scoring at least `min_score`,
+        as search counts it)."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidInput("question must be a non-empty string", param="question")
-        return self.retriever.search(collection, question, k=k, mode=mode, filter=filter)
+        return self.retriever.search(collection, question, k=k, mode=mode, filter=filter, min_score=min_score)
 
     def stream(self, collection: Collection | str, question: str | None = None, *,
                messages: list[Any] | None = None, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
                filter: dict[str, Any] | None = None, model: str | None = None, temperature: float | None = None,
-               max_tokens: int | None = None) -> Iterator[AnswerEvent]:
+               max_tokens: int | None = None, min_score: float | None = None) -> Iterator[AnswerEvent]:
         """Events: `delta` {"text"} ..., one `citations` [...], then `done` {"model", "usage"}.
 
         Asked with one `question`, or with OpenAI's `messages` (the last user message is the
@@ -118,19 +121,20 @@ class Asker:
             key = cache_key(collection=collection, change_number=change, answerer=type(answerer).__name__,
                             prompt_version=getattr(answerer, "prompt_version", ""), model=model,
                             base_url=None if model in self.answerers else self.settings.openai_base_url,
-                            messages=conversation.normalised(), k=k, mode=mode, filter=filter, min_score=None,
+                            messages=conversation.normalised(), k=k, mode=mode, filter=filter, min_score=min_score,
                             max_tokens=max_tokens)
             replay = self.cache.get(key)
             if replay is not None:
                 return iter(replay)
             kept = key, change
         rewrite = self.standalone(answerer, conversation, collection, model, requested)
-        hits = self.retrieve(collection, rewrite.question, k=k, mode=mode, filter=filter)
+        with metrics.operation("ask"):
+            hits = self.retrieve(collection, rewrite.question, k=k, mode=mode, filter=filter, min_score=min_score)
         request = AnswerRequest(question=conversation.question, collection=collection, hits=hits, model=model,
                                 model_requested=requested, temperature=temperature, max_tokens=max_tokens,
                                 history=conversation.history, instructions=conversation.instructions,
                                 standalone=rewrite.question)
-        events = self._with_usage(answerer.stream(request), rewrite.usage)
+        events = self._with_usage(metrics.observed_answer(answerer.stream(request)), rewrite.usage)
         if kept is not None and self.cache is not None:
             events = self.cache.keep(kept[0], collection, kept[1], events)
         return events

@@ -9,7 +9,8 @@ what was measured to pick the answer on the tuning half of the project's answer 
   embedder), which bridges words that differ ("how big is the battery" and "100 kWh");
 - its words: the share of the question's content words it holds, compared by stem
   (`rag.answer.words`: "quorum" meets "quorate"), counting the words of its heading and lead-in;
-- the year: a unit that names other years than the one asked about loses a little;
+- the year: a unit that names the year asked about (in its words or its heading) gains a little,
+  one naming only other years loses a little;
 - the kind of answer asked for: a figure for "how many" and "how much", a date for "when", a
   frequency for "how often", a yes or no for "do members get ...?", a superlative ("the best
   month") for "which month ... the most".
@@ -56,14 +57,16 @@ MAX_UNITS = 3
 MIN_SCORE = 0.3
 """A best unit below this means the passages do not answer the question."""
 KIND_BONUS = 0.1
+"""Added to a unit holding the kind of answer asked for (a figure, a date, a frequency)."""
 SUPERLATIVE_BONUS = 0.2
 """Added to a unit stating a superlative ("the best month") for a question asking for one: a list of
 figures holds the answer only for a reader who compares them."""
 OTHER_YEAR_PENALTY = 0.1
 """Taken from a unit that names years, none of them the year the question asks about."""
+SAME_YEAR_BONUS = 0.1
+"""Added to a unit that names the year the question asks about, in its words or its heading."""
 FOCUS_BONUS = 0.1
 """Added to a unit holding the word the question asks for ("what quorum" → "quorate")."""
-"""Added to a unit holding the kind of answer asked for (a figure, a date, a frequency)."""
 COUNTED_BONUS = 0.3
 """Added instead for "how many panels" met by a count of panels ("540 panels")."""
 HEADING_WEIGHT = 0.2
@@ -247,7 +250,10 @@ class Scorer:
                                for text in self.read], dtype=float)
         focus = _focus(question)
         held = np.array([bool(focus) and focus <= stems for stems in self.stems], dtype=float)
+        same_year = np.array([bool(years & set(_YEAR.findall(f"{c.unit.heading} {text}")))
+                              for c, text in zip(self.candidates, self.read, strict=True)], dtype=float)
         return {"cosine": self.vectors @ q, "heading": self.heading_vectors @ q, "other_year": other_year,
+                "same_year": same_year,
                 "focus": held,
                 "words": word_shares(asked, self.stems, self.expansions),
                 "kind": np.array([_answer_kind_bonus(asked_as, c.unit.own) for c in self.candidates])}
@@ -255,7 +261,8 @@ class Scorer:
     def scores(self, question: str, asked_as: str) -> np.ndarray:
         f = self.features(question, asked_as)
         return (f["cosine"] + HEADING_WEIGHT * f["heading"] + WORDS_WEIGHT * f["words"] + f["kind"]
-                + FOCUS_BONUS * f["focus"] - OTHER_YEAR_PENALTY * f["other_year"])
+                + FOCUS_BONUS * f["focus"] - OTHER_YEAR_PENALTY * f["other_year"]
+                + SAME_YEAR_BONUS * f["same_year"])
 
 
 def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder: Embedder,

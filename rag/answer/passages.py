@@ -69,13 +69,14 @@ def _fold(text: str) -> str:
     return " ".join(text.split())
 
 
-def _is_heading_line(line: str) -> bool:
+def _is_heading_line(line: str, alone: bool = False) -> bool:
     """A short line starting with a capital, with no sentence punctuation and not ending mid-phrase
-    ("... 266,300 kWh of" is a wrapped line, not a heading)."""
+    ("... 266,300 kWh of" is a wrapped line, not a heading). A line that is a paragraph of its own
+    (`alone`) cannot be a wrapped one, so it may end with any word ("What a share is")."""
     stripped = line.strip()
     last = stripped.rsplit(None, 1)[-1].lower() if stripped else ""
     return (0 < len(stripped) < 80 and not stripped.endswith(_TERMINAL) and stripped[0].isupper()
-            and ":" not in stripped and "|" not in stripped and last not in STOP_WORDS)
+            and ":" not in stripped and "|" not in stripped and (alone or last not in STOP_WORDS))
 
 
 def _table_rows(block: str) -> list[list[str]] | None:
@@ -173,7 +174,8 @@ def units_of(text: str, heading: str | None = None) -> list[Unit]:
         for i, (s, e) in enumerate(lines):
             line = text[s:e]
             previous_ends = i == 0 or after_heading or text[lines[i - 1][1] - 1] in ".!?:"
-            if _is_heading_line(line) and previous_ends and (i + 1 < len(lines) or len(lines) == 1):
+            if (_is_heading_line(line, alone=len(lines) == 1 and lead is None) and previous_ends
+                    and (i + 1 < len(lines) or len(lines) == 1)):
                 if start is not None:
                     _paragraph(text, start, lines[i - 1][1], add, lead, current)
                     start = None

@@ -24,9 +24,10 @@ import openai
 
 from rag.config import Settings
 from rag.embeddings.base import Embedder, TooLong
-from rag.errors import ConfigError, UpstreamUnavailable
-from rag.openai_client import make_client, translate_openai_error
+from rag.errors import ConfigError, UpstreamMalformed, UpstreamUnavailable
+from rag.openai_client import call_with_retries, make_client, translate_openai_error
 from rag.tokens import DEFAULT_ENCODING, get_encoding
+from rag.upstream_replies import embedding_rows
 
 __all__ = ["KNOWN_DIMENSIONS", "MAX_INPUTS_PER_REQUEST", "MAX_TOKENS_PER_REQUEST", "OpenAIEmbedder"]
 
@@ -127,14 +128,15 @@ class OpenAIEmbedder(Embedder):
         if self.dimensions is not None:
             options["dimensions"] = self.dimensions
         try:
-            response = self.client.embeddings.create(**options)
+            raw = call_with_retries(self.client, lambda c: c.embeddings.with_raw_response.create(**options))
+            # The raw reply, held to the shape asked for (rag.upstream_replies): the SDK checks nothing.
+            embeddings = embedding_rows(raw.http_response, len(inputs))
         except openai.OpenAIError as e:
             raise translate_openai_error(e) from e
-        data = sorted(response.data, key=lambda item: item.index)
-        if [item.index for item in data] != list(range(len(inputs))):
-            raise UpstreamUnavailable(
-                f"{self.model_id} answered {len(data)} embeddings for {len(inputs)} inputs")
-        rows = [_decode(item.embedding) for item in data]
+        try:
+            rows = [_decode(embedding) for embedding in embeddings]
+        except ValueError as e:
+            raise UpstreamMalformed(f"{self.model_id} answered an embedding that cannot be decoded: {e}") from None
         width = {row.shape[0] for row in rows}
         if len(width) != 1 or (self._dim is not None and width != {self._dim}):
             raise UpstreamUnavailable(
@@ -145,7 +147,10 @@ class OpenAIEmbedder(Embedder):
 def _decode(embedding: str | list[float]) -> np.ndarray:
     # base64 as asked; a server that ignores encoding_format may still answer floats.
     if isinstance(embedding, str):
-        return np.frombuffer(base64.b64decode(embedding), dtype="<f4")
+        raw = base64.b64decode(embedding, validate=True)
+        if not raw or len(raw) % 4:
+            raise ValueError(f"{len(raw)} bytes of base64 are not float32 values")
+        return np.frombuffer(raw, dtype="<f4")
     return np.asarray(embedding, dtype=np.float32)
 
 

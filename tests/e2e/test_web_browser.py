@@ -17,7 +17,10 @@ from playwright.sync_api import expect
 from support.asgi import session_server
 from support.browser import ServeProcess, chromium, watch_foreign_requests
 from support.openai_server import FakeOpenAI
+from support.prices import ROW, table_file
 from support.sse import ask_events
+
+from rag.tokens import count_chat_tokens, encoding_for_model
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +59,22 @@ def upstream(request) -> FakeOpenAI:
 def server(seeded_home, tmp_path_factory, upstream):
     home = tmp_path_factory.mktemp("web") / "home"
     shutil.copytree(seeded_home, home)
+    # A price for the chat model (made up, cited as such), so the page has a cost to show.
+    prices = table_file(tmp_path_factory.mktemp("web-prices"), ROW)
     running = ServeProcess(home, tmp_path_factory.mktemp("web-log") / "serve.log", RAG_API_KEYS=API_KEY,
-                           OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=upstream.url)
+                           OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=upstream.url, RAG_PRICE_TABLE=str(prices))
+    try:
+        yield running.wait_ready()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def offline_server(seeded_home, tmp_path_factory):
+    """`rag serve` with no chat model and no keys: the extractive answerer, whose answers are cached."""
+    home = tmp_path_factory.mktemp("web-offline") / "home"
+    shutil.copytree(seeded_home, home)
+    running = ServeProcess(home, tmp_path_factory.mktemp("web-offline-log") / "serve.log")
     try:
         yield running.wait_ready()
     finally:
@@ -132,8 +149,10 @@ def test_upload_a_file_and_see_it_ready(app, screens):
     row.locator(".status.ready").wait_for(timeout=60_000)
     page.locator("#documents li", has_text="tidal-notes.txt").wait_for()
     shot(page, screens, "03-uploaded")
-    page.fill("#doc-filter", "tidal")
+    with page.expect_request(lambda r: "source_prefix=tidal" in r.url):  # the server filters
+        page.fill("#doc-filter", "tidal")
     expect(page.locator("#documents li")).to_have_count(1)
+    expect(page.locator("#uploads li", has_text="tidal-notes.txt")).to_contain_text("created")
     page.locator("#documents li", has_text="tidal-notes.txt").get_by_role("button", name="Delete tidal-notes.txt").click()
     expect(page.locator("#documents li")).to_have_count(0)
 
@@ -190,11 +209,16 @@ def test_ask_streams_the_answer_links_citations_and_keeps_the_conversation(app, 
     seen = [s for s in page.evaluate("window.seen") if s]
     assert seen[-1] == REPLY
     assert any(0 < len(s) < len(REPLY) and REPLY.startswith(s) for s in seen), seen  # partial text first
+    events = ask_events(asked.value.text())
+    done = next(data for name, data in events if name == "done")
+    assert done["model"] == ROW["model"] and done["usage"]["cost_usd"] > 0
     usage = page.locator("#thread .usage").first.inner_text()
-    assert "prompt tokens" in usage and "completion tokens" in usage
+    assert (f"{done['usage']['prompt_tokens']} prompt tokens · {done['usage']['completion_tokens']} completion tokens"
+            in usage)
+    assert f"cost ${done['usage']['cost_usd']:.6f}" in usage and "cached" not in usage
     shot(page, screens, "05-answer")
 
-    citation = next(data for name, data in ask_events(asked.value.text()) if name == "citations")[0]
+    citation = next(data for name, data in events if name == "citations")[0]
     page.locator("#thread .answer a.cite").first.click()
     mark = page.locator("#viewer mark")
     mark.wait_for()
@@ -222,6 +246,10 @@ def test_ask_streams_the_answer_links_citations_and_keeps_the_conversation(app, 
     assert "And what notice must be given?" in json.dumps(rewrite)
     assert {"role": "user", "content": QUESTION} in answered and {"role": "assistant", "content": REPLY} in answered
     assert answered[-1]["content"].endswith("Question: And what notice must be given?")
+    # The rewrite's tokens are counted under the answer, and priced with it.
+    follow_up_usage = page.locator("#thread .usage").nth(1).inner_text()
+    rewrite_tokens = count_chat_tokens(rewrite, ROW["model"]) + len(encoding_for_model(ROW["model"]).encode(standalone))
+    assert f"{rewrite_tokens} rewrite tokens" in follow_up_usage and "cost $" in follow_up_usage
     shot(page, screens, "07-follow-up")
 
 
@@ -277,6 +305,65 @@ def test_collection_create_and_choice_survive_a_reload(app, server):
     page.locator("#collections li", has_text="zz-notes").wait_for()
     assert page.input_value("#collection") == "zz-notes"
     page.select_option("#collection", "wren")
+
+
+def test_the_pages_writes_carry_its_own_origin_and_pass(app, server):
+    page = app
+    writes = []
+    page.on("request", lambda r: writes.append(r) if r.method in ("POST", "DELETE") else None)
+    page.set_input_files("#file-input", files=[{"name": "origin-notes.txt", "mimeType": "text/plain",
+                                                 "buffer": b"Origin notes.\n\nThe kiln fires on Sundays.\n"}])
+    page.locator("#uploads li", has_text="origin-notes.txt").locator(".status.ready").wait_for(timeout=60_000)
+    page.locator("#documents li", has_text="origin-notes.txt").get_by_role(
+        "button", name="Delete origin-notes.txt").click()
+    expect(page.locator("#documents li", has_text="origin-notes.txt")).to_have_count(0)
+    assert {r.method for r in writes} == {"POST", "DELETE"}
+    # Chromium sends Origin on every POST and DELETE: the service's own, which the guard lets through.
+    assert {r.all_headers().get("origin") for r in writes} == {server.url}
+    assert all(r.response().status < 300 for r in writes)
+
+
+EVIL_PAGE = """<!doctype html><title>elsewhere</title><script>
+for (const body of ['{"name": "csrf-plain"}']) {
+  fetch("%(target)s/collections", {method: "POST", mode: "no-cors", body, headers: {"content-type": "text/plain"}})
+    .then(() => { document.title = "sent"; }, () => { document.title = "sent"; });
+}
+</script>"""
+
+
+def test_a_page_of_another_origin_cannot_write(browser, server):
+    import http.server
+    import threading
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            body = (EVIL_PAGE % {"target": server.url}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        statuses = []
+        page.on("response", lambda r: statuses.append(r.status) if r.url.startswith(server.url) else None)
+        page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+        expect(page).to_have_title("sent")
+        assert statuses == [403]  # refused for its Origin, before the key is even looked at
+    finally:
+        context.close()
+        evil.shutdown()
+    import httpx
+
+    listed = httpx.get(f"{server.url}/collections", headers={"authorization": f"Bearer {API_KEY}"}).json()["data"]
+    assert "csrf-plain" not in [c["name"] for c in listed]
 
 
 def test_at_phone_size_nothing_scrolls_sideways_and_every_control_has_a_name(browser, server, screens):
@@ -337,3 +424,27 @@ def test_time_to_first_token_and_bytes_transferred(context, server, openai_serve
                          "the question was sent (the key prompt typed in between)")
     assert loaded < 200_000
     assert first_token_ms > sent_ms
+
+
+def test_offline_answers_show_their_usage_and_a_repeat_is_replayed_from_the_cache(browser, offline_server, screens):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    foreign = watch_foreign_requests(context, offline_server.url)
+    page = context.new_page()
+    page.goto(offline_server.url + "/")
+    page.locator("#collections li", has_text="wren").wait_for()  # no key asked for: none is set
+    lines = []
+    for turn in range(2):
+        page.click("#new-thread")  # the same question again, not a follow-up: the same cache key
+        page.fill("#question", QUESTION)
+        with page.expect_response(lambda r: r.url.endswith("/ask")) as asked:
+            page.keyboard.press("Enter")
+        page.locator("#thread .answer[data-done]").wait_for()
+        done = next(data for name, data in ask_events(asked.value.text()) if name == "done")
+        assert done["model"] == "extractive" and done["usage"]["cached"] is (turn == 1)
+        lines.append(page.locator("#thread .usage").inner_text())
+    assert "25 members" in page.locator("#thread .answer").inner_text()
+    assert lines[0].startswith("model extractive · ") and lines[0].endswith(" · cost $0") and "cached" not in lines[0]
+    assert lines[1].endswith(" · cached answer") and lines[1].removesuffix(" · cached answer") == lines[0]
+    shot(page, screens, "12-cached")
+    context.close()
+    assert not foreign

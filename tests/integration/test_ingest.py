@@ -66,11 +66,12 @@ def test_failed_files_are_reported_and_do_not_stop_the_run(folder: Path):
     (folder / "empty.txt").write_text("")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     result = run("ingest", str(folder), "-c", "notes", code=1)
-    assert "3 added" in result.stdout and "2 failed" in result.stdout
-    assert "broken.pdf" in result.stderr and "empty.txt" in result.stderr
+    assert "3 added" in result.stdout and "1 failed, 2 skipped" in result.stdout
+    assert f"failed {folder / 'broken.pdf'}: " in result.stderr
+    assert f"skipped {folder / 'empty.txt'}: empty file" in result.stderr  # empty: skipped, not failed
     docs = json.loads(run("documents", "list", "-c", "notes", "--json").stdout)["data"]
     failed = {Path(d["source"]).name: d for d in docs if d["status"] == "failed"}
-    assert set(failed) == {"empty.txt", "broken.pdf"} and all(d["error"] for d in failed.values())
+    assert set(failed) == {"broken.pdf"} and all(d["error"] for d in failed.values())
     assert all(d["chunks"] == 0 for d in failed.values())
 
 
@@ -150,7 +151,8 @@ def test_eval_on_a_small_beir_folder(tmp_path: Path):
     (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td1\t1\n")
     for mode in ("dense", "lexical", "hybrid"):
         result = json.loads(run("eval", "--beir", str(beir), "-c", "tiny", "--mode", mode, "--json").stdout)
-        assert set(result) == {"ndcg@10", "recall@100", "mrr@10", "queries", "mode"}
+        assert set(result) == {"ndcg@10", "recall@100", "mrr@10", "queries", "mode", "documents", "skipped", "failed"}
+        assert (result["documents"], result["skipped"], result["failed"]) == (4, [], [])
         assert result["queries"] == 2 and result["mode"] == mode
         assert result["mrr@10"] == pytest.approx(1.0) and result["recall@100"] == pytest.approx(1.0)
     assert "--split" in run("eval", "--help").stdout

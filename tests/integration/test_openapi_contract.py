@@ -47,7 +47,7 @@ PASSTHROUGH = frozenset(
 )
 """(method, path) of the passthrough operations, by name: the only ones this test leaves out."""
 
-NO_ERROR_ANSWER = frozenset({"health"})
+NO_ERROR_ANSWER = frozenset({"health", "healthLive"})
 """Operations that declare no error status, so have no error case (asserted below)."""
 
 
@@ -226,6 +226,9 @@ def offline_cases(client: TestClient) -> Iterator[Case]:
     """Without an OpenAI key; the app refuses bodies over 1 MB. Lazy: later cases use earlier answers."""
     wren = {"name": "wren"}
     yield Case("health", 200)
+    yield Case("healthLive", 200)
+    yield Case("healthReady", 200)
+    yield Case("healthReady", 503, "loading", before=lambda: _loading(client))
 
     yield Case("listCollections", 200)
     yield Case("listCollections", 200, "a page", query={"limit": 1, "after": "a"})
@@ -265,6 +268,11 @@ def offline_cases(client: TestClient) -> Iterator[Case]:
     yield Case("getDocument", 404, path={**wren, "document_id": 10**9})
     yield Case("deleteDocument", 204, path={**wren, "document_id": cleaning})
     yield Case("deleteDocument", 404, path={**wren, "document_id": cleaning})
+    yield Case("listDocuments", 200, "by folder", path=wren, query={"source_prefix": "clean"})
+    yield Case("listDocuments", 400, "unknown parameter", path=wren, query={"sorce": "cleaning"})
+    yield Case("deleteDocuments", 200, "by source", path=wren, query={"source": "cleaning-2"})
+    yield Case("deleteDocuments", 400, "neither source nor prefix", path=wren)
+    yield Case("deleteDocuments", 404, path={"name": "nope"}, query={"source_prefix": "a/"})
 
     for mode in ("dense", "lexical", "hybrid"):
         yield Case("search", 200, mode, path=wren, json={"query": "generation by month in 2024", "mode": mode, "k": 20})
@@ -284,6 +292,8 @@ def offline_cases(client: TestClient) -> Iterator[Case]:
     yield Case("similarity", 400, json={"a": "only a"})
 
     yield Case("listModels", 200)
+    yield Case("retrieveModel", 200, path={"model_id": "extractive"})
+    yield Case("retrieveModel", 404, path={"model_id": "gpt-x"})
     embed = {"model": "all-MiniLM-L6-v2", "input": ["hello world", "cats"]}
     yield Case("createEmbeddings", 200, "float", json=embed)
     yield Case("createEmbeddings", 200, "base64", json={**embed, "encoding_format": "base64"})
@@ -295,6 +305,18 @@ def offline_cases(client: TestClient) -> Iterator[Case]:
     yield Case("createChatCompletion", 200, "stream", json={**chat, "stream": True})
     yield Case("createChatCompletion", 400, "no collection, no key", json={**chat, "collection": None})
     yield Case("createChatCompletion", 404, json={**chat, "collection": "nope"})
+
+
+def _loading(client: TestClient) -> Callable[[], None]:
+    """Make the app look as if it were still loading; returns what undoes it."""
+
+    class Loading:
+        def loading(self) -> list[str]:
+            return ["the local embedding model"]
+
+    state = client.app.state
+    state.loader = Loading()
+    return lambda: setattr(state, "loader", None)
 
 
 def upstream_cases(server) -> Iterator[Case]:

@@ -97,7 +97,7 @@ def test_every_route_relays_method_path_query_headers_body_and_status(family, ec
         echo_upstream.reply(status, answer, headers={"content-type": "application/x-reply", "x-upstream": "kept",
                                                      "openai-processing-ms": str(n)})
         query = f"n={n}&odd=a%2Fb%20c+d&empty="
-        headers = {"openai-beta": "assistants=v2", "idempotency-key": f"key-{n}", "x-custom": family}
+        headers = {"openai-beta": "assistants=v2", "idempotency-key": f"key-{n}", "accept": family}
         if body:
             headers["content-type"] = "application/x-request"
         response = http.request(method, f"{path}?{query}", content=body, headers=headers)
@@ -110,7 +110,9 @@ def test_every_route_relays_method_path_query_headers_body_and_status(family, ec
         assert (response.status_code, response.content) == (status, answer), (method, path)
         assert response.headers["content-type"] == "application/x-reply"
         assert response.headers["x-upstream"] == "kept" and response.headers["openai-processing-ms"] == str(n)
-        assert response.headers["x-request-id"].startswith("req_echo")
+        # The upstream's id moved aside; x-request-id is the service's own.
+        assert response.headers["x-upstream-request-id"].startswith("req_echo")
+        assert response.headers["x-request-id"].startswith("req_") and "echo" not in response.headers["x-request-id"]
     assert len(echo_upstream.requests) == len(routes) > 0
 
 
@@ -158,7 +160,7 @@ def test_a_20_mb_upload_and_its_echo_arrive_byte_for_byte_with_the_services_key(
     assert received.header("idempotency-key") == "upload-1"
     assert received.header("content-type") == "multipart/form-data; boundary=b0undary"
     assert received.query == "source=test&note=a%2Fb"
-    assert response.headers["x-request-id"].startswith("req_echo")
+    assert response.headers["x-upstream-request-id"].startswith("req_echo")
     # The echo sends the 20 MB back: the download direction, byte for byte.
     assert hashlib.sha256(response.content).hexdigest() == hashlib.sha256(body).hexdigest()
     assert response.headers["content-length"] == str(len(body))
@@ -202,11 +204,54 @@ def test_hop_by_hop_and_credentials_are_not_forwarded_either_way(echo_upstream, 
     assert response.status_code == 200
     received = echo_upstream.requests[0]
     names = {k for k, _ in received.headers}
-    assert not names & {"x-hop", "keep-alive", "te", "cookie", "openai-organization"}
-    assert received.header("x-custom") == "kept" and received.header("openai-beta") == "assistants=v2"
+    assert not names & {"x-hop", "keep-alive", "te", "cookie", "openai-organization", "x-custom"}
+    assert received.header("openai-beta") == "assistants=v2"
     assert received.header("authorization") == f"Bearer {UPSTREAM_KEY}"
     assert "set-cookie" not in response.headers and "keep-alive" not in response.headers
     assert response.headers["x-kept"] == "yes"
+
+
+def test_only_allowed_request_headers_reach_the_upstream(echo_upstream, http):
+    hostile = {"x-api-key": "caller-secret", "api-key": "caller-secret", "x-forwarded-host": "evil.example",
+               "forwarded": "host=evil.example", "x-original-url": "/v1/admin", "x-rewrite-url": "/v1/admin",
+               "x-forwarded-for": "10.0.0.1", "x-real-ip": "10.0.0.1", "openai-project": "proj-caller"}
+    response = http.post("/v1/files", content=b"{}", headers={**hostile, "content-type": "application/json",
+                                                                "idempotency-key": "k1"})
+    assert response.status_code == 200
+    received = echo_upstream.requests[0]
+    names = {k for k, _ in received.headers}
+    assert not names & set(hostile), names & set(hostile)
+    assert received.header("idempotency-key") == "k1" and received.header("content-type") == "application/json"
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/threads/../messages/x", "/v1/threads/%2e%2e/messages/x", "/v1/threads/%2E%2e/messages/x",
+    "/v1/threads/%252e%252e/messages/x", "/v1/threads/.%2e/messages/x", "/v1/threads/t1/messages/.",
+    "/v1/threads/..%2fmessages/x", "/v1/files/%2e",
+])
+def test_dot_segments_are_refused_before_routing(echo_upstream, service, path):
+    # httpx itself would resolve a plain `..`, so the request is written on the socket by hand.
+    import socket
+    from urllib.parse import urlsplit
+
+    port = urlsplit(service).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"DELETE {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {CLIENT_KEY}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    assert b'"invalid_path"' in rest
+    assert echo_upstream.requests == []
+
+
+def test_redirects_are_relayed_not_followed(echo_upstream, http):
+    echo_upstream.reply(307, b"", headers={"location": "http://127.0.0.1:9/v1/elsewhere"})
+    response = http.get("/v1/files/f1", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "http://127.0.0.1:9/v1/elsewhere"
+    assert len(echo_upstream.requests) == 1
 
 
 def test_routes_outside_the_table_are_not_forwarded(echo_upstream, http):
@@ -299,7 +344,9 @@ def test_upstream_errors_keep_status_and_body(echo_upstream, service, http, stat
     with pytest.raises(error) as caught:
         sdk.files.list()
     assert caught.value.status_code == status
-    assert caught.value.request_id.startswith("req_echo")  # the upstream's id, passed along
+    # The SDK shows the service's own id; the upstream's is passed along beside it.
+    assert caught.value.request_id.startswith("req_") and "echo" not in caught.value.request_id
+    assert caught.value.response.headers["x-upstream-request-id"].startswith("req_echo")
     assert caught.value.body == error_body["error"]
 
     raw = b'{"error": {"message": "exact bytes", "type": "x", "param": null, "code": "c"}}  '
@@ -323,7 +370,16 @@ def test_no_key_is_503_naming_the_variable(echo_upstream, start_service):
     response = httpx.get(f"{service}/v1/files", headers={"authorization": f"Bearer {CLIENT_KEY}"})
     assert response.status_code == 503
     assert "OPENAI_API_KEY" in response.json()["error"]["message"]
+    assert response.headers["x-should-retry"] == "false"
     assert echo_upstream.requests == []
+    # The SDK reads x-should-retry: with its default retries it still sends the request once.
+    sent: list[httpx.Request] = []
+    sdk = openai.OpenAI(api_key=CLIENT_KEY, base_url=f"{service}/v1", max_retries=2, timeout=30,
+                        http_client=httpx.Client(event_hooks={"request": [sent.append]}))
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.files.list()
+    assert caught.value.status_code == 503 and caught.value.code == "missing_credentials"
+    assert len(sent) == 1
 
 
 def test_slow_upstream_is_504(echo_upstream, start_service):

@@ -206,6 +206,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
         return response.json() if "body" in seen[case] else None
 
     record("GET /health", client.get("/health"), 200)
+    record("GET /health/live", client.get("/health/live"), 200)
+    record("GET /health/ready", client.get("/health/ready"), 200)
 
     # Collections
     record("GET /collections", client.get("/collections"), 200)
@@ -244,6 +246,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
     pdf = next(d for d in client.get(docs).json()["data"] if d["source"].endswith(".pdf"))
     record("GET /collections/{name}/documents/{document_id}", client.get(f"{docs}/{pdf['id']}"), 200)
     record("DELETE /collections/{name}/documents/{document_id}", client.delete(f"{docs}/{uploaded[-1]}"), 204)
+    record("DELETE /collections/{name}/documents", client.delete(docs, params={"source_prefix": "nothing/"}), 200)
+    record("DELETE /collections/{name}/documents [400 neither]", client.delete(docs), 400)
     record("GET /collections/{name}/documents/{document_id} [404]", client.get(f"{docs}/{uploaded[-1]}"), 404)
 
     # Search and ask. This query finds PDF pages (page is a number) and other files (page is null).
@@ -251,7 +255,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
         record(f"POST /collections/{{name}}/search [{mode}]",
                client.post("/collections/wren/search",
                            json={"query": "generation by month in 2024", "mode": mode, "k": 20}), 200)
-    # Its citations quote the PDF, so their page is pinned as a number (the chat below cites HTML: null).
+    # Its citations quote the PDF (page a number) and may quote another file too (page null, as the
+    # chat below, which cites HTML): the snapshot holds page as either, the type the API documents.
     question = {"question": "How much electricity did the arrays generate in 2024?"}
     record("POST /collections/{name}/ask", client.post("/collections/wren/ask", json=question), 200)
     record("POST /collections/{name}/ask [stream]",
@@ -263,6 +268,8 @@ def exercise(client: TestClient) -> dict[str, dict[str, Any]]:
            client.post("/similarity", json={"pairs": [["a cat", "a feline"], ["a cat", "Python"]]}), 200)
     record("POST /similarity [400 invalid input]", client.post("/similarity", json={"a": "only a"}), 400)
     record("GET /v1/models", client.get("/v1/models"), 200)
+    record("GET /v1/models/{model_id}", client.get("/v1/models/extractive"), 200)
+    record("GET /v1/models/{model_id} [404 unknown]", client.get("/v1/models/gpt-x"), 404)
     embed = {"model": "all-MiniLM-L6-v2", "input": ["hello world", "cats"]}
     record("POST /v1/embeddings [float]", client.post("/v1/embeddings", json=embed), 200)
     record("POST /v1/embeddings [base64]",

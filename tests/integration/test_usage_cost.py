@@ -94,4 +94,4 @@ def test_rag_ask_prints_usage_on_stderr(home: Path) -> None:
     answer = json.loads(result.stdout)
     usage = answer["usage"]
     assert result.stderr == (f"usage: {usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} "
-                             f"completion tokens; cost $0.000000\n")
+                             f"completion tokens (extractive); cost $0.000000\n")

@@ -11,6 +11,7 @@ told to misbehave:
         openai_server.fail_next(429, times=1)          # the next request answers 429
         openai_server.slow_next(2.0)                   # the next request waits 2 s first
         gate = openai_server.hold_stream(after=1)      # streams stop after 1 event until gate.set()
+        openai_server.hang()                           # every request hangs until the next reset
         ... client with base_url=openai_server.url ...
         openai_server.requests[-1].json()["messages"]
 
@@ -27,6 +28,7 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -53,6 +55,8 @@ UNKNOWN_MODEL_DIMENSIONS = 384
 MODELS = ("gpt-5.4-mini", "gpt-5.4", "text-embedding-3-small", "text-embedding-3-large")
 HOLD_LIMIT_S = 30.0
 """A held stream resumes by itself after this long, so a forgotten gate cannot hang the suite."""
+HANG_LIMIT_S = 300.0
+"""A hanging request (`hang`) answers by itself after this long, for the same reason."""
 
 
 # --------------------------------------------------------------------------- replies
@@ -123,6 +127,7 @@ class _Fault:
     body: Any = None
     headers: list[tuple[str, str]] = field(default_factory=list)
     delay_s: float = 0.0
+    content_type: str = "application/json"
 
     def matches(self, request: RecordedRequest) -> bool:
         return self.remaining > 0 and (self.path is None or request.path.startswith(self.path))
@@ -178,20 +183,26 @@ class FakeOpenAI:
 
     def fail_next(self, status: int, times: int = 1, *, body: Any = None,
                   headers: dict[str, str] | None = None, path: str | None = None,
-                  retry_after_ms: int | None = 10) -> None:
+                  retry_after_ms: int | None = 10, content_type: str = "application/json") -> None:
         """The next `times` requests (under `path`, if given) answer `status` with OpenAI's error
-        body (or `body`). A short `retry-after-ms` keeps the SDK's retries fast in tests;
-        pass None to leave the SDK's own backoff."""
+        body (or `body`, sent as `content_type`: so a 200 can be garbage too). A short
+        `retry-after-ms` keeps the SDK's retries fast in tests; pass None to leave the SDK's own backoff."""
         extra = list((headers or {}).items())
         if retry_after_ms is not None:
             extra.append(("retry-after-ms", str(retry_after_ms)))
         with self._lock:
-            self._faults.append(_Fault(times, path, status=status, body=body, headers=extra))
+            self._faults.append(_Fault(times, path, status=status, body=body, headers=extra,
+                                       content_type=content_type))
 
     def slow_next(self, seconds: float, times: int = 1, *, path: str | None = None) -> None:
         """The next `times` requests wait `seconds` before answering (normally)."""
         with self._lock:
             self._faults.append(_Fault(times, path, delay_s=seconds))
+
+    def hang(self, *, path: str | None = None) -> None:
+        """From now on every request (under `path`, if given) hangs: it is read and never answered,
+        until the server is reset (or HANG_LIMIT_S pass). The upstream that starves a service."""
+        self.slow_next(HANG_LIMIT_S, times=sys.maxsize, path=path)
 
     def hold_stream(self, after: int = 1) -> threading.Event:
         """Streams stop after `after` events until the returned event is set (or 30 s pass)."""
@@ -265,7 +276,7 @@ class FakeOpenAI:
                 body = failure.body
                 if not isinstance(body, bytes):
                     body = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                return Reply(failure.status, body, [("content-type", "application/json"), *failure.headers])
+                return Reply(failure.status, body, [("content-type", failure.content_type), *failure.headers])
             message, type_, code = _DEFAULT_ERRORS.get(failure.status, ("Test failure.", "server_error", None))
             return error_reply(failure.status, message, type_, code, headers=failure.headers)
         allowed = []

@@ -15,10 +15,13 @@ from support.paths import ROOT
 
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a `rag` subprocess: this one's, minus every setting of the service."""
+    """The environment of a `rag` subprocess: this one's, minus every setting of the service, with
+    RAG_HOME at `home` and the per-user data folder (XDG_DATA_HOME) beside it, never the real one."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("RAG_", "OPENAI_")) and k != "TIKTOKEN_CACHE_DIR"}
-    env.update(RAG_HOME=str(home), DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
+    home = Path(home)
+    env.update(RAG_HOME=str(home), XDG_DATA_HOME=str(home.parent / f"{home.name}-xdg-data"), DO_NOT_TRACK="1",
+               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
     return env
 
 
@@ -38,18 +41,20 @@ class ServeProcess:
                                         cwd=ROOT, env=subprocess_env(home, **env), stdout=self._log_file,
                                         stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout_s: float = 90.0) -> ServeProcess:
+    def wait_ready(self, timeout_s: float = 90.0, path: str = "/health/ready") -> ServeProcess:
+        """Wait until `path` answers 200: `/health/ready` once the model and indexes are loaded,
+        `/health/live` as soon as the server accepts connections."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"rag serve exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
-            time.sleep(0.1)
-        raise RuntimeError(f"rag serve did not answer /health in {timeout_s} s:\n{self.output()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"rag serve did not answer {path} in {timeout_s} s:\n{self.output()}")
 
     def output(self) -> str:
         self._log_file.flush()

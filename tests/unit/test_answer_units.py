@@ -3,6 +3,9 @@ and words that meet across their forms and the acronyms a text defines."""
 
 from __future__ import annotations
 
+from support.fake_embedder import FakeEmbedder
+
+from rag.answer.extractive import Scorer, _Candidate
 from rag.answer.passages import units_of
 from rag.answer.words import acronyms, content_stems, stem, word_shares
 
@@ -42,3 +45,21 @@ def test_words_meet_across_forms_and_acronyms() -> None:
              content_stems("The accounts are examined every year.")]
     shares = word_shares(asked, units, defined)
     assert shares[0] > 0.5 and shares[1] == 0.0
+
+
+def test_a_line_that_is_a_paragraph_of_its_own_is_a_heading_whatever_word_ends_it() -> None:
+    text = "What a share is\n\nA share costs £50.\n\nA report line that wraps at the word of\nthe page ends here."
+    got = [(u.kind, u.text) for u in units_of(text)]
+    assert got == [("heading", "What a share is"), ("sentence", "A share costs £50."),
+                   ("sentence", "A report line that wraps at the word of the page ends here.")]
+    assert units_of(text)[1].heading == "What a share is"
+
+
+def test_a_unit_naming_the_year_asked_about_in_its_words_or_heading_is_marked() -> None:
+    text = ("Headline figures for 2024\n\nThe barn made 67,900 kWh.\n\nThe barn array\n\nIt has 180 panels.\n\n"
+            "Before\n\nIn 2023 the barn made 70,100 kWh.")
+    units = [u for u in units_of(text) if u.quotable]
+    candidates = [_Candidate(1, u, u.start) for u in units]
+    features = Scorer(candidates, FakeEmbedder(), [text]).features("How much did the barn make in 2024?", "")
+    assert features["same_year"].tolist() == [1.0, 0.0, 0.0]
+    assert features["other_year"].tolist() == [0.0, 0.0, 1.0]

@@ -79,7 +79,7 @@ def test_hybrid_is_the_weighted_sum_of_min_max_scaled_scores(service: Service) -
         expected = DENSE_WEIGHT * d.get(hit.chunk_id, 0.0) + (1 - DENSE_WEIGHT) * lx.get(hit.chunk_id, 0.0)
         assert hit.score == pytest.approx(expected, abs=1e-9)
         assert hit.dense_score == pytest.approx(dense[hit.chunk_id])
-        assert hit.lexical_score == (pytest.approx(lexical[hit.chunk_id]) if hit.chunk_id in lexical else None)
+        assert hit.lexical_score == pytest.approx(lexical.get(hit.chunk_id, 0.0))  # no query word: BM25 0
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
     assert hybrid[0].source == "solar"  # first in both lists, so 1.0
     assert hybrid[0].score == pytest.approx(1.0)
@@ -101,6 +101,30 @@ def test_min_score_drops_weaker_hits(service: Service) -> None:
     threshold = hits[2].score
     kept = every_chunk(service, "dense", min_score=threshold)
     assert kept == [h for h in hits if h.score >= threshold] and len(kept) >= 3
+
+
+def test_hybrid_hits_carry_both_scores_also_when_one_list_missed_them(service: Service, monkeypatch) -> None:
+    dense = {h.chunk_id: h.score for h in every_chunk(service, "dense")}
+    lexical = {h.chunk_id: h.score for h in every_chunk(service, "lexical")}
+    monkeypatch.setattr("rag.retrieval.HYBRID_DEPTH", 1)  # each list only k deep: some hits miss one
+    hits = service.search("docs", QUERY, k=3)
+    top_dense, top_lexical = (set(sorted(scores, key=lambda c: -scores[c])[:3]) for scores in (dense, lexical))
+    assert {h.chunk_id for h in hits} - top_lexical  # the case this is about happened: a hit lexical missed
+    for hit in hits:
+        assert hit.dense_score == pytest.approx(dense[hit.chunk_id], abs=1e-6)
+        assert hit.lexical_score == pytest.approx(lexical.get(hit.chunk_id, 0.0))
+
+
+def test_hybrid_min_score_reads_the_dense_cosine(service: Service) -> None:
+    hits = every_chunk(service, "hybrid")
+    threshold = sorted((h.dense_score for h in hits), reverse=True)[2]
+    kept = every_chunk(service, "hybrid", min_score=threshold)
+    assert kept == [h for h in hits if h.dense_score >= threshold] and len(kept) >= 3
+    # The best hit's fused score is 1.0 whatever the query; its cosine is what min_score reads.
+    assert hits[0].score == pytest.approx(1.0) and hits[0].dense_score < 0.9
+    assert every_chunk(service, "hybrid", min_score=hits[0].dense_score + 1e-6) == []
+    lexical = every_chunk(service, "lexical")
+    assert every_chunk(service, "lexical", min_score=lexical[0].score) == lexical[:1]  # BM25 in lexical mode
 
 
 def test_best_chunk_per_document_keeps_each_documents_best(service: Service) -> None:

@@ -14,14 +14,16 @@ from api.app import create_app
 from rag.config import Settings
 
 PUBLIC = ["/", "/static/app.css", "/static/js/main.js", "/static/docs-init.js", "/schema/swagger",
-          "/schema/openapi.json", "/schema/assets/swagger-ui-bundle.js", "/schema/assets/swagger-ui.css", "/health"]
+          "/schema/openapi.json", "/schema/assets/swagger-ui-bundle.js", "/schema/assets/swagger-ui.css", "/health",
+          "/health/live", "/health/ready"]
 """Answer without a key when RAG_API_KEYS is set."""
 PRIVATE = [("GET", "/collections"), ("POST", "/collections"), ("GET", "/collections/wren"),
            ("DELETE", "/collections/wren"), ("GET", "/collections/wren/documents"),
            ("POST", "/collections/wren/documents"), ("GET", "/collections/wren/documents/1"),
            ("DELETE", "/collections/wren/documents/1"), ("POST", "/collections/wren/search"),
            ("POST", "/collections/wren/ask"), ("POST", "/similarity"), ("GET", "/v1/models"),
-           ("POST", "/v1/embeddings"), ("POST", "/v1/chat/completions")]
+           ("POST", "/v1/embeddings"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models/extractive"),
+           ("GET", "/metrics"), ("DELETE", "/collections/wren/documents")]
 """Read or change data: 401 without a key."""
 
 
@@ -56,7 +58,7 @@ def test_every_documented_operation_but_health_is_in_the_private_list(keyed_clie
                   for method in ops if method in {"get", "post", "put", "delete", "patch"}}
     listed = {(m, re.sub(r"/wren|/1$", "/x", p).replace("/x/documents/1", "/x/documents/x")) for m, p in PRIVATE}
     passthrough = {op for op in documented if op[1].startswith("/v1/") and op not in listed}
-    assert documented - listed - passthrough == {("GET", "/health")}
+    assert documented - listed - passthrough == {("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready")}
 
 
 def test_the_docs_page_loads_swagger_ui_5_from_this_service_with_no_inline_script(keyed_client):

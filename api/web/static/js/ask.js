@@ -1,38 +1,26 @@
 // Ask: a chat thread. The answer streams in (SSE read from fetch), each [n] links to the cited
 // span, usage shows under the answer; follow-ups send the conversation as `messages`.
 
-import { ApiError, enc, errorOf, request } from "./api.js";
+import { ApiError, enc, request } from "./api.js";
 import { current } from "./collections.js";
 import { el } from "./dom.js";
 import { readEvents } from "./sse.js";
 import { openDocument } from "./viewer.js";
 
 let history = [];
-// Set false once the service refuses `messages` (a version without conversations): then each
-// follow-up is sent as a lone question.
-let acceptsMessages = true;
 
+/** The body of /ask: a follow-up sends the conversation so far as `messages`. */
 function bodyFor(question) {
-  if (history.length && acceptsMessages) {
-    return { messages: [...history, { role: "user", content: question }], stream: true };
-  }
-  return { question, stream: true };
+  const asked = { role: "user", content: question };
+  return history.length ? { messages: [...history, asked], stream: true } : { question, stream: true };
 }
 
 async function post(name, question) {
-  for (;;) {
-    const body = bodyFor(question);
-    const response = await request(`/collections/${enc(name)}/ask`, {
-      method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" },
-    });
-    if (response.ok) return response;
-    const error = await response.json().catch(() => null);
-    if (response.status === 400 && body.messages && /unknown field `messages`/.test(errorOf(error).message || "")) {
-      acceptsMessages = false;
-      continue;
-    }
-    throw new ApiError(response.status, error);
-  }
+  const response = await request(`/collections/${enc(name)}/ask`, {
+    method: "POST", body: JSON.stringify(bodyFor(question)), headers: { "Content-Type": "application/json" },
+  });
+  if (response.ok) return response;
+  throw new ApiError(response.status, await response.json().catch(() => null));
 }
 
 /** The answer's text with each [n] a link to citation n. */
@@ -53,13 +41,23 @@ function linked(text, citations, name) {
   return parts;
 }
 
-function usageLine(model, usage, cost) {
+/** What an answer cost, from its `usage` (rag/answer/usage.py): tokens of the answer and of the
+ * rewrite that made a follow-up stand alone, what did not fit the model's window, the estimated
+ * cost when the model has a cited price, and whether the answer was replayed from the cache. */
+export function usageLine(model, usage) {
   const bits = [`model ${model}`];
   if (usage) {
     bits.push(`${usage.prompt_tokens} prompt tokens`);
     if (usage.completion_tokens !== undefined) bits.push(`${usage.completion_tokens} completion tokens`);
+    if (usage.rewrite && usage.rewrite.total_tokens) bits.push(`${usage.rewrite.total_tokens} rewrite tokens`);
+    const context = usage.context || {};
+    if (context.passages_dropped) bits.push(`${context.passages_dropped} passages left out (model window)`);
+    if (context.turns_dropped) bits.push(`${context.turns_dropped} earlier turns left out`);
+    // Nothing spent (offline, or replayed from the cache) reads as $0, not as $0.000000.
+    if (typeof usage.cost_usd === "number") bits.push(`cost $${usage.cost_usd ? usage.cost_usd.toFixed(6) : "0"}`);
+    else if (usage.cost_usd === null) bits.push("cost unknown (no cited price)");
+    if (usage.cached) bits.push("cached answer");
   }
-  if (cost !== undefined && cost !== null) bits.push(`cost $${Number(cost.total ?? cost).toFixed(6)}`);
   return bits.join(" · ");
 }
 
@@ -77,6 +75,7 @@ async function ask(event) {
   thread.append(el("div", { class: "turn user" }, question), el("div", { class: "turn bot" }, answer, sources, usage));
   let text = "";
   let citations = [];
+  let finished = false;
   try {
     const response = await post(name, question);
     for await (const { event: kind, data } of readEvents(response)) {
@@ -87,7 +86,9 @@ async function ask(event) {
       } else if (kind === "citations") {
         citations = payload;
       } else if (kind === "done") {
-        usage.textContent = usageLine(payload.model, payload.usage, payload.cost);
+        finished = true;
+        usage.textContent = usageLine(payload.model, payload.usage);
+        if (payload.usage && payload.usage.cached) usage.classList.add("cached");
       } else if (kind === "error") {
         usage.textContent = `Error: ${payload.message}`;
         usage.className = "usage failed";
@@ -98,7 +99,8 @@ async function ask(event) {
       el("a", { href: `#cite-${c.index}`, class: "cite", "aria-label": `Open citation ${c.index}`,
         onclick: (e) => { e.preventDefault(); openDocument(name, c.document_id, c); } }, c.title || c.source),
       el("span", { class: "muted" }, ` ${c.source}${c.page != null ? ` · page ${c.page}` : ""}`))));
-    history.push({ role: "user", content: question }, { role: "assistant", content: text });
+    // Only a whole answer joins the conversation the next question is read with.
+    if (finished) history.push({ role: "user", content: question }, { role: "assistant", content: text });
   } catch (error) {
     answer.textContent = `Could not answer: ${error.message}`;
     answer.className = "answer failed";

@@ -12,7 +12,12 @@ async function upload(files) {
   const name = current();
   if (!name || !files.length) return;
   const form = new FormData();
-  for (const file of files) form.append("files", file, file.name);
+  for (const file of files) {
+    form.append("files", file, file.name);
+    // A file from a dropped or picked folder keeps its path, so notes/a.txt and other/a.txt
+    // stay two documents (one source per file, in order).
+    form.append("source", file.webkitRelativePath || file.name);
+  }
   const ul = document.getElementById("uploads");
   let accepted;
   try {
@@ -27,7 +32,8 @@ async function upload(files) {
   for (const doc of accepted) {
     const status = el("span", { class: `status ${doc.status}` }, doc.status);
     const detail = el("span", { class: "muted" });
-    ul.prepend(el("li", { "data-id": doc.id }, el("span", {}, doc.source), " ", status, " ", detail));
+    ul.prepend(el("li", { "data-id": doc.id }, el("span", {}, doc.source), " ", status, " ",
+      el("span", { class: "muted" }, doc.change), " ", detail));
     track(name, doc, status, detail);
   }
 }
@@ -48,19 +54,27 @@ async function track(name, doc, status, detail) {
   loadDocuments();
 }
 
+let listings = 0;
+
 export async function loadDocuments() {
   const name = current();
   const ul = document.getElementById("documents");
   if (!name) return ul.replaceChildren();
+  // The server filters (source_prefix), so a large collection is not fetched whole; only the
+  // answer to the latest keystroke is shown.
+  const filter = document.getElementById("doc-filter").value.trim();
+  const query = new URLSearchParams({ limit: "100" });
+  if (filter) query.set("source_prefix", filter);
+  const seq = ++listings;
   let list;
   try {
-    list = await json(`/collections/${enc(name)}/documents?limit=100`);
+    list = await json(`/collections/${enc(name)}/documents?${query}`);
   } catch (error) {
     notify(`Could not list documents: ${error.message}`, "error");
     return;
   }
-  const filter = document.getElementById("doc-filter").value.trim().toLowerCase();
-  const docs = list.data.filter((d) => !filter || d.source.toLowerCase().includes(filter));
+  if (seq !== listings) return;
+  const docs = list.data;
   ul.replaceChildren(...docs.map((d) => el("li", {},
     el("button", { type: "button", class: "link", "aria-label": `Open ${d.source}`, onclick: () => openDocument(name, d.id) },
       d.title || d.source),
