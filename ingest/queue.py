@@ -74,9 +74,12 @@ class IngestQueue:
                     failed += 1
                     continue
                 log.warning("finishing %s, queued by a stopped server", document.source)
-                self._executor.submit(self._ingest, writer, [(document.id, loaded)])
-            except RuntimeError:  # shutting down: the next server to look finishes it
-                return failed
+                metrics.INGEST_QUEUE_DEPTH.inc()  # queued here now (`_ingest` counts it down)
+                try:
+                    self._executor.submit(self._ingest, writer, [(document.id, loaded)])
+                except RuntimeError:  # shutting down: the next server to look finishes it
+                    metrics.INGEST_QUEUE_DEPTH.dec()
+                    return failed
             except RagError as e:  # e.g. the collection's embedder is not available on this server
                 self.service.fail_document(document.id, f"{INTERRUPTED} ({e})")
                 failed += 1
