@@ -19,15 +19,24 @@ from pathlib import Path
 
 
 def _entries() -> dict[str, Callable[[list[str]], int]]:
-    from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders, drill, ingest_remote, scale
+    from bench import (
+        bench_api,
+        bench_embedder,
+        bench_ingest,
+        bench_local_embedders,
+        drill,
+        ingest_remote,
+        postgres,
+        scale,
+    )
 
     return {"embedder": bench_embedder.main, "ingest": bench_ingest.main, "api": bench_api.main,
             "scale": scale.main, "ingest-remote": ingest_remote.main,
-            "local-embedders": bench_local_embedders.main, "drill": drill.main}
+            "local-embedders": bench_local_embedders.main, "drill": drill.main, "postgres": postgres.main}
 
 
 def run_all(argv: list[str]) -> int:
-    from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders, scale
+    from bench import bench_api, bench_embedder, bench_ingest, bench_local_embedders, postgres, scale
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=0, help="SciFact documents to ingest (0: all 5,183)")
@@ -43,6 +52,8 @@ def run_all(argv: list[str]) -> int:
     status |= bench_local_embedders.main(["--home", str(home)])
     print("\n== scale ==", flush=True)
     status |= scale.main(["--size", "100k"])
+    print("\n== PostgreSQL ==", flush=True)
+    status |= postgres.main(["--home", str(home)])
     return status
 
 

@@ -1,10 +1,14 @@
 """Documents accepted over HTTP: recorded as `queued` at once, ingested on one worker thread.
 
-One worker per process is enough: SQLite takes one writer at a time, and the embedder already uses
-every core. Several API processes may share the database, so each worker stamps the documents it
-queued with its id and beats a heartbeat; a document whose worker stopped beating (the process
-died) is marked `failed` with a message asking for it again, by whichever process notices first.
-An upload is never silently dropped, and a live process's uploads are never failed by another.
+One worker per process is enough: the database takes one writer at a time, and the embedder already
+uses every core. Several API processes may share the database, so each worker stamps the documents
+it queued with its id and beats a heartbeat. The uploads of a worker that stopped beating (its
+process died) are claimed by whichever live worker looks first, and finished from the text stored
+when they were queued: split back into its paragraphs, the text and so the chunks' spans are the
+same, though a PDF's page numbers are not kept. A replacement of a stored document cannot be
+finished that way (its old text stays until the new one lands), so it is marked `failed` with a
+message asking for it again. An upload is never silently dropped or ingested twice, and a live
+process's uploads are never touched by another.
 """
 
 from __future__ import annotations
@@ -16,18 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ingest.loaders import LoadedDocument
+from ingest.loaders.document import Piece, assemble
 from ingest.pipeline import Pipeline, document_hash, is_unchanged
 from rag import metrics
 from rag.errors import DocumentNotFound, RagError
-from rag.records import Collection
+from rag.records import Collection, Document
 from rag.service import Service
 from rag.writer import CollectionWriter
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "ingestion was interrupted because its server stopped; upload the document again"
-HEARTBEAT_S = 15.0
-STALE_AFTER_S = 60.0  # four missed heartbeats: the worker's process is gone
 
 
 @dataclass(frozen=True)
@@ -44,20 +47,42 @@ class Accepted:
 
 
 class IngestQueue:
-    def __init__(self, service: Service, *, heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S):
+    def __init__(self, service: Service, *, heartbeat_s: float | None = None, stale_after_s: float | None = None):
+        """`heartbeat_s` and `stale_after_s` default to the service's RAG_WORKER_HEARTBEAT_S and
+        RAG_WORKER_STALE_S."""
         self.service = service
         self.worker_id = uuid.uuid4().hex
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
-        self._heartbeat_s = heartbeat_s
-        self._stale_after_s = stale_after_s
+        self._heartbeat_s = service.settings.worker_heartbeat_s if heartbeat_s is None else heartbeat_s
+        self._stale_after_s = service.settings.worker_stale_s if stale_after_s is None else stale_after_s
         self._stop = threading.Event()
         self._beat()
         self._beater = threading.Thread(target=self._beat_until_stopped, name="ingest-heartbeat", daemon=True)
         self._beater.start()
 
     def _beat(self) -> int:
-        """Prove this worker alive, and fail the uploads of workers that are not."""
-        failed = self.service.beat(self.worker_id, stale_after_s=self._stale_after_s, orphan_message=INTERRUPTED)
+        """Prove this worker alive, and take over the uploads of workers that are not: those whose
+        stored text is what was uploaded are ingested here, the rest are failed; returns how many
+        were failed."""
+        failed = 0
+        for collection, document in self.service.claim_orphaned(self.worker_id, stale_after_s=self._stale_after_s):
+            loaded = _as_uploaded(document)
+            try:
+                writer = self.service.writer(collection)
+                if loaded is None:
+                    writer.set_status(document.id, "failed", INTERRUPTED)
+                    failed += 1
+                    continue
+                log.warning("finishing %s, queued by a stopped server", document.source)
+                metrics.INGEST_QUEUE_DEPTH.inc()  # queued here now (`_ingest` counts it down)
+                try:
+                    self._executor.submit(self._ingest, writer, [(document.id, loaded)])
+                except RuntimeError:  # shutting down: the next server to look finishes it
+                    metrics.INGEST_QUEUE_DEPTH.dec()
+                    return failed
+            except RagError as e:  # e.g. the collection's embedder is not available on this server
+                self.service.fail_document(document.id, f"{INTERRUPTED} ({e})")
+                failed += 1
         if failed:
             log.warning("%d queued document(s) of a stopped server marked failed", failed)
         return failed
@@ -151,3 +176,14 @@ class IngestQueue:
         self._stop.set()
         self._beater.join()
         self.service.retire_worker(self.worker_id)
+
+
+def _as_uploaded(document: Document) -> LoadedDocument | None:
+    """The upload a queued document holds, rebuilt from its stored text (every loader joins its
+    elements with a blank line, so splitting there gives the same text back), or None when the
+    stored text is not what was uploaded (its hash differs: a queued replacement)."""
+    if document.text is None:
+        return None
+    pieces = [Piece(part, "NarrativeText") for part in document.text.split("\n\n")]
+    loaded = assemble(document.source, document.title, pieces, document.metadata)
+    return loaded if loaded.text == document.text and document_hash(loaded) == document.content_hash else None

@@ -63,6 +63,23 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql+psycopg")
+"""The URL schemes RAG_DATABASE_URL may name (PostgreSQL through psycopg 3 only)."""
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    raw = env.get("RAG_DATABASE_URL", "").strip()
+    if not raw:
+        return None
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme == "postgresql" or scheme == "postgres":
+        raw, scheme = "postgresql+psycopg://" + raw.split("://", 1)[1], "postgresql+psycopg"
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigError(f"RAG_DATABASE_URL must start with {' or '.join(s + '://' for s in DATABASE_SCHEMES)}, "
+                          f"got {scheme + '://' if scheme else 'no scheme'}")
+    return raw
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """The service's configuration. Front ends build it once at start-up with `Settings.from_env()`
@@ -143,6 +160,16 @@ class Settings:
     """RAG_MAX_FILTER_VALUES: most values in a metadata filter, all keys together."""
     max_json_depth: int = 32
     """RAG_MAX_JSON_DEPTH: deepest nesting of arrays and objects in a JSON body."""
+    database_url: str | None = None
+    """RAG_DATABASE_URL: the database; unset means the SQLite file under RAG_HOME. A
+    `postgresql+psycopg://` URL selects PostgreSQL with pgvector, where search runs in the database."""
+    pg_ef_search: int = 200
+    """RAG_PG_EF_SEARCH: on PostgreSQL, the HNSW candidate list of a dense search (`hnsw.ef_search`)."""
+    worker_heartbeat_s: float = 15.0
+    """RAG_WORKER_HEARTBEAT_S: how often a server's upload worker proves it is alive and looks for
+    uploads a stopped server left."""
+    worker_stale_s: float = 60.0
+    """RAG_WORKER_STALE_S: a worker silent this long is gone; another server finishes its uploads."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -189,11 +216,24 @@ class Settings:
             max_filter_keys=_int(env, "RAG_MAX_FILTER_KEYS", 32),
             max_filter_values=_int(env, "RAG_MAX_FILTER_VALUES", 256),
             max_json_depth=_int(env, "RAG_MAX_JSON_DEPTH", 32, minimum=4),
+            database_url=_database_url(env),
+            pg_ef_search=_int(env, "RAG_PG_EF_SEARCH", 200, minimum=10),
+            worker_heartbeat_s=_float(env, "RAG_WORKER_HEARTBEAT_S", 15.0),
+            worker_stale_s=_float(env, "RAG_WORKER_STALE_S", 60.0),
         )
 
     @property
     def database_path(self) -> Path:
         return self.home / "rag.sqlite3"
+
+    @property
+    def database(self) -> str:
+        """The SQLAlchemy URL of the database: RAG_DATABASE_URL, else the SQLite file under RAG_HOME."""
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.database.startswith("postgresql")
 
     @property
     def index_dir(self) -> Path:

@@ -179,7 +179,10 @@ def migrate(conn: Connection, *, upto: str | None = None) -> int:
 
     `upto` names the last step to apply (the rest wait for a later call): tests build a database
     as an older release left it, fill it, and then upgrade it the way a new release would.
+    PostgreSQL has its own steps (`rag.migrations_postgres`), from a baseline at version 5.
     """
+    if conn.dialect.name == "postgresql":
+        return _migrate_postgres(conn, upto=upto)
     names = [name for name, _ in MIGRATIONS]
     if upto is not None and upto not in names:
         raise ValueError(f"no migration step named {upto!r}")
@@ -201,3 +204,33 @@ def migrate(conn: Connection, *, upto: str | None = None) -> int:
             conn.execute(text("INSERT INTO schema_migrations(version, name) VALUES (:v, :n)"),
                          {"v": version, "n": name})
     return len(applied | {name for name, _ in steps})
+
+
+def _migrate_postgres(conn: Connection, *, upto: str | None) -> int:
+    from rag.migrations_postgres import POSTGRES_MIGRATIONS
+
+    names = [name for _, name, _ in POSTGRES_MIGRATIONS]
+    if upto is not None and upto not in names:
+        raise ValueError(f"no PostgreSQL migration step named {upto!r}")
+    steps = POSTGRES_MIGRATIONS if upto is None else POSTGRES_MIGRATIONS[:names.index(upto) + 1]
+    # Two servers starting at once on an empty database: one migrates, the other waits, then
+    # finds the steps applied (the lock ends with the transaction).
+    conn.execute(text("SELECT pg_advisory_xact_lock(7406001)"))
+    conn.execute(text(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    ))
+    applied: dict[str, int] = dict(conn.execute(text("SELECT name, version FROM schema_migrations")).all())
+    unknown = set(applied) - set(names)
+    if unknown:
+        raise MigrationError(
+            f"the database has migrations this version does not know ({', '.join(sorted(unknown))}): "
+            "it was written by a newer release"
+        )
+    for version, name, step in steps:
+        if name not in applied:
+            step(conn)
+            conn.execute(text("INSERT INTO schema_migrations(version, name) VALUES (:v, :n)"),
+                         {"v": version, "n": name})
+            applied[name] = version
+    return max(applied.values())

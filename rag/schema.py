@@ -8,16 +8,72 @@ and the classes here.
 Written for SQLite as the migrations wrote it: `TEXT` columns, server-side defaults, AUTOINCREMENT
 ids. (Migration 0001 also made an FTS5 table over chunk text, with triggers; 0005 dropped them when
 lexical search moved to its own index, `rag.indexes.lexical_tantivy`.)
+
+On PostgreSQL (`rag.migrations_postgres`) two columns take the engine's own types, through
+`with_variant`: a chunk's vector is a pgvector `vector` (searched in the database, `rag.indexes.pg`)
+and a metadata value is `jsonb`. What the classes cannot say (the generated `tsvector` of chunk
+text, its GIN index, the per-collection HNSW indexes) is named in `POSTGRES_ONLY`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from sqlalchemy import Double, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
-__all__ = ["AnswerCacheRow", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow", "DocumentMetadataRow",
-           "DocumentRow", "IngestWorkerRow"]
+__all__ = ["POSTGRES_ONLY", "AnswerCacheRow", "Base", "ChunkChangeRow", "ChunkRow", "CollectionRow",
+           "DocumentMetadataRow", "DocumentRow", "IngestWorkerRow", "VectorBytes", "parse_vector", "vector_literal"]
+
+
+POSTGRES_ONLY = {"columns": {"chunks": {"terms"}}, "indexes": {"chunks_terms"}, "index_prefix": "chunks_hnsw_"}
+"""What PostgreSQL's schema holds beyond these classes: `chunks.terms`, a generated `tsvector` of the
+chunk text, with its GIN index, and one HNSW index per collection (`chunks_hnsw_<id>`)."""
+
+
+class _PgVector(UserDefinedType):
+    """pgvector's `vector`, dimension left open: collections differ (the HNSW index of each casts)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector"
+
+
+class VectorBytes(TypeDecorator):
+    """A chunk's embedding as the store hands it around: float32 bytes. SQLite keeps the bytes
+    (BLOB); PostgreSQL keeps a pgvector `vector`, written and read as its text form, whose
+    shortest-round-trip decimals give back the same float32 values bit for bit."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(_PgVector() if dialect.name == "postgresql" else LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return vector_literal(np.frombuffer(value, dtype=np.float32))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or dialect.name != "postgresql":
+            return value
+        return parse_vector(value).tobytes()
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form of a float32 vector (each float32 printed exactly: its double repr)."""
+    return "[" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "]"
+
+
+def parse_vector(literal: str) -> np.ndarray:
+    """A pgvector text value as float32."""
+    return np.array(literal[1:-1].split(","), dtype=np.float32) if len(literal) > 2 else np.zeros(0, np.float32)
 
 
 class Base(DeclarativeBase):
@@ -94,7 +150,7 @@ class ChunkRow(Base):
     end_char: Mapped[int]
     page: Mapped[int | None]
     section: Mapped[str | None]
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(VectorBytes)
     """The chunk's embedding: float32, L2-normalised, the collection's dimension."""
 
 
@@ -123,7 +179,7 @@ class DocumentMetadataRow(Base):
 
     collection_id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(primary_key=True)
-    value: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary().with_variant(JSONB(), "postgresql"), primary_key=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
 
 

@@ -26,18 +26,20 @@ from rag.errors import CollectionExists, CollectionNotFound, InvalidInput, Limit
 from rag.indexes import DenseIndex, LexicalIndex
 from rag.indexes.dense_faiss import IndexCache
 from rag.indexes.lexical_tantivy import TantivyIndex
+from rag.indexes.pg import PgDenseIndex, PgLexicalIndex
 from rag.limits import InputLimits
 from rag.pricing import PriceTable
 from rag.records import ChunkChange, Collection, Document
 from rag.retrieval import DEFAULT_MODE, Hit, Retriever, best_chunk_per_document
 from rag.store import Store
+from rag.transfer import CollectionCopy
 from rag.workers import IngestWorkers
 from rag.writer import CollectionWriter
 
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["DeletedDocuments", "Embedded", "Health", "Service"]
+__all__ = ["CopyReport", "DeletedDocuments", "Embedded", "Health", "Service"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,24 @@ class Health:
 
     indexes_loaded: int
     collections: int
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """One collection copied by `Service.copy_to`, and how it checked out."""
+
+    copy: CollectionCopy
+    identical_top10: int
+    """Of the sampled queries, how many got the same exact dense top 10 from both databases."""
+    queries: int
+
+    @property
+    def verified(self) -> bool:
+        return self.copy.verified and self.identical_top10 == self.queries
+
+    def to_dict(self) -> dict:
+        return {**self.copy.to_dict(), "identical_top10": self.identical_top10, "queries": self.queries,
+                "verified": self.verified}
 
 
 @dataclass(frozen=True)
@@ -68,12 +88,19 @@ class Embedded:
 class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._store = Store(settings.database_path)
-        # The implementations behind retrieval's two index protocols are chosen here, and only here.
-        self._dense: DenseIndex = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
-                                             checkpoint_s=settings.index_checkpoint_s,
-                                             on_checkpoint=self._trim_change_log)
-        self._lexical: LexicalIndex = TantivyIndex(self._store, settings.index_dir / "tantivy")
+        self._store = Store(settings.database)
+        # The implementations behind retrieval's two index protocols are chosen here, and only here:
+        # on PostgreSQL search runs in the database (no per-process state); on SQLite, FAISS and
+        # tantivy indexes beside it.
+        self._dense: DenseIndex
+        self._lexical: LexicalIndex
+        if self._store.on_postgres:
+            self._dense = PgDenseIndex(self._store, ef_search=settings.pg_ef_search)
+            self._lexical = PgLexicalIndex(self._store)
+        else:
+            self._dense = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
+                                     checkpoint_s=settings.index_checkpoint_s, on_checkpoint=self._trim_change_log)
+            self._lexical = TantivyIndex(self._store, settings.index_dir / "tantivy")
         self._workers = IngestWorkers(self._store, settings.home / "workers")
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
@@ -141,13 +168,17 @@ class Service:
         """The data folder, the database, the built models and each collection's size on disk."""
         settings = self.settings
         database = settings.database_path
-        database_bytes = sum(disk_usage(database.with_name(database.name + suffix)) for suffix in ("", "-wal"))
+        if self._store.on_postgres:
+            database_url, database_bytes = mask_password(settings.database), self._store.size_bytes()
+        else:
+            database_url = mask_password(f"sqlite:///{database.resolve()}")
+            database_bytes = sum(disk_usage(database.with_name(database.name + suffix)) for suffix in ("", "-wal"))
         models = settings.model_cache_dir
         built = sorted(p for p in models.iterdir() if p.is_file() and not p.name.startswith(".")) \
             if models.is_dir() else []
         return DataInfo(
             home=settings.home.resolve(),
-            database_url=mask_password(f"sqlite:///{database.resolve()}"),
+            database_url=database_url,
             database_bytes=database_bytes,
             embedder=settings.embedder,
             chat_model=settings.chat_model if settings.openai_enabled else None,
@@ -319,13 +350,49 @@ class Service:
         queued: an upload hears at once, not from a failed document later."""
         self._limits.check_document(name, text)
 
+    # -- moving data -------------------------------------------------------------------------------
+
+    def copy_to(self, database_url: str, names: Sequence[str] | None = None, *, check_queries: int = 100
+                ) -> list[CopyReport]:
+        """Copy collections (all, or `names`) into another database without re-embedding, verify
+        each by counts, checksums and the exact dense top 10 of `check_queries` sampled queries,
+        and build the target's indexes (PostgreSQL's HNSW at once; SQLite's on first use)."""
+        from rag.transfer import copy_collection, exact_top10_agreement
+
+        wanted = [self._store.get_collection(n) for n in names] if names else self._store.list_collections()
+        target = Store(database_url)
+        try:
+            reports = []
+            for collection in wanted:
+                copied = copy_collection(self._store, target, collection)
+                if target.on_postgres:
+                    PgDenseIndex(target, ef_search=self.settings.pg_ef_search).load(target.get_collection(copied.name))
+                same, asked = exact_top10_agreement(self._store, target, copied.name, queries=check_queries)
+                reports.append(CopyReport(copied, same, asked))
+            return reports
+        finally:
+            target.close()
+
     # -- the ingest worker's liveness --------------------------------------------------------------
 
-    def beat(self, worker_id: str, *, stale_after_s: float, orphan_message: str) -> int:
-        """Record the worker alive, and fail the queued uploads of workers silent for
-        `stale_after_s`; returns how many uploads were failed."""
+    def claim_orphaned(self, worker_id: str, *, stale_after_s: float) -> list[tuple[Collection, Document]]:
+        """Record the worker alive and take over the queued uploads of workers silent for
+        `stale_after_s`: each (collection, document with its stored text), now queued under
+        `worker_id`. The stored text is what was uploaded when the document's `content_hash` is that
+        text's hash; otherwise (a replacement: the old text stays until the new one lands) the
+        caller cannot finish it and fails it."""
         self._workers.heartbeat(worker_id)
-        return self._workers.fail_orphaned(stale_after_s, orphan_message)
+        claimed = []
+        for document_id in self._workers.claim_orphaned(worker_id, stale_after_s):
+            document = self._store.get_document_by_id(document_id)
+            if document is not None:
+                claimed.append((self._store.get_collection_by_id(document.collection_id), document))
+        return claimed
+
+    def fail_document(self, document_id: int, error: str) -> None:
+        """Record why a queued document could not be ingested (a claimed upload this server cannot
+        finish); a re-upload's previous version stays ready (`Store.fail_document`)."""
+        self._store.fail_document(document_id, error)
 
     def retire_worker(self, worker_id: str) -> None:
         self._workers.retire_worker(worker_id)

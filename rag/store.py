@@ -1,9 +1,15 @@
-"""The source of truth: collections, documents, chunks and their vectors in SQLite (SQLAlchemy 2).
+"""The source of truth: collections, documents, chunks and their vectors in SQLite or PostgreSQL
+(SQLAlchemy 2 Core and ORM, one code path; the few dialect-specific statements are marked).
 
-WAL lets readers (the API) run while one writer (an ingest) commits. Writes begin IMMEDIATE, so a
+SQLite: WAL lets readers (the API) run while one writer (an ingest) commits. Writes begin IMMEDIATE, so a
 writer waits for the lock up front (busy timeout) instead of failing with "database is locked"
 when it tries to upgrade a read transaction. Every change to a collection's chunks bumps its
 `change_number` in the same transaction; derived indexes are stamped with it.
+
+PostgreSQL (a `postgresql+psycopg://` URL): writes run one at a time too, behind a transaction-level
+advisory lock taken first, so every write reads what the one before it committed exactly as under
+SQLite's `BEGIN IMMEDIATE` (two servers queuing the same source cannot both insert it); reads run
+at READ COMMITTED beside them.
 
 The repository only: the records it takes and returns are in `rag.records`, the tables it maps in
 `rag.schema`, and the search indexes over its chunks in `rag.indexes`.
@@ -32,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -40,6 +46,7 @@ from rag.embeddings.base import EmbedderSpec
 from rag.errors import (
     CollectionExists,
     CollectionNotFound,
+    ConfigError,
     DocumentNotFound,
     InvalidInput,
 )
@@ -97,21 +104,55 @@ def _document(row: DocumentRow, chunks: int = 0, with_text: bool = False) -> Doc
     )
 
 
-class Store:
-    """One SQLite database. Safe to share between threads; each call opens its own session."""
+WRITE_LOCK = 7406002
+"""PostgreSQL advisory lock key every write transaction takes first (one writer at a time)."""
 
-    def __init__(self, path: Path):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0})
-        event.listen(self.engine, "connect", _on_connect)
-        event.listen(self.engine, "begin", _on_begin)
-        with self.write() as session:
-            self.schema_version = migrate(session.connection())
+
+class Store:
+    """One database, SQLite or PostgreSQL. Safe to share between threads; each call opens its own
+    session. `location` is a SQLite file's path, or a SQLAlchemy URL (`sqlite:///…`,
+    `postgresql+psycopg://…`)."""
+
+    def __init__(self, location: Path | str):
+        url = str(location) if isinstance(location, str) and "://" in location else None
+        if url is not None and url.startswith(("postgres://", "postgresql://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the driver this needs
+        if url is not None and not url.startswith(("sqlite:///", "postgresql")):
+            raise ConfigError(f"a database URL must start with sqlite:/// or postgresql+psycopg://, "
+                              f"got {url.split('://', 1)[0]}://")
+        self.dialect = "postgresql" if url is not None and url.startswith("postgresql") else "sqlite"
+        if self.dialect == "postgresql":
+            self.path: Path | None = None
+            try:
+                self.engine = create_engine(url, pool_pre_ping=True)  # type: ignore[arg-type]
+            except ModuleNotFoundError as e:
+                raise ConfigError("a postgresql URL needs the psycopg driver: pip install 'rag-service[postgres]'"
+                                  f" ({e})") from None
+        else:
+            path = Path(url.removeprefix("sqlite:///") if url else location)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = path
+            self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0})
+            event.listen(self.engine, "connect", _on_connect)
+            event.listen(self.engine, "begin", _on_begin)
+        try:
+            with self.write() as session:
+                self.schema_version = migrate(session.connection())
+        except OperationalError as e:
+            self.engine.dispose()
+            raise ConfigError(f"cannot open the database: {_first_line(e)}") from None
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.dialect == "postgresql"
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def size_bytes(self) -> int:
+        """PostgreSQL: the database's size on the server (SQLite's is its file's)."""
+        with self.read() as s:
+            return int(s.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -122,6 +163,8 @@ class Store:
     def write(self) -> Iterator[Session]:
         with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
             with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                if self.on_postgres:  # dialect: PostgreSQL's stand-in for BEGIN IMMEDIATE
+                    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 yield session
 
     @contextmanager
@@ -348,6 +391,9 @@ class Store:
                 new = True
             else:
                 new = False  # it keeps its metadata (and its chunks) until the replacement lands
+                # ... but takes the replacement's hash: the stored text is no longer what was asked
+                # for, so a server finishing the upload of a stopped one can tell (`Service.claim_orphaned`).
+                doc.content_hash = content_hash
             doc.status = "queued"
             doc.error = None
             doc.owner = owner
@@ -434,6 +480,19 @@ class Store:
                 raise DocumentNotFound(f"no document with id {document_id} in this collection")
             n = s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.document_id == row.id))
             return _document(row, n or 0, with_text)
+
+    def get_document_by_id(self, document_id: int) -> Document | None:
+        """A document with its text, whatever its collection (None when it is gone)."""
+        with self.read() as s:
+            row = s.get(DocumentRow, document_id)
+            return None if row is None else _document(row, 0, with_text=True)
+
+    def get_collection_by_id(self, collection_id: int) -> Collection:
+        with self.read() as s:
+            row = s.get(CollectionRow, collection_id)
+            if row is None:
+                raise CollectionNotFound(f"collection {collection_id} no longer exists")
+            return _collection(row)
 
     def list_documents(self, collection_id: int, *, limit: int = 100, after: int | None = None,
                        source: str | None = None, source_prefix: str | None = None) -> list[Document]:
@@ -567,27 +626,42 @@ class Store:
             with self.engine.connect() as conn:
                 return np.asarray(conn.execute(text("SELECT id FROM chunks WHERE collection_id = :cid ORDER BY id"),
                                                {"cid": collection_id}).scalars().all(), dtype=np.int64)
+        sql, params = self.filter_documents_sql(collection_id, filter_)
+        # SQLite's CROSS JOIN keeps the matching documents as the outer loop: its planner may otherwise
+        # walk the whole collection's chunks and probe the (small) document list for each.
+        join = "JOIN" if self.on_postgres else "CROSS JOIN"
+        sql = f"SELECT c.id FROM ({sql}) AS m {join} chunks c ON c.document_id = m.document_id"
+        with self.engine.connect() as conn:
+            if self.on_postgres:
+                ids = np.asarray(conn.execute(text(sql), params).scalars().all(), dtype=np.int64)
+            else:
+                # Straight from the driver's cursor into an array, sorted there: a filter can select
+                # half a large collection, and row objects would cost three times the query.
+                cursor = conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+                ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
+        ids.sort()
+        return ids
+
+    def filter_documents_sql(self, collection_id: int, filter_: dict[str, list]) -> tuple[str, dict[str, object]]:
+        """A SELECT of the `document_id`s of the collection matching a (validated, non-empty)
+        metadata filter, with its bound parameters (`:cid`, `:k0`, `:v0_0`, ...): each key one range
+        of the `document_metadata` key, keys ANDed by INTERSECT. Search in the database
+        (`rag.indexes.pg`) nests it in its own queries."""
         params: dict[str, object] = {"cid": collection_id}
         selects = []
         for n, (key, values) in enumerate(filter_.items()):
             params[f"k{n}"] = key
             names = []
             for m, v in enumerate(values):
-                params[f"v{n}_{m}"] = v
-                names.append(f":v{n}_{m}")
+                if self.on_postgres:  # dialect: jsonb values, true as 1 (see rag.migrations_postgres)
+                    params[f"v{n}_{m}"] = json.dumps(int(v) if isinstance(v, bool) else v)
+                    names.append(f"CAST(:v{n}_{m} AS jsonb)")
+                else:
+                    params[f"v{n}_{m}"] = v
+                    names.append(f":v{n}_{m}")
             selects.append(f"SELECT document_id FROM document_metadata "
                            f"WHERE collection_id = :cid AND key = :k{n} AND value IN ({', '.join(names)})")
-        # CROSS JOIN keeps the matching documents as the outer loop: the planner may otherwise walk
-        # the whole collection's chunks and probe the (small) document list for each.
-        sql = (f"SELECT c.id FROM ({' INTERSECT '.join(selects)}) AS m "
-               "CROSS JOIN chunks c ON c.document_id = m.document_id")
-        with self.engine.connect() as conn:
-            # Straight from the driver's cursor into an array, sorted there: a filter can select
-            # half a large collection, and row objects would cost three times the query.
-            cursor = conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
-            ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
-        ids.sort()
-        return ids
+        return " INTERSECT ".join(selects), params
 
     # -- change numbers ----------------------------------------------------------------------
 
@@ -612,6 +686,11 @@ class Store:
                   .values(change_number=CollectionRow.change_number + len(changes)))
         last = Store._change(s, collection_id)
         numbers = list(range(last - len(changes) + 1, last + 1))
+        if s.get_bind().dialect.name == "postgresql":
+            # dialect: search runs in the database, so no index outside it replays a log; it starts
+            # at the present change number (`changes_since` answers None: rebuild) and stays empty.
+            s.execute(update(CollectionRow).where(CollectionRow.id == collection_id).values(changes_from=last))
+            return numbers
         rows = [{"collection_id": collection_id, "change_number": n, "chunk_id": c, "added": is_added}
                 for n, (removed, added) in zip(numbers, changes, strict=True)
                 for ids, is_added in ((removed, False), (added, True)) for c in ids]
@@ -671,10 +750,26 @@ def _index_metadata(s: Session, collection_id: int, document_id: int, metadata_j
     own `json_each` so a value is stored with the type and text the JSON functions give it."""
     if replace:
         s.execute(text("DELETE FROM document_metadata WHERE document_id = :d"), {"d": document_id})
+    if s.get_bind().dialect.name == "postgresql":  # dialect: jsonb_each, booleans as 0/1 as SQLite's
+        s.execute(text(
+            "INSERT INTO document_metadata (collection_id, key, value, document_id) "
+            "SELECT :cid, j.key, CASE jsonb_typeof(j.value) WHEN 'boolean' THEN to_jsonb((j.value)::text::boolean::int)"
+            " ELSE j.value END, :d "
+            "FROM jsonb_each(CASE WHEN jsonb_typeof(CAST(:m AS jsonb)) = 'object' THEN CAST(:m AS jsonb)"
+            " ELSE '{}'::jsonb END) j "
+            # A btree key holds at most ~2.7 kB: a longer value (a big array or text) is not
+            # indexed, so a filter cannot match it here (it would have to equal it whole).
+            "WHERE jsonb_typeof(j.value) != 'null' AND octet_length(j.value::text) < 2000 ON CONFLICT DO NOTHING"),
+            {"cid": collection_id, "d": document_id, "m": metadata_json})
+        return
     s.execute(text(
         "INSERT OR IGNORE INTO document_metadata (collection_id, key, value, document_id) "
         "SELECT :cid, j.key, j.value, :d FROM json_each(:m) j WHERE j.type != 'null' AND json_type(:m) = 'object'"),
         {"cid": collection_id, "d": document_id, "m": metadata_json})
+
+
+def _first_line(e: BaseException) -> str:
+    return str(getattr(e, "orig", None) or e).strip().splitlines()[0]
 
 
 def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001

@@ -1,14 +1,20 @@
 """Ingest-worker liveness, in the database every server shares.
 
 Several API processes may share one database: each upload worker records which queued documents
-are its own (`documents.owner`) and beats a heartbeat here, so a server that starts fails only the
-uploads of workers that are gone, never those another live server is still working on.
+are its own (`documents.owner`) and beats a heartbeat here. A worker that looks and finds uploads
+whose worker is gone claims them (`claim_orphaned`), and finishes them or fails them; it never
+touches those another live server is still working on.
+
+The claim is one UPDATE in a write transaction, and write transactions run one at a time on both
+engines (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory write lock in `Store.write`), so two
+servers looking at once claim disjoint sets: the second sees the first's claims committed.
 
 A worker also holds an advisory lock on a file of its own (`<home>/workers/<id>.lock`) for as long
 as its process lives: the kernel lets go of it the moment the process dies, kill -9 included. So a
-server starting after a crash sees at once that the crashed worker's lock is free and fails its
-queued uploads then, instead of waiting for the heartbeat to go stale (a minute). A worker without
-a lock file (a release before the locks) is judged by its heartbeat alone.
+server starting after a crash on the same machine sees at once that the crashed worker's lock is
+free and claims its uploads then, instead of waiting for the heartbeat to go stale (a minute). A
+worker without a lock file here (another machine's, or a release before the locks) is judged by
+its heartbeat alone.
 """
 
 from __future__ import annotations
@@ -20,10 +26,9 @@ import time
 from pathlib import Path
 
 from sqlalchemy import delete, select, text
-from sqlalchemy.engine import CursorResult
 
 from rag.schema import IngestWorkerRow
-from rag.store import FAILED_OR_KEPT_SQL, Store
+from rag.store import Store
 
 __all__ = ["IngestWorkers"]
 
@@ -89,26 +94,25 @@ class IngestWorkers:
         if fd is not None:
             os.close(fd)
 
-    def fail_orphaned(self, stale_after_s: float, message: str) -> int:
-        """Mark failed the queued or processing documents whose worker is gone; returns how many.
-
-        Gone: its lock is free (its process died), or it stopped beating for `stale_after_s`. Gone
-        workers are forgotten. A document that had a version already keeps it ready (see
-        `Store.fail_document`)."""
+    def claim_orphaned(self, worker_id: str, stale_after_s: float, *, limit: int = 100) -> list[int]:
+        """Take over (as `worker_id`, status `queued`) up to `limit` queued or processing documents
+        whose worker is gone; returns their ids. Gone: its lock is free (its process died), or it
+        stopped beating for `stale_after_s`. Gone workers are forgotten first."""
         cutoff = time.time() - stale_after_s
         with self._store.read() as s:
             known = list(s.scalars(select(IngestWorkerRow.id)))
-        dead = [w for w in known if self._dead(w)]
+        dead = [w for w in known if w != worker_id and self._dead(w)]
         with self._store.write() as s:
             s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.heartbeat_at < cutoff))
             if dead:
                 s.execute(delete(IngestWorkerRow).where(IngestWorkerRow.id.in_(dead)))
-            result: CursorResult = s.execute(text(  # type: ignore[assignment]  # an UPDATE gives a cursor result
-                f"UPDATE documents SET {FAILED_OR_KEPT_SQL}, error = :m, owner = NULL "
-                "WHERE status IN ('queued', 'processing') "
-                "AND (owner IS NULL OR owner NOT IN (SELECT id FROM ingest_workers))"), {"m": message})
-        for worker_id in dead:
-            path = self._lock_path(worker_id)
+            claimed = sorted(s.execute(text(
+                "UPDATE documents SET status = 'queued', owner = :w WHERE id IN ("
+                " SELECT id FROM documents WHERE status IN ('queued', 'processing')"
+                " AND (owner IS NULL OR owner NOT IN (SELECT id FROM ingest_workers)) ORDER BY id LIMIT :n)"
+                " RETURNING id"), {"w": worker_id, "n": limit}).scalars().all())
+        for gone in dead:
+            path = self._lock_path(gone)
             if path is not None:
                 path.unlink(missing_ok=True)
-        return result.rowcount
+        return claimed

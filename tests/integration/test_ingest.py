@@ -12,7 +12,9 @@ from rag.config import Settings
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
+def folder(tmp_path: Path, backend) -> Path:
+    """Sample files; every test that takes them runs on each database (the `rag` commands read
+    RAG_DATABASE_URL, which `backend` sets for PostgreSQL)."""
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
     (docs / "bees.md").write_text("# Bees\n\nHoney bees dance to tell the hive where flowers are.\n\n"
@@ -113,7 +115,8 @@ def test_collections_documents_and_reindex_commands(folder: Path):
     run("documents", "delete", "-c", "notes", str(docs[0]["id"]))
     assert consistent("notes")[0] == 2
     assert "no document with id 999999" in run("documents", "delete", "-c", "notes", "999999", code=3).stderr
-    (Settings.from_env().index_dir / "collection-1.faiss").write_bytes(b"\0" * 10)  # damage the index file
+    if not Settings.from_env().on_postgres:  # damage the index file (PostgreSQL has none)
+        (Settings.from_env().index_dir / "collection-1.faiss").write_bytes(b"\0" * 10)
     assert "rebuilt with" in run("reindex", "-c", "notes").stderr
     consistent("notes")
     run("collections", "delete", "notes", "--yes")

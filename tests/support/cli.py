@@ -36,6 +36,8 @@ def consistent(collection: str) -> tuple[int, int]:
         if thread.name == "lexical-commit":
             thread.join()
     settings = Settings.from_env()
+    if settings.on_postgres:
+        return _consistent_on_postgres(settings, collection)
     store = Store(settings.database_path)
     coll = store.get_collection(collection, counts=True)
     ids, _, stamp = store.vectors(coll.id)
@@ -53,5 +55,24 @@ def consistent(collection: str) -> tuple[int, int]:
     assert lexical_stamp == stamp and lexical_chunks == coll.chunks
     with sqlite3.connect(settings.database_path) as db:
         dupes = db.execute("SELECT source, COUNT(*) FROM documents GROUP BY collection_id, source HAVING COUNT(*) > 1").fetchall()
+    assert dupes == []
+    return coll.documents, coll.chunks
+
+
+def _consistent_on_postgres(settings: Settings, collection: str) -> tuple[int, int]:
+    """`consistent` where search runs in the database: the collection's HNSW index exists, the
+    searches find its chunks, no file was written under RAG_HOME's indexes, no source twice."""
+    from sqlalchemy import text
+
+    store = Store(settings.database)
+    try:
+        coll = store.get_collection(collection, counts=True)
+        with store.read() as s:
+            assert s.execute(text(f"SELECT to_regclass('chunks_hnsw_{coll.id}')")).scalar() is not None
+            dupes = s.execute(text("SELECT source, COUNT(*) FROM documents GROUP BY collection_id, source "
+                                   "HAVING COUNT(*) > 1")).all()
+    finally:
+        store.close()
+    assert not settings.index_dir.exists() or not any(settings.index_dir.iterdir())
     assert dupes == []
     return coll.documents, coll.chunks

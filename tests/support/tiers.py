@@ -1,6 +1,8 @@
 """What each tier of the suite may use, enforced rather than only asked for.
 
-unit (tests/unit): no real model, no Python subprocess, no server; runs in seconds.
+unit (tests/unit): no real model, no Python subprocess, no server; runs in seconds. One exception:
+the suites that run on both databases (the `backend` fixture) reach the suite's own PostgreSQL,
+started once per session on a Unix socket (libpq's connection is not Python's socket).
 integration (tests/integration): the real model and real components in-process, servers on
 threads (the OpenAI test server, the echo upstream, the app on uvicorn).
 e2e (tests/e2e): real `rag` processes (serve, ingest, a fresh interpreter).

@@ -30,7 +30,8 @@ def make_client(monkeypatch=None, **env: str) -> TestClient:
 
 
 @pytest.fixture
-def client(fake_home: Path):
+def client(fake_backend_home: Path):
+    """The app on the seeded sample, on each backend (SQLite, PostgreSQL)."""
     with make_client() as c:
         yield c
 
@@ -246,7 +247,7 @@ def test_user_mistakes_in_ids_and_chat_bodies_are_400s_not_500s(client):
         assert error_of(client.post("/v1/chat/completions", json={**base, **bad}), 400)["message"], bad
 
 
-def test_a_document_deleted_while_queued_stays_deleted(fake_home):
+def test_a_document_deleted_while_queued_stays_deleted(fake_backend_home):
     from ingest.loaders import document_from_text
     from ingest.pipeline import Pipeline
     from rag.errors import DocumentNotFound
@@ -302,12 +303,12 @@ def test_searches_and_in_place_index_updates_can_run_together(fake_home):
     service.close()
 
 
-def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(fake_home):
+def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(fake_backend_home):
     from ingest.queue import INTERRUPTED, IngestQueue
 
     settings = Settings.from_env()
     service = Service(settings)
-    store = Store(settings.database_path)
+    store = Store(settings.database)
     coll = service.get_collection("wren")
     alive = IngestQueue(service, heartbeat_s=3600)
 
@@ -331,4 +332,38 @@ def test_a_restart_fails_only_the_uploads_of_servers_that_are_gone(fake_home):
     newcomer.shutdown()
     alive._stop.set()
     store.close()
+    service.close()
+
+
+def test_the_uploads_of_a_stopped_server_are_finished_by_another(fake_backend_home):
+    """A server died with uploads queued: the next server to look ingests each from its stored
+    text, once, or fails it when the stored text is not what was uploaded (a replacement)."""
+    from ingest.loaders import document_from_text
+    from ingest.pipeline import document_hash
+    from ingest.queue import INTERRUPTED, IngestQueue
+
+    settings = Settings.from_env()
+    service = Service(settings)
+    coll = service.get_collection("wren")
+    writer = service.writer(coll)
+    new = document_from_text("new-upload", "Heat pumps move warmth.\n\nThey run on the array's power.",
+                             title="Heat pumps", metadata={"lang": "en"})
+    new_id = writer.queue_document(source=new.source, content_hash=document_hash(new), title=new.title,
+                                   text=new.text, metadata=new.metadata, owner="worker-of-a-crashed-server")
+    stored = service.list_documents("wren", limit=1)[0]
+    replacement = document_from_text(stored.source, "A replacement the dead server never stored.")
+    replaced_id = writer.queue_document(source=stored.source, content_hash=document_hash(replacement),
+                                        title=None, text=replacement.text, metadata={},
+                                        owner="worker-of-a-crashed-server")
+    assert replaced_id == stored.id
+    survivor = IngestQueue(service, heartbeat_s=3600)  # claims both at its first beat
+    survivor.shutdown()  # waits for the ingest it started
+    done = service.get_document("wren", new_id)
+    assert (done.status, done.text, done.title, done.metadata) == ("ready", new.text, "Heat pumps", new.metadata)
+    assert done.chunks >= 1
+    hits = service.search("wren", "heat pumps warmth", mode="lexical", k=1000)
+    assert sum(h.document_id == new_id for h in hits) == done.chunks  # ingested once: no duplicate chunks
+    failed = service.get_document("wren", replaced_id, with_text=False)
+    assert (failed.status, failed.error) == ("failed", INTERRUPTED)
+    assert failed.chunks == stored.chunks  # the last good version stays searchable
     service.close()

@@ -26,8 +26,8 @@ DOCUMENTS = {
 
 
 @pytest.fixture
-def service(tmp_path):
-    with Service(Settings(home=tmp_path, embedder="fake")) as service:
+def service(tmp_path, backend):
+    with Service(Settings(home=tmp_path, embedder="fake", database_url=backend.url)) as service:
         collection = service.create_collection("docs", chunk_size=16, chunk_overlap=0)
         docs = [document_from_text(source, text, metadata=meta) for source, (text, meta) in DOCUMENTS.items()]
         summary = Pipeline(service.writer(collection)).ingest_documents(docs)

@@ -1,4 +1,4 @@
-"""The store (a real SQLite file) and the FAISS indexes derived from it."""
+"""The store (a real SQLite file, or a real PostgreSQL database) and the FAISS indexes derived from it."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,9 @@ from rag.errors import AlreadyExists, CollectionNotFound, DocumentNotFound, Embe
 from rag.indexes.dense_faiss import IndexCache, VectorIndex
 from rag.indexes.lexical_tantivy import TantivyIndex
 from rag.migrations import MIGRATIONS
+from rag.migrations_postgres import POSTGRES_MIGRATIONS
 from rag.records import ChunkDraft
-from rag.schema import Base
+from rag.schema import POSTGRES_ONLY, Base
 from rag.store import Store
 
 SPEC = EmbedderSpec("local", "test-model", 8)
@@ -29,23 +30,29 @@ def put(store, cid, source, texts, vectors, metadata=None):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "rag.sqlite3")
+def store(tmp_path, backend):
+    s = Store(backend.store_location(tmp_path / "rag.sqlite3"))
     yield s
     s.close()
 
 
-def test_migrations_are_recorded_and_the_models_match_the_schema(tmp_path, store):
+def test_migrations_are_recorded_and_the_models_match_the_schema(tmp_path, store, backend):
     assert store.schema_version == len(MIGRATIONS)
-    Store(tmp_path / "rag.sqlite3").close()  # reopening applies nothing twice
+    Store(backend.store_location(tmp_path / "rag.sqlite3")).close()  # reopening applies nothing twice
     insp = inspect(store.engine)
     for table in Base.metadata.sorted_tables:
         columns = {c["name"] for c in insp.get_columns(table.name)}
+        if store.on_postgres:
+            columns -= POSTGRES_ONLY["columns"].get(table.name, set())
         assert columns == {c.name for c in table.columns}, table.name
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        if not store.on_postgres:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         names = [r[0] for r in conn.exec_driver_sql("SELECT name FROM schema_migrations ORDER BY version")]
-    assert names == [name for name, _ in MIGRATIONS]
+    if store.on_postgres:
+        assert names == [name for _, name, _ in POSTGRES_MIGRATIONS]
+    else:
+        assert names == [name for name, _ in MIGRATIONS]
 
 
 def test_collections_are_unique_and_bound_to_their_embedder(store):
