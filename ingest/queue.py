@@ -70,7 +70,7 @@ class IngestQueue:
             try:
                 writer = self.service.writer(collection)
                 if loaded is None:
-                    writer.set_status(document.id, "failed", INTERRUPTED)
+                    writer.fail_document(document.id, INTERRUPTED)  # a re-upload keeps its previous version
                     failed += 1
                     continue
                 log.warning("finishing %s, queued by a stopped server", document.source)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from ingest.loaders import document_from_text
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, document_hash
 from ingest.queue import INTERRUPTED, IngestQueue
 from rag.config import Settings
 from rag.errors import CollectionNotFound, UpstreamUnavailable
@@ -48,12 +48,20 @@ def _crashed_server(settings: Settings, store: Store, worker_id: str) -> None:
                   {"w": worker_id, "t": time.time()})
 
 
-def test_a_restart_fails_the_uploads_of_a_killed_server_at_once(settings) -> None:
+def test_a_restart_takes_over_the_uploads_of_a_killed_server_at_once(settings) -> None:
+    """Seen dead by its free lock (no minute of waiting for its heartbeat): an upload whose stored
+    text is what was sent is finished here; one that cannot be (its stored text is not the upload:
+    a replacement, or here a hash that does not match) fails, and a re-upload's previous version
+    stays ready and searchable."""
     service, store = Service(settings), Store(settings.database_path)
     try:
         coll = service.get_collection("wren")
         ready = _ready_document(service, "roof-note", "The roof holds forty solar panels.")
         _crashed_server(settings, store, "deadbeef")
+        sent = document_from_text("otter-note", "Otters fish below the weir of the mill race.")
+        finishable = store.queue_document(coll.id, source=sent.source, content_hash=document_hash(sent),
+                                          title=sent.title, text_=sent.text, metadata=sent.metadata,
+                                          owner="deadbeef")
         new = store.queue_document(coll.id, source="new-note", content_hash="h1", title=None,
                                    text_="A new note.", metadata={}, owner="deadbeef")
         again = store.queue_document(coll.id, source="roof-note", content_hash="h2", title=None,
@@ -68,6 +76,11 @@ def test_a_restart_fails_the_uploads_of_a_killed_server_at_once(settings) -> Non
             hits = service.search("wren", "forty solar panels roof", k=3, mode="lexical")
             assert hits[0].document_id == ready and "forty" in hits[0].text
             assert not (settings.home / "workers" / "deadbeef.lock").exists()
+            deadline = time.monotonic() + 30
+            while status(finishable).status != "ready" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert status(finishable).status == "ready"
+            assert service.search("wren", "otters weir mill race", k=1, mode="lexical")[0].document_id == finishable
         finally:
             queue.shutdown()
     finally:
