@@ -197,8 +197,9 @@ def _ctrl_c_held() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
+        if caught:
+            # Raised also when the block failed: a handled failure must not swallow the Ctrl-C.
+            raise KeyboardInterrupt
 
 
 @dataclass

@@ -45,7 +45,7 @@ def test_ctrl_c_says_what_was_committed_exits_130_and_a_rerun_resumes(tmp_path: 
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
 
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr
     said = re.search(r"interrupted after \d+s: ([\d,]+) documents committed", stderr)
     assert said, stderr
