@@ -188,7 +188,10 @@ def _ctrl_c_held() -> Iterator[None]:
     """Hold Ctrl-C until the block ends, then raise it: a batch's commit and the summary that
     counts it happen together, so an interrupted run reports exactly what it committed. (Signals
     reach the main thread only; elsewhere, such as the upload worker, there is nothing to hold.)"""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+    # Nothing to hold off the main thread, nor when SIGINT is ignored (a background job's): holding
+    # would turn on, for the length of a commit, an interrupt the process was started without.
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+            None, signal.SIG_IGN):
         yield
         return
     caught: list[int] = []

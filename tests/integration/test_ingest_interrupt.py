@@ -35,8 +35,11 @@ def test_ctrl_c_says_what_was_committed_exits_130_and_a_rerun_resumes(tmp_path: 
         for i in range(RECORDS):
             f.write(json.dumps({"_id": str(i), "text": " ".join(words[(i + j) % 4] for j in range(8)) + f" {i}."})
                     + "\n")
+    # Ctrl-C as a terminal delivers it: a suite started in the background of a non-interactive
+    # shell (as `make test &` is) runs with SIGINT ignored, which its children would inherit.
     process = subprocess.Popen(rag_command("ingest", str(corpus), "-c", "geo"), cwd=ROOT, env=subprocess_env(rag_env),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     db = rag_env / "rag.sqlite3"
     deadline = time.monotonic() + 180
     while committed(db) < 100 and process.poll() is None and time.monotonic() < deadline:
