@@ -58,19 +58,21 @@ class ServerProcess:
         return _status_kb(self.pid, "VmRSS") / 1024
 
     def wait_ready(self, collection: str, query: str, *, timeout_s: float) -> float:
-        """Seconds from start until `/health` answers 200 and a first search succeeds."""
+        """Seconds from start until `/health/ready` answers 200 (the model and every collection's
+        indexes loaded: `/health` answers at once, while they load in the background) and a first
+        search succeeds."""
         deadline = self.started + timeout_s
         with httpx.Client(base_url=self.base, timeout=timeout_s) as http:
             while True:
                 if self.process.poll() is not None:
                     raise ServerFailed(f"the server exited with {self.process.returncode} (see {self._log.name})")
                 try:
-                    if http.get("/health", timeout=2).status_code == 200:
+                    if http.get("/health/ready", timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.perf_counter() > deadline:
-                    raise ServerFailed(f"no /health within {timeout_s:.0f} s")
+                    raise ServerFailed(f"not ready (/health/ready) within {timeout_s:.0f} s")
                 time.sleep(0.05)
             r = http.post(f"/collections/{collection}/search", json={"query": query, "k": 10},
                           timeout=max(1.0, deadline - time.perf_counter()))
