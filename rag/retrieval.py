@@ -180,11 +180,13 @@ class Retriever:
     def _fill_dense(self, collection: Collection, vector: np.ndarray,
                     ranked: list[tuple[int, float, float | None, float | None]]
                     ) -> list[tuple[int, float, float | None, float | None]]:
-        """The cosine of each fused hit that only the lexical list found, from its stored vector."""
+        """The cosine of each fused hit that only the lexical list found, from its stored vector
+        (held by the dense index in memory: reading them from the store cost a fifth of a hybrid
+        search at 1M chunks)."""
         missing = [r[0] for r in ranked if r[2] is None]
         if not missing:
             return ranked
-        ids, vectors = self.store.vectors_of(collection_id=collection.id, chunk_ids=missing)
+        ids, vectors = self.dense.vectors_of(collection, np.asarray(missing, dtype=np.int64))
         cosines = dict(zip(ids.tolist(), (vectors @ vector).tolist(), strict=True))
         return [(c, s, cosines.get(c) if d is None else d, lx) for c, s, d, lx in ranked]
 
