@@ -76,7 +76,7 @@ class DenseIndex(Protocol):
         ...
 
     def vectors_of(self, collection: Collection, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, float32 vectors) of those of `chunk_ids` that exist, in any order: the stored
+        """(chunk ids, float32 vectors) of those of `chunk_ids` that exist, in id order: the stored
         vectors exactly (a hybrid search scores the hits only its lexical half found with them)."""
         ...
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.fake_embedder import FakeEmbedder
 
 from ingest.loaders import document_from_text
 from ingest.pipeline import Pipeline
@@ -72,12 +73,12 @@ def test_the_cache_reads_what_its_index_lacks_from_the_store(tmp_path) -> None:
     np.testing.assert_array_equal(got, stored)
     cache.current(c)
     later = put(store, c.id, "b.txt", ["three"], unit(rng, 1))  # another process's write, not applied here
-    wanted = np.asarray([later.added_chunk_ids[0], first.added_chunk_ids[1], 10_000], dtype=np.int64)
+    # In id order whatever the order asked, as the store gives them; one that does not exist is left out.
+    wanted = np.asarray([later.added_chunk_ids[0], first.added_chunk_ids[1], first.added_chunk_ids[0], 10_000])
     ids, got = cache.vectors_of(c, wanted)
     stored_ids, stored = store.vectors_of(collection_id=c.id, chunk_ids=wanted.tolist())
-    order = np.argsort(ids)
-    assert ids[order].tolist() == stored_ids.tolist()  # the one that does not exist is left out
-    np.testing.assert_array_equal(got[order], stored)
+    assert ids.tolist() == stored_ids.tolist() == sorted(wanted[:3].tolist())
+    np.testing.assert_array_equal(got, stored)
     cache.close()
     store.close()
 
@@ -93,12 +94,20 @@ def test_a_hybrid_search_reads_no_vector_from_the_store(tmp_path, monkeypatch) -
         def refused(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             raise AssertionError("a hybrid search read vectors from the store")
 
+        lexical_only = [h.chunk_id for h in service.search("docs", "solar panel roof", k=3, mode="hybrid")
+                        if h.chunk_id not in sorted(dense, key=lambda c: -dense[c])[:3]]
+        assert lexical_only  # the case this is about: hits the dense list missed
+        # Their cosines as they always were: the stored vectors, in id order, times the query.
+        store = Store(service.settings.database_path)
+        ids, vectors = store.vectors_of(collection_id=collection.id, chunk_ids=lexical_only)
+        store.close()
+        query = FakeEmbedder().embed_one("solar panel roof")
+        expected = dict(zip(ids.tolist(), (vectors @ query).tolist(), strict=True))
         monkeypatch.setattr(Store, "vectors_of", refused)
         hits = service.search("docs", "solar panel roof", k=3, mode="hybrid")
-        top_dense = sorted(dense, key=lambda c: -dense[c])[:3]
-        assert {h.chunk_id for h in hits} - set(top_dense)  # a hit the dense list missed was scored
+        assert {h.chunk_id: h.dense_score for h in hits if h.chunk_id in expected} == expected  # bit for bit
         for hit in hits:
-            assert hit.dense_score == dense[hit.chunk_id]  # the same float32 cosine, exactly
+            assert hit.dense_score == pytest.approx(dense[hit.chunk_id], abs=1e-6)
 
 
 def test_a_restriction_to_some_ids_keeps_their_bm25(store: Store, tmp_path, monkeypatch) -> None:
