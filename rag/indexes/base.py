@@ -75,6 +75,11 @@ class DenseIndex(Protocol):
         empty `allowed` finds nothing."""
         ...
 
+    def vectors_of(self, collection: Collection, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, float32 vectors) of those of `chunk_ids` that exist, in id order: the stored
+        vectors exactly (a hybrid search scores the hits only its lexical half found with them)."""
+        ...
+
     def load(self, collection: Collection) -> int:
         """Bring the collection's index up to the store now; returns how many vectors it holds."""
         ...

@@ -144,6 +144,26 @@ class IndexCache:
             index = entry.index
             return index.search(vector, k, allowed) if index is not None else []
 
+    def vectors_of(self, collection: Collection, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Read from the index in memory, as it is (a chunk's vector never changes, so an index
+        behind the store is right for what it holds); what it lacks is read from the store. In id
+        order, as the store gives them: a matrix product's rounding depends on a row's place in it,
+        and the cosines computed from these are the ones hybrid hits always had, to the last bit."""
+        ids = np.unique(np.asarray(chunk_ids, dtype=np.int64).reshape(-1))
+        entry = self._entries.get(collection.id)
+        found_ids, found = np.empty(0, dtype=np.int64), np.empty((0, collection.embedder.dim), dtype=np.float32)
+        if entry is not None:
+            with entry.lock.read():
+                if entry.index is not None:
+                    found_ids, found = entry.index.vectors_of(ids)
+        if len(found_ids) == len(ids):
+            return found_ids, found
+        lacking = np.setdiff1d(ids, found_ids)
+        more_ids, more = self.store.vectors_of(collection_id=collection.id, chunk_ids=lacking.tolist())
+        all_ids = np.concatenate([found_ids, more_ids])
+        order = np.argsort(all_ids)
+        return all_ids[order], np.concatenate([found, more])[order]
+
     def apply(self, collection: Collection, change: ChunkChange, added_vectors: np.ndarray | None = None) -> None:
         """Follow one change this process committed, if its index is loaded (otherwise the next
         load replays it from the log). A change that arrives out of turn replays the log instead."""

@@ -57,6 +57,10 @@ WRITER_WAIT_S = 120.0
 OWN_WRITES_WAIT_S = 10.0
 """How long a search waits for the catch-ups its own process's writes asked for."""
 
+FEW_IDS = 100
+"""Up to this many chunk ids, a restriction to them is a disjunction of term queries (see
+`_chunk_ids_query`); more, a term-set query."""
+
 
 @dataclass
 class _Open:
@@ -67,6 +71,17 @@ class _Open:
     stamp: int
     """The change number the searcher reflects (at least)."""
     searcher: tantivy.Searcher
+
+
+def _chunk_ids_query(ids: np.ndarray) -> tantivy.Query:
+    """Matches the chunks of these ids. A few ids (a hybrid search asking the BM25 of its hits only
+    the dense list found) are term queries ORed: a term-set query walks the id field's whole term
+    dictionary and fills a bitmap the size of the segment (at 1M chunks, 10 ids: 0.25 ms ORed, 0.6
+    ms as a set)."""
+    if len(ids) <= FEW_IDS:
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, tantivy.Query.term_query(SCHEMA, CHUNK_ID, int(i)))
+                                            for i in ids])
+    return tantivy.Query.term_set_query(SCHEMA, CHUNK_ID, [int(i) for i in ids])
 
 
 class _Committer:
@@ -150,7 +165,7 @@ class TantivyIndex:
         restrictions = [tantivy.Query.term_set_query(SCHEMA, META, [metadata_term(key, v) for v in values])
                         for key, values in (filter or {}).items()]
         if allowed is not None:
-            restrictions.append(tantivy.Query.term_set_query(SCHEMA, CHUNK_ID, [int(i) for i in allowed]))
+            restrictions.append(_chunk_ids_query(allowed))
         if restrictions:
             # Restrictions select, they do not score: the ranking stays the words' BM25.
             q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q)] + [

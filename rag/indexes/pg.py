@@ -119,6 +119,9 @@ class PgDenseIndex:
             rows = s.execute(sql, params).all()
         return [(int(i), float(score)) for i, score in rows]
 
+    def vectors_of(self, collection: Collection, chunk_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._store.vectors_of(collection_id=collection.id, chunk_ids=[int(i) for i in chunk_ids])
+
     def apply(self, collection: Collection, change: ChunkChange, added_vectors: np.ndarray | None = None) -> None:
         pass  # PostgreSQL updated the index in the transaction that wrote the chunks
 

@@ -116,6 +116,17 @@ class VectorIndex:
             if len(rows):
                 yield self.labels[rows], stored[rows]
 
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, vectors) of those of `ids` the index holds alive, in the order given: copies
+        of the stored vectors, bit for bit what the store holds (a hybrid search scores the chunks
+        only its lexical half found without reading them from the store)."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = self._rows_of(ids)
+        held = rows >= 0
+        if self.dead and held.any():
+            held[held] = ~self._is_dead(rows[held])
+        return ids[held], self._stored()[rows[held]]
+
     def _flat(self) -> Any:
         """The flat index holding the vectors: the index itself, or the HNSW graph's storage."""
         return self.index if self.kind == "flat" else faiss.downcast_index(self.index.storage)

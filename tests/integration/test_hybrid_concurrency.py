@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from test_dense_scale import WordsEmbedder, ingest, text_of
 
 from rag.config import Settings
-from rag.retrieval import Retriever, fuse
+from rag.retrieval import LEXICAL_THREADS, Retriever, fuse
 from rag.service import Service
 from rag.store import Store
 
@@ -67,4 +68,41 @@ def test_an_error_in_either_half_is_the_search_error(tmp_path):
             with pytest.raises(RuntimeError, match="index unavailable"):
                 retriever.search(coll, "solar", k=1, mode="hybrid")
             retriever.close()
+        store.close()
+
+
+class _ThreadOfLexical:
+    def __init__(self, ranking):
+        self.ranking = ranking
+        self.threads: list[str] = []
+
+    def search(self, collection, query, k, *, filter=None):
+        self.threads.append(threading.current_thread().name)
+        return self.ranking[:k]
+
+
+def test_a_lexical_half_no_pool_thread_took_up_is_run_by_the_caller(tmp_path):
+    with Service(Settings(home=tmp_path / "home")) as service:
+        service.create_collection("notes", embedder="hashed-words")
+        ingest(service, "notes", {f"n{i}": text_of(i) for i in range(4)})
+        coll = service.get_collection("notes")
+        store = Store(service.settings.database_path)
+        ids = store.vectors(coll.id)[0].tolist()
+        ranking = [(cid, 1.0 - n / 10) for n, cid in enumerate(ids)]
+        lexical = _ThreadOfLexical(ranking)
+        retriever = Retriever(store, _SlowDense(ranking), lexical, lambda c: WordsEmbedder())
+        release = threading.Event()
+        pool = retriever._lexical_pool()
+        busy = [pool.submit(release.wait, 5.0) for _ in range(LEXICAL_THREADS)]  # every pool thread taken
+        try:
+            started = time.perf_counter()
+            hits = retriever.search(coll, "solar panel", k=3, mode="hybrid")
+            elapsed = time.perf_counter() - started
+        finally:
+            release.set()
+        assert [f.result() for f in busy] == [True] * LEXICAL_THREADS
+        retriever.close()
+        assert [h.chunk_id for h in hits] == ids[:3]
+        assert lexical.threads == [threading.current_thread().name]  # run here, not queued behind the pool
+        assert elapsed < 1.0  # the dense half's 0.3 s, not the pool's 5 s
         store.close()
