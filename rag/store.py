@@ -65,6 +65,7 @@ from rag.records import (
     heading_excerpt,
 )
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
+from rag.sqlite_ids import SqliteIdReader
 
 __all__ = ["FAILED_OR_KEPT_SQL", "Store"]
 
@@ -121,6 +122,8 @@ class Store:
             raise ConfigError(f"a database URL must start with sqlite:/// or postgresql+psycopg://, "
                               f"got {url.split('://', 1)[0]}://")
         self.dialect = "postgresql" if url is not None and url.startswith("postgresql") else "sqlite"
+        self._filter_ids: SqliteIdReader | None = None
+        """SQLite's reader of the chunk ids a metadata filter selects (`rag.sqlite_ids`)."""
         if self.dialect == "postgresql":
             self.path: Path | None = None
             try:
@@ -132,6 +135,7 @@ class Store:
             path = Path(url.removeprefix("sqlite:///") if url else location)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.path = path
+            self._filter_ids = SqliteIdReader(path)
             self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0})
             event.listen(self.engine, "connect", _on_connect)
             event.listen(self.engine, "begin", _on_begin)
@@ -147,6 +151,8 @@ class Store:
         return self.dialect == "postgresql"
 
     def close(self) -> None:
+        if self._filter_ids is not None:
+            self._filter_ids.close()
         self.engine.dispose()
 
     def size_bytes(self) -> int:
@@ -631,14 +637,11 @@ class Store:
         # walk the whole collection's chunks and probe the (small) document list for each.
         join = "JOIN" if self.on_postgres else "CROSS JOIN"
         sql = f"SELECT c.id FROM ({sql}) AS m {join} chunks c ON c.document_id = m.document_id"
-        with self.engine.connect() as conn:
-            if self.on_postgres:
+        if self._filter_ids is not None:  # dialect: SQLite, through a connection that caches the index
+            ids = self._filter_ids.ids(sql, params)
+        else:
+            with self.engine.connect() as conn:
                 ids = np.asarray(conn.execute(text(sql), params).scalars().all(), dtype=np.int64)
-            else:
-                # Straight from the driver's cursor into an array, sorted there: a filter can select
-                # half a large collection, and row objects would cost three times the query.
-                cursor = conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
-                ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
         ids.sort()
         return ids
 

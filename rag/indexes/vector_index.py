@@ -45,8 +45,6 @@ HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 512
 """Candidates kept while searching: recall@10 against exact 0.970 at 1M vectors resampled from
 SciFact's MiniLM vectors (0.958 at 384, 0.944 at 256), 1.3 ms a query (README, "Dense search")."""
-_GATHER_ROWS = 16_384
-"""Rows copied at a time by an exact search among a filter's rows."""
 MAX_EF_SEARCH = 4096
 """A filtered search widens its candidate list by 1 / (the share of rows it may return), up to this
 (at 1M, a 2% filter: recall@10 0.987 with 4096, 0.938 with 1024)."""
@@ -260,11 +258,31 @@ class VectorIndex:
 
     def _live_rows_of(self, ids: np.ndarray) -> np.ndarray:
         """The live rows of these chunk ids, sorted, each once (for a few ids)."""
-        rows = np.sort(self._rows_of(ids))
-        rows = rows[rows >= 0]
-        if len(rows) > 1:
-            rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+        if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
+            ids = np.unique(ids)
+        rows = self._rows_of_runs(ids) if self._increasing else self._rows_of(ids)
+        rows = rows[rows >= 0] if self._increasing else np.unique(rows[rows >= 0])
         return rows[~self._is_dead(rows)] if self.dead and len(rows) else rows
+
+    def _rows_of_runs(self, ids: np.ndarray) -> np.ndarray:
+        """`_rows_of` for strictly increasing ids while the labels increase too. A filter's ids
+        come in runs (a document's chunks are written together, so their ids are consecutive), and
+        a run whose first and last ids sit that many rows apart is held whole in consecutive rows:
+        one binary search per run instead of one per id."""
+        labels = self.labels
+        if not len(ids) or not len(labels):
+            return np.full(len(ids), -1, dtype=np.int64)
+        first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1] + 1)))
+        length = np.diff(np.append(first, len(ids)))
+        start = np.searchsorted(labels, ids[first])
+        last = start + length - 1
+        whole = last < len(labels)
+        whole[whole] = labels[last[whole]] == ids[first[whole]] + length[whole] - 1
+        rows = ids - np.repeat(ids[first] - start, length)  # right for the ids of whole runs
+        broken = ~np.repeat(whole, length)
+        if broken.any():
+            rows[broken] = self._rows_of(ids[broken])
+        return rows
 
     def _mask_of(self, ids: np.ndarray) -> np.ndarray:
         """Boolean mask of the live rows whose chunk id is among `ids` (for many ids: a lookup table
@@ -279,12 +297,13 @@ class VectorIndex:
     def _exact_among(self, query: np.ndarray, k: int, rows: np.ndarray) -> list[tuple[int, float]]:
         """Exact top-k among the given live rows (sorted), reading only their vectors: a filter that
         keeps few rows costs what it keeps, not a pass over every row."""
-        stored = self._stored()
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        query = np.ascontiguousarray(query, dtype=np.float32)
         scores = np.empty(len(rows), dtype=np.float32)
-        for start in range(0, len(rows), _GATHER_ROWS):
-            block = rows[start:start + _GATHER_ROWS]
-            # einsum, not BLAS: numpy's BLAS would start threads of its own.
-            scores[start:start + len(block)] = np.einsum("ij,j->i", stored[block], query)
+        # FAISS reads each row in place (one thread for one query): gathering the rows into a copy
+        # first cost four times as much (9,900 rows of 384: 6 ms against 1.5).
+        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(query), self._flat().get_xb(),
+                                         faiss.swig_ptr(rows), self.dim, 1, len(rows))
         k = min(k, len(rows))
         top = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
         top = top[np.lexsort((rows[top], -scores[top]))]  # best first; ties by row, as FAISS orders them
