@@ -98,6 +98,9 @@ class Loader:
             # Counts, not names: the readiness answer is public.
             self._set("indexes", f"collection indexes ({i} of {len(collections)} loaded)")
             self._service.load_indexes(collection)
+        # On this thread, whose work ends well before the model's: building the token encoding
+        # holds the GIL for half a second, and a first search would wait for it otherwise.
+        self._service.warm_query_checks()
         self._set("indexes", None)
 
     def stop(self) -> None:

@@ -28,6 +28,9 @@ class TwoParts:
     def list_collections(self) -> list[str]:
         return ["a", "b"]
 
+    def warm_query_checks(self) -> None:
+        pass
+
     def load_indexes(self, collection: str) -> bool:
         self.indexes_started.set()
         if self.model_started.wait(5):
@@ -60,3 +63,13 @@ def test_a_failed_model_leaves_the_server_unready_and_the_indexes_loaded() -> No
         time.sleep(0.01)
     loader.stop()
     assert loader.loading() == ["the local embedding model (failed: see the log)"]
+
+
+def test_warming_the_query_checks_builds_the_token_encoding(fake_home, monkeypatch) -> None:
+    from rag import tokens
+    from rag.config import Settings
+
+    monkeypatch.setattr(tokens, "_built", {})
+    with Service(Settings.from_env()) as service:
+        service.warm_query_checks()
+    assert tokens.DEFAULT_ENCODING in tokens._built
