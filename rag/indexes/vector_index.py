@@ -184,8 +184,9 @@ class VectorIndex:
             mapped.view.madvise(mmap.MADV_DONTNEED)
         except (AttributeError, OSError, ValueError):  # not offered here: only the peak grows
             pass
-        mapped.file.seek(mapped.offset)
-        index = faiss.read_index(faiss.PyCallbackIOReader(mapped.file.read))  # type: ignore[attr-defined]
+        with mapped.file:
+            mapped.file.seek(mapped.offset)
+            index = faiss.read_index(faiss.PyCallbackIOReader(mapped.file.read))  # type: ignore[attr-defined]
         if index.ntotal != self.index.ntotal or index.d != self.dim:
             raise ValueError(f"{mapped.file.name} changed under its mapping")
         self.index = index
