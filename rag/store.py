@@ -642,7 +642,10 @@ class Store:
         else:
             with self.engine.connect() as conn:
                 ids = np.asarray(conn.execute(text(sql), params).scalars().all(), dtype=np.int64)
-        ids.sort()
+        # Documents come in id order, and so do their chunks, unless several values of a key
+        # are asked for: sorting half a million ids that are in order already took 39 ms.
+        if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
+            ids.sort(kind="stable")  # a radix sort for integers
         return ids
 
     def filter_documents_sql(self, collection_id: int, filter_: dict[str, list]) -> tuple[str, dict[str, object]]:
