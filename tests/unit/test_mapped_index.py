@@ -61,3 +61,26 @@ def test_a_repeated_add_leaves_the_index_mapped(tmp_path: Path) -> None:
     mapped = VectorIndex.load(tmp_path / "i.faiss")
     mapped.add([3], vectors[2:3])  # already held: nothing for FAISS to add
     assert mapped.mapped and mapped.rows == 50
+
+
+def test_a_failed_read_into_memory_leaves_the_index_mapped_and_searchable(tmp_path: Path, monkeypatch) -> None:
+    """FAISS aborts the process on an add to a mapped index: after a failed read, adds must keep
+    failing before they reach it."""
+    import faiss
+
+    rng = np.random.default_rng(5)
+    vectors = unit(rng, 50)
+    saved = VectorIndex(16)
+    saved.add(np.arange(1, 51), vectors)
+    saved.save(tmp_path / "i.faiss")
+    mapped = VectorIndex.load(tmp_path / "i.faiss")
+
+    def unreadable(*args: object) -> None:
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(faiss, "read_index", unreadable)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="disk gone"):
+            mapped.add([51], unit(rng, 1))
+        assert mapped.mapped and mapped.rows == 50
+    assert mapped.search(vectors[7], 1)[0][0] == 8
