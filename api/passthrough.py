@@ -47,7 +47,7 @@ from api.request_id import HEADER, UPSTREAM_HEADER
 from rag import metrics
 from rag.config import Settings
 from rag.errors import MissingCredentials, UpstreamTimeout, UpstreamUnavailable
-from rag.openai_client import CONNECT_TIMEOUT_S
+from rag.upstream_timeouts import CONNECT_TIMEOUT_S
 
 __all__ = ["DEFAULT_UPSTREAM", "PASSTHROUGH_ROUTES", "passthrough_lifespan", "passthrough_router"]
 

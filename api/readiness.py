@@ -68,6 +68,19 @@ class Loader:
                 self._left[part] = what
 
     def _run(self) -> None:
+        # The model and the indexes load at once, on two threads: both spend their time outside
+        # the interpreter (onnxruntime building its session, FAISS reading a graph and vectors),
+        # so a server is ready after the slower of the two, not their sum.
+        model = threading.Thread(target=self._load_model, name="warm-up-model", daemon=True)
+        model.start()
+        try:
+            self._load_indexes()
+        finally:
+            model.join()
+        if self.ready():
+            log.info("ready: the model and every collection's indexes are loaded")
+
+    def _load_model(self) -> None:
         try:
             self._service.warm_model()
         except Exception:
@@ -76,6 +89,8 @@ class Loader:
             self._set("model", "the local embedding model (failed: see the log)")
         else:
             self._set("model", None)
+
+    def _load_indexes(self) -> None:
         collections = self._service.list_collections()
         for i, collection in enumerate(collections):
             if self._stop.is_set():
@@ -83,8 +98,10 @@ class Loader:
             # Counts, not names: the readiness answer is public.
             self._set("indexes", f"collection indexes ({i} of {len(collections)} loaded)")
             self._service.load_indexes(collection)
+        # On this thread, whose work ends well before the model's: building the token encoding
+        # holds the GIL for half a second, and a first search would wait for it otherwise.
+        self._service.warm_query_checks()
         self._set("indexes", None)
-        log.info("ready: model and %d collection(s) loaded", len(collections))
 
     def stop(self) -> None:
         """Stop between collections and wait for the thread (the service closes after this)."""

@@ -34,6 +34,7 @@ from rag.errors import (
     UpstreamUnavailable,
 )
 from rag.upstream_replies import HTTPResponse
+from rag.upstream_timeouts import CONNECT_TIMEOUT_S
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -45,8 +46,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT_S = 5.0
-"""A reachable server accepts a connection at once; waiting longer only delays the 502."""
 DEFAULT_MAX_RETRIES = 2
 """Retries after the first attempt (backing off 0.5 s, 1 s, ... or as the server asks)."""
 INITIAL_BACKOFF_S = 0.5

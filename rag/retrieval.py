@@ -107,10 +107,6 @@ class Retriever:
             raise InvalidInput(f"k must be a whole number from 1 to {MAX_K}", param="k")
         check_mode(mode)
         filters = validate_filter(filter)
-        # The dense index takes the filter as the chunk ids it allows; the lexical one applies it
-        # itself (a term lookup, where a set of ids could be half the collection).
-        allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters and mode != "lexical" else None
-
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         # Hybrid fuses deeper lists than k, so a chunk ranked modestly by both can rise.
@@ -124,6 +120,10 @@ class Retriever:
                 with metrics.stage("embed"):
                     vector = self.embedder_for(collection).embed_one(query)
                 with metrics.stage("dense"):
+                    # The dense index takes the filter as the chunk ids it allows, read here while
+                    # the lexical half runs; the lexical index applies the filter itself (a term
+                    # lookup, where a set of ids could be half the collection).
+                    allowed = self.store.filtered_chunk_ids(collection.id, filters) if filters else None
                     dense = self.dense.search(collection, vector, depth, allowed)
         except BaseException:
             if pending is not None:

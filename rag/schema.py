@@ -99,10 +99,19 @@ class CollectionRow(Base):
     """`chunk_changes` holds every change after this change number (an index stamped earlier is rebuilt)."""
 
 
+_UNFINISHED = "status IN ('queued', 'processing')"
+
+
 class DocumentRow(Base):
     __tablename__ = "documents"
     # A source names one document in a collection: re-ingesting it replaces, never duplicates.
-    __table_args__ = (UniqueConstraint("collection_id", "source"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        UniqueConstraint("collection_id", "source"),
+        # The uploads still to finish (rag.workers.claim_orphaned), without reading every document.
+        Index("documents_unfinished", "id", sqlite_where=sql_text(_UNFINISHED),
+              postgresql_where=sql_text(_UNFINISHED)),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))

@@ -193,10 +193,16 @@ class Service:
         self.warm_model()
         for collection in self._store.list_collections():
             self.load_indexes(collection)
+        self.warm_query_checks()
 
     def warm_model(self) -> None:
         """Load the local model (what queries and /v1/embeddings use) and run it once."""
         self.embedder("local").embed(["warm up"])
+
+    def warm_query_checks(self) -> None:
+        """Run the checks every query passes once, so the first search does not pay for building
+        the token encoding they count with (0.5-0.6 s)."""
+        self._limits.check_query("warm up", "query")
 
     def load_indexes(self, collection: str | Collection) -> bool:
         """Bring a collection's dense and lexical indexes into memory; False (logged) when they

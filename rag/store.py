@@ -66,6 +66,7 @@ from rag.records import (
     heading_excerpt,
 )
 from rag.schema import ChunkChangeRow, ChunkRow, CollectionRow, DocumentMetadataRow, DocumentRow
+from rag.sqlite_ids import SqliteIdReader
 
 __all__ = ["FAILED_OR_KEPT_SQL", "Store"]
 
@@ -122,6 +123,8 @@ class Store:
             raise ConfigError(f"a database URL must start with sqlite:/// or postgresql+psycopg://, "
                               f"got {url.split('://', 1)[0]}://")
         self.dialect = "postgresql" if url is not None and url.startswith("postgresql") else "sqlite"
+        self._filter_ids: SqliteIdReader | None = None
+        """SQLite's reader of the chunk ids a metadata filter selects (`rag.sqlite_ids`)."""
         if self.dialect == "postgresql":
             self.path: Path | None = None
             try:
@@ -133,6 +136,7 @@ class Store:
             path = Path(url.removeprefix("sqlite:///") if url else location)
             path.parent.mkdir(parents=True, exist_ok=True)
             self.path = path
+            self._filter_ids = SqliteIdReader(path)
             self.engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30.0})
             event.listen(self.engine, "connect", _on_connect)
             event.listen(self.engine, "begin", _on_begin)
@@ -148,6 +152,8 @@ class Store:
         return self.dialect == "postgresql"
 
     def close(self) -> None:
+        if self._filter_ids is not None:
+            self._filter_ids.close()
         self.engine.dispose()
 
     def size_bytes(self) -> int:
@@ -659,15 +665,15 @@ class Store:
         # walk the whole collection's chunks and probe the (small) document list for each.
         join = "JOIN" if self.on_postgres else "CROSS JOIN"
         sql = f"SELECT c.id FROM ({sql}) AS m {join} chunks c ON c.document_id = m.document_id"
-        with self.engine.connect() as conn:
-            if self.on_postgres:
+        if self._filter_ids is not None:  # dialect: SQLite, through a connection that caches the index
+            ids = self._filter_ids.ids(sql, params)
+        else:
+            with self.engine.connect() as conn:
                 ids = np.asarray(conn.execute(text(sql), params).scalars().all(), dtype=np.int64)
-            else:
-                # Straight from the driver's cursor into an array, sorted there: a filter can select
-                # half a large collection, and row objects would cost three times the query.
-                cursor = conn.connection.driver_connection.execute(sql, params)  # type: ignore[union-attr]
-                ids = np.fromiter((row[0] for row in cursor), dtype=np.int64)
-        ids.sort()
+        # Documents come in id order, and so do their chunks, unless several values of a key
+        # are asked for: sorting half a million ids that are in order already took 39 ms.
+        if len(ids) > 1 and not bool((ids[1:] > ids[:-1]).all()):
+            ids.sort(kind="stable")  # a radix sort for integers
         return ids
 
     def filter_documents_sql(self, collection_id: int, filter_: dict[str, list]) -> tuple[str, dict[str, object]]:

@@ -4,13 +4,16 @@ without reading a chunk or a document outside the result."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import event, text
 from support.schema_history import OldCollection, OldDocument, build_database_at_0002
 
+from rag import sqlite_ids
 from rag.embeddings.base import EmbedderSpec
 from rag.records import ChunkDraft
 from rag.store import Store
@@ -128,7 +131,7 @@ def test_writes_keep_the_table_equal_to_the_documents(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("filter_", [{"lang": ["en"]}, {"lang": ["en", "fr"], "year": [2023]}])
-def test_a_filter_searches_indexes_and_never_scans(tmp_path: Path, filter_: dict) -> None:
+def test_a_filter_searches_indexes_and_never_scans(tmp_path: Path, filter_: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(2)
     store = Store(tmp_path / "rag.sqlite3")
     try:
@@ -137,11 +140,20 @@ def test_a_filter_searches_indexes_and_never_scans(tmp_path: Path, filter_: dict
             put(store, c.id, f"d{i}", METADATA[i % len(METADATA)], 3, rng)
         with store.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
-        # Every statement as SQLite runs it, values bound (the store reads this one off the driver).
+        # Every statement as SQLite runs it, values bound (the store runs this one on a connection
+        # of its own, `rag.sqlite_ids`, opened at the first filter).
         statements: list[str] = []
         store.engine.dispose()
         listener = lambda dbapi_conn, record: dbapi_conn.set_trace_callback(statements.append)  # noqa: E731
         event.listen(store.engine, "connect", listener)
+        connect = sqlite3.connect
+
+        def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+            conn = connect(*args, **kwargs)
+            conn.set_trace_callback(statements.append)
+            return conn
+
+        monkeypatch.setattr(sqlite_ids.sqlite3, "connect", traced)
         try:
             store.filtered_chunk_ids(c.id, filter_)
         finally:
