@@ -6,7 +6,8 @@ what was measured to pick the answer on the tuning half of the project's answer 
 (`rag eval --answers`):
 
 - its meaning: the cosine of the question and the unit read under its heading (the collection's
-  embedder), which bridges words that differ ("how big is the battery" and "100 kWh");
+  embedder), which bridges words that differ ("how big is the battery" and "100 kWh"), mixed with
+  the cosine of its own words alone (a heading can drown what one sentence says);
 - its words: the share of the question's content words it holds, compared by stem
   (`rag.answer.words`: "quorum" meets "quorate"), counting the words of its heading and lead-in;
 - the year: a unit that names the year asked about (in its words or its heading) gains a little,
@@ -17,7 +18,8 @@ what was measured to pick the answer on the tuning half of the project's answer 
 
 Never quoted: headings, a record's title, questions (an FAQ's own question echoes the user's), and
 lead-ins ending in a colon (read as the context of what follows instead). A unit met twice in
-overlapping passages is quoted once.
+overlapping passages is quoted once. Without a k it reads 8 passages (`DEFAULT_K`), since it quotes
+only what answers.
 """
 
 from __future__ import annotations
