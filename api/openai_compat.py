@@ -70,7 +70,8 @@ class CollectionChat(msgspec.Struct, kw_only=True):
     collection: str
     messages: list[dict[str, Any]]
     model: str | None = None
-    k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    k: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
+    """Passages to answer from; None: 5 for a chat model, 8 for the offline answerer."""
     mode: str = "hybrid"
     filter: dict[str, Any] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None

@@ -49,7 +49,8 @@ Messages = Annotated[list[dict[str, Any]], Meta(min_length=1, description=(
 class AskIn(Struct, kw_only=True, forbid_unknown_fields=True):
     question: Annotated[str, Meta(min_length=1, description="The question; or give `messages`.")] | None = None
     messages: Messages | None = None
-    k: K = 5
+    k: Annotated[K | None, Meta(description="Passages to answer from; default 5 for a chat model, 8 for the offline "
+                                            "answerer (which quotes only what answers).")] = None
     mode: Mode = "hybrid"
     filter: Filter = None
     model: Annotated[str | None, Meta(description="extractive, or a chat model when a key is set")] = None

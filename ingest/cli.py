@@ -452,14 +452,15 @@ def similarity(texts: tuple[str, ...], pairs, embedder: str) -> None:
 @main.command()
 @click.argument("question")
 @collection_option
-@click.option("-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Passages to answer from.")
+@click.option("-k", type=click.IntRange(1, 100), help="Passages to answer from [default: 5 for a chat model, 8 "
+                                                     "offline].")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
 @click.option("--model", help="extractive, or a chat model (needs OPENAI_API_KEY); default: RAG_CHAT_MODEL "
                               "with a key, else extractive.")
 @click.option("--filter", "filter_", help="Metadata filter as JSON, as for search.")
 @min_score_option
 @click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, model, usage} once it is whole.")
-def ask(question: str, collection: str, k: int, mode: str, model: str | None, filter_: str | None,
+def ask(question: str, collection: str, k: int | None, mode: str, model: str | None, filter_: str | None,
         min_score: float | None, as_json: bool) -> None:
     """Answer a question from a collection, with citations; the answer is printed as it is written."""
     service = _service()
@@ -623,14 +624,14 @@ def migrate_to(target: str, names: tuple[str, ...], as_json: bool) -> None:
 @collection_option
 @click.option("--split", default="test", show_default=True, help="BEIR split.")
 @click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True)
-@click.option("-k", type=click.IntRange(1, 100), default=5, show_default=True, help="Passages per answer (--answers).")
+@click.option("-k", type=click.IntRange(1, 100), help="Passages per answer (--answers) [default: as rag ask].")
 @click.option("--model", help="Answering model for --answers (default: as `rag ask`).")
 @click.option("--half", type=click.Choice(["tune", "held-out"]), help="Only this half of the answer set.")
 @click.option("--allow-other-documents", is_flag=True,
               help="Ingest the corpus even into a collection that holds documents from elsewhere (they can "
                    "then rank above the data set's own, and stay mixed in).")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(beir_dir: Path | None, answers_file: Path | None, collection: str, split: str, mode: str, k: int,
+def evaluate(beir_dir: Path | None, answers_file: Path | None, collection: str, split: str, mode: str, k: int | None,
              model: str | None, half: str | None, allow_other_documents: bool, as_json: bool) -> None:
     """Measure retrieval quality on a BEIR data set (nDCG@10, Recall@100, MRR@10), or answer
     accuracy on an answer-quality set (per half, with every failure listed).
@@ -705,7 +706,7 @@ def _evaluate_beir(beir_dir: Path, collection: str, *, split: str, mode: str, al
         sys.exit(1)
 
 
-def _evaluate_answers(path: Path, collection: str, *, mode: str, k: int, model: str | None, half: str | None,
+def _evaluate_answers(path: Path, collection: str, *, mode: str, k: int | None, model: str | None, half: str | None,
                       as_json: bool) -> None:
     from dataclasses import replace
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import openai
 
 DEFAULT_K = 5
+"""Passages a chat model answers from when k is not given (an answerer may set its own `default_k`)."""
 
 
 class Asker:
@@ -90,14 +91,15 @@ class Asker:
         return self.retriever.search(collection, question, k=k, mode=mode, filter=filter, min_score=min_score)
 
     def stream(self, collection: Collection | str, question: str | None = None, *,
-               messages: list[Any] | None = None, k: int = DEFAULT_K, mode: str = DEFAULT_MODE,
+               messages: list[Any] | None = None, k: int | None = None, mode: str = DEFAULT_MODE,
                filter: dict[str, Any] | None = None, model: str | None = None, temperature: float | None = None,
                max_tokens: int | None = None, min_score: float | None = None) -> Iterator[AnswerEvent]:
         """Events: `delta` {"text"} ..., one `citations` [...], then `done` {"model", "usage"}.
 
         Asked with one `question`, or with OpenAI's `messages` (the last user message is the
         question; the turns before it give it its meaning: retrieval runs on the question made
-        to stand alone, and a chat model gets the conversation). Input errors raise before the
+        to stand alone, and a chat model gets the conversation). `k` passages are read (None: the
+        answerer's `default_k`, else DEFAULT_K). Input errors raise before the
         first event (so the API can answer 4xx); an upstream failure after streaming began becomes
         one `error` event.
         """
@@ -113,6 +115,9 @@ class Asker:
                                         or not 0 <= temperature <= 2):
             raise InvalidInput("temperature must be a number between 0 and 2", param="temperature")
         answerer = self.answerer_for(model)
+        # Without k, the answerer's own depth: the offline one quotes only the units that answer, so
+        # it reads more passages than a chat model, which is sent every passage it reads.
+        k = getattr(answerer, "default_k", DEFAULT_K) if k is None else k
         # Only answers that come out the same every time are kept: extractive ones, and a chat
         # model's asked for at temperature 0.
         kept: tuple[str, int] | None = None

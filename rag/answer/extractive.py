@@ -6,7 +6,8 @@ what was measured to pick the answer on the tuning half of the project's answer 
 (`rag eval --answers`):
 
 - its meaning: the cosine of the question and the unit read under its heading (the collection's
-  embedder), which bridges words that differ ("how big is the battery" and "100 kWh");
+  embedder), which bridges words that differ ("how big is the battery" and "100 kWh"), mixed with
+  the cosine of its own words alone (a heading can drown what one sentence says);
 - its words: the share of the question's content words it holds, compared by stem
   (`rag.answer.words`: "quorum" meets "quorate"), counting the words of its heading and lead-in;
 - the year: a unit that names the year asked about (in its words or its heading) gains a little,
@@ -17,7 +18,8 @@ what was measured to pick the answer on the tuning half of the project's answer 
 
 Never quoted: headings, a record's title, questions (an FAQ's own question echoes the user's), and
 lead-ins ending in a colon (read as the context of what follows instead). A unit met twice in
-overlapping passages is quoted once.
+overlapping passages is quoted once. Without a k it reads 8 passages (`DEFAULT_K`), since it quotes
+only what answers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from rag.answer.passages import Unit, units_of
 from rag.answer.rewrite import offline_standalone
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, Usage
 from rag.answer.usage import context_usage, token_usage
+from rag.answer.vector_memo import MemoEmbedder, VectorMemo
 from rag.answer.words import acronyms, content_stems, word_shares
 from rag.embeddings import Embedder
 from rag.records import Collection
@@ -49,8 +52,16 @@ EXTRACTIVE = "extractive"
 """The model name of this answerer: it needs no key and no network."""
 NO_ANSWER = "I could not find an answer to that in the documents."
 
-WORDS_WEIGHT = 0.3
+WORDS_WEIGHT = 0.45
 """Weight of the share of the question's words a unit holds, beside its cosine (in [-1, 1])."""
+OWN_WEIGHT = 0.6
+"""Weight of the cosine of the question and the unit's own words, averaged with the cosine of the
+unit read under its heading or lead-in: a heading that says what the section is about can also
+drown what one sentence of it says ("served first" under "Can I join if I do not live in ...?")."""
+DEFAULT_K = 8
+"""Passages this answerer reads when the caller gives no k (a chat model: 5). It quotes only the
+units that answer, so reading deeper costs the reader nothing, and finds answers that retrieval
+ranked sixth to eighth."""
 MARGIN = 0.08
 """Units scoring within this of the best are quoted too, up to MAX_UNITS."""
 MAX_UNITS = 3
@@ -115,10 +126,15 @@ class ExtractiveAnswerer:
 
     `embedder_for` gives the embedder of a collection (its own, so units and question are compared
     in the space the collection was built in); it is asked only when there is something to compare.
+    `memo` keeps the vectors of units already read, for the next answers (by default, its own).
     """
 
-    def __init__(self, embedder_for: Callable[[Collection], Embedder]):
+    def __init__(self, embedder_for: Callable[[Collection], Embedder], memo: VectorMemo | None = None):
         self.embedder_for = embedder_for
+        self.memo = memo if memo is not None else VectorMemo()
+
+    default_k = DEFAULT_K
+    """Passages the asker retrieves for this answerer when the caller gives no k."""
 
     @property
     def prompt_version(self) -> str:
@@ -138,7 +154,7 @@ class ExtractiveAnswerer:
         candidates = _candidates(hits)
         chosen: list[_Candidate] = []
         if candidates:
-            embedder = self.embedder_for(request.collection)
+            embedder = MemoEmbedder(self.embedder_for(request.collection), self.memo)
             # The kind of answer wanted is in the user's own words, unless they gave only a fragment
             # ("and the barn?") that the standalone question completed.
             asked_as = request.question if _QUESTION_WORD.match(request.question) else question
@@ -228,11 +244,14 @@ class Scorer:
     """Scores the candidate units of one answer against questions: the features apart (so they
     can be inspected and measured) and their weighted sum."""
 
-    def __init__(self, candidates: Sequence[_Candidate], embedder: Embedder, passages: Sequence[str]):
+    def __init__(self, candidates: Sequence[_Candidate], embedder: Embedder | MemoEmbedder,
+                 passages: Sequence[str]):
         self.candidates = candidates
         self.embedder = embedder
         self.read = [f"{c.unit.context}: {c.unit.own}" if c.unit.context else c.unit.own for c in candidates]
         self.vectors = embedder.embed(self.read, truncate=True)
+        # A unit with nothing to be read under is one text, embedded once.
+        self.own_vectors = embedder.embed([c.unit.own for c in candidates], truncate=True)
         headings = sorted({c.unit.heading for c in candidates} - {""})
         by_heading = dict(zip(headings, embedder.embed(headings, truncate=True), strict=True)) if headings else {}
         none = np.zeros(embedder.dim, np.float32)
@@ -252,7 +271,8 @@ class Scorer:
         held = np.array([bool(focus) and focus <= stems for stems in self.stems], dtype=float)
         same_year = np.array([bool(years & set(_YEAR.findall(f"{c.unit.heading} {text}")))
                               for c, text in zip(self.candidates, self.read, strict=True)], dtype=float)
-        return {"cosine": self.vectors @ q, "heading": self.heading_vectors @ q, "other_year": other_year,
+        cosine = (self.vectors @ q + OWN_WEIGHT * (self.own_vectors @ q)) / (1 + OWN_WEIGHT)
+        return {"cosine": cosine, "heading": self.heading_vectors @ q, "other_year": other_year,
                 "same_year": same_year,
                 "focus": held,
                 "words": word_shares(asked, self.stems, self.expansions),
@@ -265,7 +285,7 @@ class Scorer:
                 + SAME_YEAR_BONUS * f["same_year"])
 
 
-def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder: Embedder,
+def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder: Embedder | MemoEmbedder,
             passages: Sequence[str]) -> list[_Candidate]:
     """The units to quote, best first. `question` stands alone (what is compared); `asked_as` is how
     the user put it (what says which kind of answer is wanted)."""

@@ -3,9 +3,10 @@ and words that meet across their forms and the acronyms a text defines."""
 
 from __future__ import annotations
 
+import pytest
 from support.fake_embedder import FakeEmbedder
 
-from rag.answer.extractive import Scorer, _Candidate
+from rag.answer.extractive import OWN_WEIGHT, Scorer, _Candidate
 from rag.answer.passages import units_of
 from rag.answer.words import acronyms, content_stems, stem, word_shares
 
@@ -63,3 +64,16 @@ def test_a_unit_naming_the_year_asked_about_in_its_words_or_heading_is_marked() 
     features = Scorer(candidates, FakeEmbedder(), [text]).features("How much did the barn make in 2024?", "")
     assert features["same_year"].tolist() == [1.0, 0.0, 0.0]
     assert features["other_year"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_a_unit_is_compared_by_its_own_words_as_well_as_under_its_heading() -> None:
+    # A heading says what a section is about, and can drown what one sentence of it says.
+    text = "Joining from outside the village\n\nApplications from the parish are filled first."
+    candidates = [_Candidate(1, u, u.start) for u in units_of(text) if u.quotable]
+    embedder = FakeEmbedder()
+    question = "Applications from the parish are filled first."
+    under_heading = float(embedder.embed([f"{candidates[0].unit.context}: {candidates[0].unit.own}"])[0]
+                          @ embedder.embed_one(question))
+    cosine = Scorer(candidates, embedder, [text]).features(question, "")["cosine"][0]
+    assert candidates[0].unit.context == "Joining from outside the village" and under_heading < 0.9
+    assert cosine == pytest.approx((under_heading + OWN_WEIGHT * 1.0) / (1 + OWN_WEIGHT), abs=1e-6)

@@ -54,3 +54,12 @@ def test_streamed_and_chat_answers_carry_the_same_citations(client):
     check_citations(client, completion["choices"][0]["message"]["content"], completion["citations"])
     chunks = chat_chunks(client.post("/v1/chat/completions", json={**chat, "stream": True}).text)
     assert chunks[-1]["citations"] == completion["citations"]
+
+
+def test_the_offline_answerer_reads_eight_passages_unless_k_says_how_many(client):
+    # It quotes only the units that answer, so it reads deeper than a chat model (5) by default.
+    question = QUESTIONS[0]
+    default = client.post("/collections/wren/ask", json={"question": question}).json()
+    assert default["usage"]["context"]["passages_sent"] == 8
+    chosen = client.post("/collections/wren/ask", json={"question": question, "k": 3}).json()
+    assert chosen["usage"]["context"]["passages_sent"] == 3
