@@ -152,7 +152,8 @@ def _answer_cache(conn: Connection) -> None:
         )"""))
     conn.execute(text("CREATE INDEX answer_cache_collection ON answer_cache(collection_id, change_number)"))
     conn.execute(text("CREATE INDEX answer_cache_used ON answer_cache(used_at)"))
-def _bounded_headings(conn: Connection) -> None:
+def bounded_headings(conn: Connection) -> None:
+    """Step 0007 of both engines (its SQL is portable: substr, length and || are PostgreSQL's too)."""
     # Every chunk carried the full text of its heading, and a heading can be a whole file (a
     # one-line text without a full stop is one long "title"): storage and search answers grew with
     # chunks x heading length. The store now keeps at most 200 characters of a section or a title
@@ -170,7 +171,7 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0004_document_metadata", _document_metadata),
     ("0005_drop_chunks_fts", _drop_chunks_fts),
     ("0006_answer_cache", _answer_cache),
-    ("0007_bounded_headings", _bounded_headings),
+    ("0007_bounded_headings", bounded_headings),
 ]
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, text
 
 from rag.errors import MigrationError
-from rag.migrations import _bounded_headings  # portable SQL: substr, length and || are PostgreSQL's too
+from rag.migrations import bounded_headings  # portable SQL: substr, length and || are PostgreSQL's too
 
 __all__ = ["POSTGRES_MIGRATIONS", "TEXT_SEARCH_CONFIG"]
 
@@ -123,6 +123,6 @@ def _answer_cache(conn: Connection) -> None:
 POSTGRES_MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "0005_postgres_baseline", _baseline),
     (6, "0006_answer_cache", _answer_cache),
-    (7, "0007_bounded_headings", _bounded_headings),
+    (7, "0007_bounded_headings", bounded_headings),
 ]
 """(version, name, step): the version is SQLite's number for the same schema."""
