@@ -41,7 +41,7 @@ from rag.writer import CollectionWriter
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["CopyReport", "DeletedDocuments", "Embedded", "Health", "Service"]
+__all__ = ["CopyReport", "DeletedDocuments", "Embedded", "Health", "Service", "search_indexes"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Embedded:
     model: str
 
 
-def _search_indexes(store: Store, settings: Settings, index_dir: Path, *, background: bool = True,
+def search_indexes(store: Store, settings: Settings, index_dir: Path, *, background: bool = True,
                     on_checkpoint: Callable[[int], None] | None = None) -> tuple[DenseIndex, LexicalIndex]:
     """The dense and lexical indexes that search `store`: in the database on PostgreSQL (no
     per-process state), FAISS and tantivy under `index_dir` on SQLite."""
@@ -106,10 +106,10 @@ class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._store = Store(settings.database)
-        # The implementations behind retrieval's two index protocols are chosen in `_search_indexes`
+        # The implementations behind retrieval's two index protocols are chosen in `search_indexes`
         # only: on PostgreSQL search runs in the database (no per-process state); on SQLite, FAISS
         # and tantivy indexes beside it.
-        self._dense, self._lexical = _search_indexes(self._store, settings, settings.index_dir,
+        self._dense, self._lexical = search_indexes(self._store, settings, settings.index_dir,
                                                      on_checkpoint=self._trim_change_log)
         self._workers = IngestWorkers(self._store, settings.home / "workers")
         self._embedders: dict[str, Embedder] = {}
@@ -375,7 +375,7 @@ class Service:
         # A SQLite target's own indexes are built by whoever opens it next, beside its file; the
         # hybrid comparison searches through throwaway ones made here.
         scratch = tempfile.TemporaryDirectory(prefix="rag-migrate-")
-        target_dense, target_lexical = _search_indexes(target, self.settings, Path(scratch.name), background=False)
+        target_dense, target_lexical = search_indexes(target, self.settings, Path(scratch.name), background=False)
         try:
             reports = []
             for collection in wanted:
