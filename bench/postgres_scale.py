@@ -1,7 +1,8 @@
 """PostgreSQL at 1M chunks: the scale issue's synthetic collection on PostgreSQL, beside SQLite.
 
     python -m bench postgres --size 1m [--home DIR] [--servers 1,2,4] [--sqlite-servers 1,2]
-                             [--steps search,http,overlap] [--queries N] [--step-seconds S]
+                             [--steps search,recall,http,overlap] [--queries N] [--step-seconds S]
+                             [--check-queries N]
 
 Not part of `make bench` (the first run copies a million chunks and builds their indexes).
 `--home` is a SQLite data folder holding the synthetic `scale` collection at that size (`python -m
@@ -13,7 +14,8 @@ rerun goes straight to the measurements:
 1. search, in process on PostgreSQL (`bench.scale.in_process`, SciFact train queries, k = 10, the
    query embedding excluded as there): lexical, dense and hybrid p50/p99, hybrid filtered at ~1%
    and ~50%, dense recall@10 against exact search (numpy over the set's vectors) and hybrid
-   overlap@10 against the exact path;
+   overlap@10 against the exact path; recall, dense recall@10 again by dense searches alone, over
+   100 queries (the search step's time bound leaves few at 1M, where a BM25 search takes seconds);
 2. http, `--clients` concurrent clients searching (hybrid, k = 10) round-robin over 1, 2 and 4
    `rag serve` processes on PostgreSQL, then over 1 (and 2, when the machine has the memory: each
    holds the collection's HNSW index) on the SQLite folder: p50/p99, searches/s and the machine's
@@ -41,10 +43,10 @@ import numpy as np
 from bench import lookup_embedder
 from bench.postgres import cpu_busy
 from bench.postgres_load import LoadFigures, PgServer, ensure_loaded
-from bench.scale import COLLECTION, DEFAULTS, Figures, RowMap, in_process
+from bench.scale import COLLECTION, DEFAULTS, Figures, RowMap, exact_dense, in_process
 from bench.scifact_source import SciFact, load_scifact
 from bench.server_process import ServerProcess
-from bench.synthetic import SIZES, build_or_load
+from bench.synthetic import SIZES, SyntheticSet, build_or_load
 from bench.timing import Budget, load, timed_concurrently
 from rag.config import Settings
 from rag.service import Service, search_indexes
@@ -53,7 +55,7 @@ from rag.transfer import SearchSide, hybrid_overlap
 
 __all__ = ["main"]
 
-STEPS = ("search", "http", "overlap")
+STEPS = ("search", "recall", "http", "overlap")
 SQLITE_SERVER_MB = 4500
 """Memory one `rag serve` on the 1M SQLite folder takes (its HNSW index and tantivy's), with room:
 a second one starts only when the machine has it available."""
@@ -96,6 +98,22 @@ def _pg_doc_ids(url: str, collection: str, documents: int) -> np.ndarray:
     finally:
         store.close()
     return ids
+
+
+def dense_recall(service: Service, synth: SyntheticSet, scifact: SciFact, rows: RowMap, figures: Figures,
+                 queries: int) -> None:
+    """Dense recall@10 against exact search (numpy over the set's vectors) by dense searches alone:
+    the search step measures it beside hybrid searches within its time bound, which at 1M on
+    PostgreSQL (seconds per BM25 search) leaves a handful of queries."""
+    collection = service.get_collection(COLLECTION)
+    n = min(queries, len(scifact.query_texts))
+    exact_rows, _ = exact_dense(synth.vectors, scifact.query_vectors[:n], 10)
+    recalls = []
+    for i in range(n):
+        hits = service.search(collection, scifact.query_texts[i], k=10, mode="dense")
+        recalls.append(len({rows.row(h.document_id, h.start_char) for h in hits} & set(exact_rows[i].tolist())) / 10)
+    figures.put("dense_recall_at_10_alone", {"n": n, "mean": round(float(np.mean(recalls)), 4)})
+    log(f"  dense recall@10 vs exact, dense searches alone: {np.mean(recalls):.3f} ({n} queries; {load()})")
 
 
 def _search_home(work: Path, source_home: Path | None) -> Path:
@@ -181,6 +199,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--queries", type=int, default=None, help="queries per timed step")
     parser.add_argument("--step-seconds", type=float, default=None, help="time bound of each timed step")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--check-queries", type=int, default=100,
+                        help="sampled chunks of the overlap step (as rag migrate's 100; each is two hybrid searches)")
     args = parser.parse_args(argv)
     steps = {s.strip() for s in args.steps.split(",") if s.strip()}
     if steps - set(STEPS):
@@ -202,12 +222,15 @@ def main(argv: list[str]) -> int:
         lookup_embedder.save_table(table, scifact.query_texts, scifact.query_vectors)
         lookup_embedder.register(lookup_embedder.load_table(table))
         home = _search_home(work, args.home)
-        if "search" in steps:
+        if steps & {"search", "recall"}:
             log(f"in process on PostgreSQL, k=10  ({load()}):")
             with Service(Settings(home=home, database_url=server.url)) as service:
                 collection = service.get_collection(COLLECTION)
                 rows = RowMap(synth, _pg_doc_ids(server.url, COLLECTION, synth.documents))
-                in_process(service, collection, synth, scifact, rows, figures, budget, recall_queries)
+                if "search" in steps:
+                    in_process(service, collection, synth, scifact, rows, figures, budget, recall_queries)
+                if "recall" in steps:
+                    dense_recall(service, synth, scifact, rows, figures, max(recall_queries, 100))
             gc.collect()
         if "http" in steps:
             log(f"\n| engine | servers | search p50 | p99 | searches/s | CPU busy | servers' RSS | ready | load | "
@@ -229,7 +252,7 @@ def main(argv: list[str]) -> int:
             figures.put("http", http)
         if "overlap" in steps and args.home is not None:
             log("\nSQLite against PostgreSQL, the same collection:")
-            overlap_step(args.home, server.url, figures, 100)
+            overlap_step(args.home, server.url, figures, args.check_queries)
     finally:
         if server is not None:
             server.stop()
