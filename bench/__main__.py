@@ -4,6 +4,7 @@
                                        # embedders, then scale at 100k
     python -m bench scale --size 1m    # one entry alone (`python -m bench ENTRY --help` for its options)
     python -m bench ingest-remote
+    python -m bench postgres --size 1m --home DIR   # the 1M synthetic collection on PostgreSQL (not in make bench)
     python -m bench drill [--small]    # the reliability drills (`make drill`): a table of trials and failures
 
 `--docs N`: SciFact documents for the ingest and API benchmarks (0: all).

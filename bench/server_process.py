@@ -31,12 +31,15 @@ def _status_kb(pid: int, field: str) -> int:
 class ServerProcess:
     """`python -m bench.serve` (rag serve with the bench embedder) on a free loopback port."""
 
-    def __init__(self, home: Path, table: Path | None, *, log_file: Path | None = None):
+    def __init__(self, home: Path, table: Path | None, *, log_file: Path | None = None,
+                 database_url: str | None = None):
         self.home = home
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
         env["RAG_HOME"] = str(home)
+        if database_url is not None:
+            env["RAG_DATABASE_URL"] = database_url
         if table is not None:
             env[TABLE_ENV] = str(table)
         self._log = open(log_file or home / "bench-server.log", "ab")  # noqa: SIM115 (closed in stop)

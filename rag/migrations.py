@@ -152,7 +152,10 @@ def _answer_cache(conn: Connection) -> None:
         )"""))
     conn.execute(text("CREATE INDEX answer_cache_collection ON answer_cache(collection_id, change_number)"))
     conn.execute(text("CREATE INDEX answer_cache_used ON answer_cache(used_at)"))
-def _bounded_headings(conn: Connection) -> None:
+
+
+def bounded_headings(conn: Connection) -> None:
+    """Step 0007 of both engines (its SQL is portable: substr, length and || are PostgreSQL's too)."""
     # Every chunk carried the full text of its heading, and a heading can be a whole file (a
     # one-line text without a full stop is one long "title"): storage and search answers grew with
     # chunks x heading length. The store now keeps at most 200 characters of a section or a title
@@ -163,7 +166,8 @@ def _bounded_headings(conn: Connection) -> None:
                           f"WHERE length({column}) > 200"))
 
 
-def _unfinished_documents(conn: Connection) -> None:
+def unfinished_documents(conn: Connection) -> None:
+    """Step 0008 of both engines (its SQL is portable: a partial index)."""
     # Every upload worker asks, at start and at each heartbeat, for the queued and processing
     # documents of dead workers (rag.workers.claim_orphaned): without an index that read every
     # document, text and all (1.5 s at 125k documents, in front of every server start). A partial
@@ -178,8 +182,8 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0004_document_metadata", _document_metadata),
     ("0005_drop_chunks_fts", _drop_chunks_fts),
     ("0006_answer_cache", _answer_cache),
-    ("0007_bounded_headings", _bounded_headings),
-    ("0008_unfinished_documents", _unfinished_documents),
+    ("0007bounded_headings", bounded_headings),
+    ("0008unfinished_documents", unfinished_documents),
 ]
 
 

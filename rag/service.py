@@ -9,9 +9,11 @@ settings in one process share no mutable state; only the local model's immutable
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,7 +41,7 @@ from rag.writer import CollectionWriter
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["CopyReport", "DeletedDocuments", "Embedded", "Health", "Service"]
+__all__ = ["CopyReport", "DeletedDocuments", "Embedded", "Health", "Service", "search_indexes"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ class CopyReport:
     identical_top10: int
     """Of the sampled queries, how many got the same exact dense top 10 from both databases."""
     queries: int
+    hybrid_overlap: float | None = None
+    """Mean overlap@10 of the hybrid top 10 through each database's own indexes, for the same
+    sampled queries (`rag.transfer.hybrid_overlap`): reported, not verified (the engines differ).
+    None for an empty collection."""
 
     @property
     def verified(self) -> bool:
@@ -67,7 +73,7 @@ class CopyReport:
 
     def to_dict(self) -> dict:
         return {**self.copy.to_dict(), "identical_top10": self.identical_top10, "queries": self.queries,
-                "verified": self.verified}
+                "hybrid_overlap_at_10": self.hybrid_overlap, "verified": self.verified}
 
 
 @dataclass(frozen=True)
@@ -85,22 +91,26 @@ class Embedded:
     model: str
 
 
+def search_indexes(store: Store, settings: Settings, index_dir: Path, *, background: bool = True,
+                    on_checkpoint: Callable[[int], None] | None = None) -> tuple[DenseIndex, LexicalIndex]:
+    """The dense and lexical indexes that search `store`: in the database on PostgreSQL (no
+    per-process state), FAISS and tantivy under `index_dir` on SQLite."""
+    if store.on_postgres:
+        return PgDenseIndex(store, ef_search=settings.pg_ef_search), PgLexicalIndex(store)
+    return (IndexCache(store, index_dir, exact_limit=settings.dense_exact_limit,
+                       checkpoint_s=settings.index_checkpoint_s, background=background, on_checkpoint=on_checkpoint),
+            TantivyIndex(store, index_dir / "tantivy"))
+
+
 class Service:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._store = Store(settings.database)
-        # The implementations behind retrieval's two index protocols are chosen here, and only here:
-        # on PostgreSQL search runs in the database (no per-process state); on SQLite, FAISS and
-        # tantivy indexes beside it.
-        self._dense: DenseIndex
-        self._lexical: LexicalIndex
-        if self._store.on_postgres:
-            self._dense = PgDenseIndex(self._store, ef_search=settings.pg_ef_search)
-            self._lexical = PgLexicalIndex(self._store)
-        else:
-            self._dense = IndexCache(self._store, settings.index_dir, exact_limit=settings.dense_exact_limit,
-                                     checkpoint_s=settings.index_checkpoint_s, on_checkpoint=self._trim_change_log)
-            self._lexical = TantivyIndex(self._store, settings.index_dir / "tantivy")
+        # The implementations behind retrieval's two index protocols are chosen in `search_indexes`
+        # only: on PostgreSQL search runs in the database (no per-process state); on SQLite, FAISS
+        # and tantivy indexes beside it.
+        self._dense, self._lexical = search_indexes(self._store, settings, settings.index_dir,
+                                                     on_checkpoint=self._trim_change_log)
         self._workers = IngestWorkers(self._store, settings.home / "workers")
         self._embedders: dict[str, Embedder] = {}
         self._embedders_lock = threading.Lock()
@@ -362,22 +372,31 @@ class Service:
                 ) -> list[CopyReport]:
         """Copy collections (all, or `names`) into another database without re-embedding, verify
         each by counts, checksums and the exact dense top 10 of `check_queries` sampled queries,
-        and build the target's indexes (PostgreSQL's HNSW at once; SQLite's on first use)."""
-        from rag.transfer import copy_collection, exact_top10_agreement
+        report the hybrid overlap@10 of the same queries, and build the target's indexes
+        (PostgreSQL's HNSW at once; SQLite's on first use)."""
+        from rag.transfer import SearchSide, copy_collection, exact_top10_agreement, hybrid_overlap
 
         wanted = [self._store.get_collection(n) for n in names] if names else self._store.list_collections()
         target = Store(database_url)
+        # A SQLite target's own indexes are built by whoever opens it next, beside its file; the
+        # hybrid comparison searches through throwaway ones made here.
+        scratch = tempfile.TemporaryDirectory(prefix="rag-migrate-")
+        target_dense, target_lexical = search_indexes(target, self.settings, Path(scratch.name), background=False)
         try:
             reports = []
             for collection in wanted:
                 copied = copy_collection(self._store, target, collection)
-                if target.on_postgres:
-                    PgDenseIndex(target, ef_search=self.settings.pg_ef_search).load(target.get_collection(copied.name))
+                target_dense.load(target.get_collection(copied.name))  # PostgreSQL: builds the HNSW index
                 same, asked = exact_top10_agreement(self._store, target, copied.name, queries=check_queries)
-                reports.append(CopyReport(copied, same, asked))
+                overlap = hybrid_overlap(SearchSide(self._store, self._dense, self._lexical),
+                                         SearchSide(target, target_dense, target_lexical), copied.name,
+                                         queries=check_queries)
+                reports.append(CopyReport(copied, same, asked, overlap))
             return reports
         finally:
+            target_dense.close()
             target.close()
+            scratch.cleanup()
 
     # -- the ingest worker's liveness --------------------------------------------------------------
 

@@ -11,6 +11,13 @@ every document (source, content hash, status) and every chunk (its document's so
 text and vector bytes), in source and ordinal order; and the exact dense top 10 of sampled queries
 (chunk vectors of the collection) found by each engine itself: numpy over SQLite's vectors, a
 sequential `ORDER BY vector <#> q` in PostgreSQL.
+
+Reported beside, not verified: the hybrid overlap@10 of the same sampled chunks, searched through
+each database's own indexes (dense with the chunk's vector, lexical with its first words, fused as
+retrieval fuses them). It is not 1 between SQLite and PostgreSQL, and is not meant to be: the
+approximate dense indexes (FAISS HNSW, pgvector HNSW in half precision) and the lexical analysers
+(tantivy, PostgreSQL's Snowball stems and stopwords) differ; it says how much a user's hybrid
+results move with the engine.
 """
 
 from __future__ import annotations
@@ -24,14 +31,19 @@ import numpy as np
 from sqlalchemy import insert, select, text
 
 from rag.errors import CollectionExists
+from rag.indexes import DenseIndex, LexicalIndex
 from rag.records import Collection
+from rag.retrieval import HYBRID_DEPTH, fuse
 from rag.schema import ChunkRow, CollectionRow, DocumentRow
 from rag.store import Store, _index_metadata
 
-__all__ = ["CollectionCopy", "checksum", "copy_collection", "exact_top10_agreement"]
+__all__ = ["CollectionCopy", "SearchSide", "checksum", "copy_collection", "exact_top10_agreement", "hybrid_overlap"]
 
 _BATCH = 2000
 """Rows read and written per statement."""
+QUERY_WORDS = 8
+"""Words of a sampled chunk's text that make its lexical query in the hybrid comparison: a
+search-box query, not a whole passage."""
 
 
 @dataclass(frozen=True)
@@ -160,16 +172,72 @@ def _exact_top(store: Store, collection: Collection, queries: np.ndarray, k: int
     return [[(names[i], ordinals[i]) for i in top] for top in tops]
 
 
+def _sample(store: Store, collection: Collection, queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk ids, vectors) of `queries` chunks picked at random (all of them, in a smaller
+    collection), in id order: the same picks for the same seed, so both checks ask the same."""
+    ids, vectors, _ = store.vectors(collection.id)
+    picks = np.sort(np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False))
+    return ids[picks], vectors[picks]
+
+
 def exact_top10_agreement(source: Store, target: Store, name: str, *, queries: int = 100, seed: int = 0
                           ) -> tuple[int, int]:
     """(identical, asked): of `queries` chunk vectors sampled as queries (all of them, in a smaller
     collection), how many get the same exact top 10 from both databases."""
     a, b = source.get_collection(name), target.get_collection(name)
-    _, vectors, _ = source.vectors(a.id)
-    if len(vectors) == 0:
+    _, sample = _sample(source, a, queries, seed)
+    if len(sample) == 0:
         return 0, 0
-    picks = np.random.default_rng(seed).choice(len(vectors), size=min(queries, len(vectors)), replace=False)
-    sample = vectors[np.sort(picks)]
     same = sum(x == y for x, y in zip(_exact_top(source, a, sample, 10), _exact_top(target, b, sample, 10),
                                       strict=True))
     return same, len(sample)
+
+
+@dataclass(frozen=True)
+class SearchSide:
+    """A database and the two indexes that search it (a service's own, or ones made for the check)."""
+
+    store: Store
+    dense: DenseIndex
+    lexical: LexicalIndex
+
+
+def _hybrid_top10(side: SearchSide, collection: Collection, vectors: np.ndarray, texts: list[str]
+                  ) -> list[set[tuple[str, int]]]:
+    side.dense.load(collection)
+    side.lexical.load(collection)
+    tops = []
+    for vector, query in zip(vectors, texts, strict=True):
+        dense = side.dense.search(collection, vector, HYBRID_DEPTH)
+        lexical = side.lexical.search(collection, query, HYBRID_DEPTH) if query else []
+        tops.append([c for c, *_ in fuse(dense, lexical)[:10]])
+    keys = _chunk_keys(side.store, [c for top in tops for c in top])
+    return [{keys[c] for c in top} for top in tops]
+
+
+def _chunk_keys(store: Store, chunk_ids: list[int]) -> dict[int, tuple[str, int]]:
+    """Each chunk as (its document's source, its ordinal): the same chunk in either database."""
+    keys: dict[int, tuple[str, int]] = {}
+    unique = sorted(set(chunk_ids))
+    with store.read() as s:
+        for start in range(0, len(unique), _BATCH):
+            keys.update((r.id, (r.source, r.ordinal)) for r in s.execute(
+                select(ChunkRow.id, DocumentRow.source, ChunkRow.ordinal).join(DocumentRow)
+                .where(ChunkRow.id.in_(unique[start:start + _BATCH]))))
+    return keys
+
+
+def hybrid_overlap(source: SearchSide, target: SearchSide, name: str, *, queries: int = 100, seed: int = 0
+                   ) -> float | None:
+    """Mean overlap@10 (shared chunks / 10) of the hybrid top 10 each database's indexes give for
+    the sampled chunks (those of `exact_top10_agreement`): the dense half searches with the chunk's
+    vector, the lexical half with its first `QUERY_WORDS` words. None for an empty collection."""
+    a, b = source.store.get_collection(name), target.store.get_collection(name)
+    ids, sample = _sample(source.store, a, queries, seed)
+    if len(sample) == 0:
+        return None
+    chunks = source.store.chunks(ids.tolist())
+    texts = [" ".join(chunks[int(i)].text.split()[:QUERY_WORDS]) for i in ids]
+    overlaps = [len(x & y) / max(len(x), len(y), 1) for x, y in
+                zip(_hybrid_top10(source, a, sample, texts), _hybrid_top10(target, b, sample, texts), strict=True)]
+    return float(np.mean(overlaps))
