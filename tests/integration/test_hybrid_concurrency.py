@@ -9,6 +9,7 @@ import pytest
 from test_dense_scale import WordsEmbedder, ingest, text_of
 
 from rag.config import Settings
+from rag.records import Collection
 from rag.retrieval import LEXICAL_THREADS, Retriever, fuse
 from rag.service import Service
 from rag.store import Store
@@ -32,13 +33,18 @@ class _SlowDense:
         return self.ranking[:k]
 
 
+def _notes(service: Service, documents: int) -> tuple[Collection, Store, list[int]]:
+    """A collection of `documents` notes, a store of its own on the same file, and its chunk ids."""
+    service.create_collection("notes", embedder="hashed-words")
+    ingest(service, "notes", {f"n{i}": text_of(i) for i in range(documents)})
+    coll = service.get_collection("notes")
+    store = Store(service.settings.database_path)
+    return coll, store, store.vectors(coll.id)[0].tolist()
+
+
 def test_hybrid_runs_its_two_lookups_at_once_with_the_same_result(tmp_path):
     with Service(Settings(home=tmp_path / "home")) as service:
-        service.create_collection("notes", embedder="hashed-words")
-        ingest(service, "notes", {f"n{i}": text_of(i) for i in range(12)})
-        coll = service.get_collection("notes")
-        store = Store(service.settings.database_path)
-        ids = store.vectors(coll.id)[0].tolist()
+        coll, store, ids = _notes(service, 12)
         dense = [(cid, 1.0 - n / 20) for n, cid in enumerate(ids)]
         lexical = [(cid, 5.0 - n / 10) for n, cid in enumerate(reversed(ids))]
         retriever = Retriever(store, _SlowDense(dense), _SlowLexical(lexical), lambda c: WordsEmbedder())
@@ -83,11 +89,7 @@ class _ThreadOfLexical:
 
 def test_a_lexical_half_no_pool_thread_took_up_is_run_by_the_caller(tmp_path):
     with Service(Settings(home=tmp_path / "home")) as service:
-        service.create_collection("notes", embedder="hashed-words")
-        ingest(service, "notes", {f"n{i}": text_of(i) for i in range(4)})
-        coll = service.get_collection("notes")
-        store = Store(service.settings.database_path)
-        ids = store.vectors(coll.id)[0].tolist()
+        coll, store, ids = _notes(service, 4)
         ranking = [(cid, 1.0 - n / 10) for n, cid in enumerate(ids)]
         lexical = _ThreadOfLexical(ranking)
         retriever = Retriever(store, _SlowDense(ranking), lexical, lambda c: WordsEmbedder())

@@ -52,13 +52,17 @@ def test_a_mapped_index_searches_as_a_copied_one_and_grows_after_reading_itself_
     np.testing.assert_array_equal(mapped.ids(), copied.ids())
 
 
-def test_a_repeated_add_leaves_the_index_mapped(tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
-    vectors = unit(rng, 50)
+def _mapped_fifty(folder: Path, *, seed: int) -> tuple[np.ndarray, VectorIndex]:
+    """Fifty unit vectors (ids 1-50), saved as a flat index and loaded mapped."""
+    vectors = unit(np.random.default_rng(seed), 50)
     saved = VectorIndex(16)
     saved.add(np.arange(1, 51), vectors)
-    saved.save(tmp_path / "i.faiss")
-    mapped = VectorIndex.load(tmp_path / "i.faiss")
+    saved.save(folder / "i.faiss")
+    return vectors, VectorIndex.load(folder / "i.faiss")
+
+
+def test_a_repeated_add_leaves_the_index_mapped(tmp_path: Path) -> None:
+    vectors, mapped = _mapped_fifty(tmp_path, seed=4)
     mapped.add([3], vectors[2:3])  # already held: nothing for FAISS to add
     assert mapped.mapped and mapped.rows == 50
 
@@ -68,12 +72,7 @@ def test_a_failed_read_into_memory_leaves_the_index_mapped_and_searchable(tmp_pa
     failing before they reach it."""
     import faiss
 
-    rng = np.random.default_rng(5)
-    vectors = unit(rng, 50)
-    saved = VectorIndex(16)
-    saved.add(np.arange(1, 51), vectors)
-    saved.save(tmp_path / "i.faiss")
-    mapped = VectorIndex.load(tmp_path / "i.faiss")
+    vectors, mapped = _mapped_fifty(tmp_path, seed=5)
 
     def unreadable(*args: object) -> None:
         raise RuntimeError("disk gone")
@@ -81,6 +80,6 @@ def test_a_failed_read_into_memory_leaves_the_index_mapped_and_searchable(tmp_pa
     monkeypatch.setattr(faiss, "read_index", unreadable)
     for _ in range(2):
         with pytest.raises(RuntimeError, match="disk gone"):
-            mapped.add([51], unit(rng, 1))
+            mapped.add([51], unit(np.random.default_rng(6), 1))
         assert mapped.mapped and mapped.rows == 50
     assert mapped.search(vectors[7], 1)[0][0] == 8
