@@ -182,8 +182,8 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0004_document_metadata", _document_metadata),
     ("0005_drop_chunks_fts", _drop_chunks_fts),
     ("0006_answer_cache", _answer_cache),
-    ("0007bounded_headings", bounded_headings),
-    ("0008unfinished_documents", unfinished_documents),
+    ("0007_bounded_headings", bounded_headings),
+    ("0008_unfinished_documents", unfinished_documents),
 ]
 
 

@@ -126,7 +126,7 @@ def _answer_cache(conn: Connection) -> None:
 POSTGRES_MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "0005_postgres_baseline", _baseline),
     (6, "0006_answer_cache", _answer_cache),
-    (7, "0007bounded_headings", bounded_headings),
-    (8, "0008unfinished_documents", unfinished_documents),
+    (7, "0007_bounded_headings", bounded_headings),
+    (8, "0008_unfinished_documents", unfinished_documents),
 ]
 """(version, name, step): the version is SQLite's number for the same schema."""

@@ -180,6 +180,23 @@ def test_migrating_stops_at_the_step_asked_for_and_refuses_a_newer_database(tmp_
         engine.dispose()
 
 
+SHIPPED = ["0001_initial", "0002_ingest_workers", "0003_chunk_changes", "0004_document_metadata",
+           "0005_drop_chunks_fts", "0006_answer_cache", "0007_bounded_headings", "0008_unfinished_documents"]
+"""Every step a release has shipped, by the name its databases record: append, never edit."""
+
+
+def test_shipped_steps_keep_their_names_and_order_on_both_engines():
+    """A database records the names of the steps it ran, and a name this release does not know makes
+    it refuse the database: renaming a shipped step locks every database written before out."""
+    from rag.migrations_postgres import POSTGRES_MIGRATIONS
+
+    assert [name for name, _ in MIGRATIONS][: len(SHIPPED)] == SHIPPED
+    postgres = {version: name for version, name, _ in POSTGRES_MIGRATIONS}
+    for version, name in enumerate(SHIPPED, start=1):
+        if version > min(postgres):  # PostgreSQL starts from its own baseline
+            assert postgres[version] == name
+
+
 # -- upgrading a database an older release filled ------------------------------------------------
 
 DIM = 8
