@@ -235,12 +235,16 @@ class PgLexicalIndex:
                   AND c.terms @@ (SELECT string_agg(quote_literal(w), ' | ')::tsquery FROM unnest(:picking) w){restrict}
                 ORDER BY t.score DESC, c.id LIMIT :top""").bindparams(*stmt_params)
             upper = [v * (self.k1 + 1) for v in idf]  # the most each word can add to a chunk's score
-            trace: list[int] = []
-            for used in maxscore.rounds([df[w] for w in words], budget):
+            dfs = [df[w] for w in words]
+            used, trace = maxscore.within_budget(dfs, budget), []
+            while True:
                 rows = s.execute(statement, {**params, "picking": words[:used]}).all()
                 trace.append(used)
                 if used == len(words) or maxscore.proven([r[1] for r in rows], k, math.fsum(upper[used:])):
                     break
+                budget *= maxscore.GROWTH
+                enough = maxscore.needed(upper, rows[k - 1][1]) if len(rows) >= k else 0
+                used = max(maxscore.within_budget(dfs, budget, used), enough)
             self.last_rounds = tuple(trace)
         return [(int(i), float(score)) for i, score in rows]
 

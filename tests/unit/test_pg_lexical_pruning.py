@@ -114,10 +114,15 @@ def test_the_rare_words_pick_the_candidates_and_common_words_alone_take_more_rou
         event.remove(store.engine, "before_cursor_execute", capture)
 
 
-def test_rounds_take_the_rarest_words_within_a_growing_budget():
-    assert list(maxscore.rounds([5, 10, 20, 400, 900], 30)) == [2, 3, 4, 5]
-    assert list(maxscore.rounds([100, 200], 30)) == [1, 2]  # at least one word, even over budget
-    assert list(maxscore.rounds([1, 2, 3], math.inf)) == [3]
+def test_rounds_take_the_rarest_words_within_the_budget_or_as_many_as_the_kth_score_needs():
+    assert maxscore.within_budget([5, 10, 20, 400, 900], 30) == 2
+    assert maxscore.within_budget([5, 10, 20, 400, 900], 120, used=2) == 3
+    assert maxscore.within_budget([100, 200], 30) == 1  # at least one word, even over budget
+    assert maxscore.within_budget([1, 2, 3], math.inf) == 3
+    assert maxscore.within_budget([1, 2, 3], math.inf, used=3) == 3
+    assert maxscore.needed([5.0, 3.0, 1.0, 0.5], 2.0) == 2  # the last two add at most 1.5 < 2
+    assert maxscore.needed([5.0, 3.0, 1.0, 0.5], 1.5) == 3  # a tie with the bound is not enough
+    assert maxscore.needed([5.0, 3.0], 0.0) == 2
 
 
 def test_a_tie_with_the_bound_is_not_proof():
