@@ -21,6 +21,10 @@ frequencies from the tsvector's positions, document frequencies counted through 
 (remembered per change number, `_Statistics`), length from the chunk's token count (k1 = 1.2,
 b = 0.75, tantivy's idf). The query's words are
 ORed, as on the tantivy path; the user's text is only ever analysed, never parsed as a tsquery.
+A common word matches most of a large collection, so not every matching chunk is scored: the
+chunks holding the rarest words (POSTING_BUDGET postings) are, each over all the words, and
+`maxscore` says when their top k is provably the whole collection's (or how many more words the
+next round needs): the result is exactly the full scoring's, ties ordered by id as there.
 
 Collection ids and dimensions are written into the SQL as integers (never bound): the planner
 matches a partial index only when the predicate is a constant it can compare.
