@@ -21,6 +21,10 @@ frequencies from the tsvector's positions, document frequencies counted through 
 (remembered per change number, `_Statistics`), length from the chunk's token count (k1 = 1.2,
 b = 0.75, tantivy's idf). The query's words are
 ORed, as on the tantivy path; the user's text is only ever analysed, never parsed as a tsquery.
+A common word matches most of a large collection, so not every matching chunk is scored: the
+chunks holding the rarest words (POSTING_BUDGET postings) are, each over all the words, and
+`maxscore` says when their top k is provably the whole collection's (or how many more words the
+next round needs): the result is exactly the full scoring's, ties ordered by id as there.
 
 Collection ids and dimensions are written into the SQL as integers (never bound): the planner
 matches a partial index only when the predicate is a constant it can compare.
@@ -38,6 +42,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import Session
 
 from rag.errors import CollectionNotFound
+from rag.indexes import maxscore
 from rag.indexes.base import Ranking
 from rag.migrations_postgres import TEXT_SEARCH_CONFIG
 from rag.records import ChunkChange, Collection
@@ -52,6 +57,9 @@ HNSW_EF_CONSTRUCTION = 64
 """Candidate list while building it (pgvector's default)."""
 BM25_K1 = 1.2
 BM25_B = 0.75
+# Postings (summed document frequencies) the rarest query words may cost when they pick a lexical
+# search's first candidates: tens of thousands of chunks scored in well under a second.
+POSTING_BUDGET = 20_000
 _INDEX_LOCK = 7406003
 """Advisory lock class under which one process at a time creates or drops a collection's index."""
 
@@ -169,11 +177,16 @@ class _Statistics:
 class PgLexicalIndex:
     """Lexical search by PostgreSQL full-text search, ranked by BM25 computed in the query."""
 
-    def __init__(self, store: Store, *, k1: float = BM25_K1, b: float = BM25_B):
+    def __init__(self, store: Store, *, k1: float = BM25_K1, b: float = BM25_B,
+                 posting_budget: float = POSTING_BUDGET):
         self._store = store
         self.k1 = k1
         self.b = b
+        self.posting_budget = posting_budget
         self._stats = _Statistics()
+        # Words picking the candidates in each round of this process's latest search (diagnostics
+        # and tests: shows the pruning happened; concurrent searches overwrite it).
+        self.last_rounds: tuple[int, ...] = ()
 
     def search(self, collection: Collection, query: str, k: int, allowed: np.ndarray | None = None, *,
                filter: dict[str, list] | None = None) -> Ranking:
@@ -191,11 +204,14 @@ class PgLexicalIndex:
                 raise CollectionNotFound(f"collection {cid} no longer exists")
             n, avgdl = self._sizes(s, cid, change)
             df = self._frequencies(s, cid, change, words)
+            words.sort(key=lambda w: (df[w], w))  # rarest first: the order candidates are picked in
             idf = [math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) for w in words]
             params: dict[str, object] = {"words": words, "idf": idf, "top": k, "bm25_k1": self.k1,
                                          "bm25_b": self.b, "avgdl": avgdl}
             restrict = ""
-            stmt_params = [bindparam("words", type_=ARRAY(Text)), bindparam("idf", type_=ARRAY(Float))]
+            stmt_params = [bindparam("words", type_=ARRAY(Text)), bindparam("idf", type_=ARRAY(Float)),
+                           bindparam("picking", type_=ARRAY(Text))]
+            budget = self.posting_budget
             if filter:
                 documents, filter_params = self._store.filter_documents_sql(cid, filter)
                 restrict += f" AND c.document_id IN ({documents})"
@@ -204,20 +220,36 @@ class PgLexicalIndex:
                 restrict += " AND c.id = ANY(:allowed)"
                 params["allowed"] = [int(i) for i in allowed]
                 stmt_params.append(bindparam("allowed", type_=ARRAY(BIGINT)))
+                if len(allowed) <= budget:
+                    budget = math.inf  # the allowed ids already bound the work: one round, all words
             # Each matching chunk's query words only, with their counts: setweight marks them 'A' and
-            # ts_filter keeps the 'A's (the rest of the tsvector is never unnested).
-            rows = s.execute(text(f"""
-                WITH idf AS (SELECT * FROM unnest(:words, :idf) AS t(lexeme, idf))
-                SELECT c.id, sum(idf.idf * t.tf * (:bm25_k1 + 1)
-                                 / (t.tf + :bm25_k1 * (1 - :bm25_b + :bm25_b * c.token_count / :avgdl))) AS score
+            # ts_filter keeps the 'A's (the rest of the tsvector is never unnested). The sum runs in
+            # the tsvector's own (sorted) order, whatever the plan: a chunk's float score is the same
+            # bits in every round. Candidates are the chunks holding one of the words `picking`;
+            # each is scored over all the words.
+            statement = text(f"""
+                SELECT c.id, t.score
                 FROM chunks c
                 CROSS JOIN LATERAL (
-                    SELECT u.lexeme, cardinality(u.positions)::float8 AS tf
+                    SELECT sum((:idf)[array_position(:words, u.lexeme)] * cardinality(u.positions) * (:bm25_k1 + 1)
+                               / (cardinality(u.positions)
+                                  + :bm25_k1 * (1 - :bm25_b + :bm25_b * c.token_count / :avgdl)))::float8 AS score
                     FROM unnest(ts_filter(setweight(c.terms, 'A', :words), '{{a}}')) u) t
-                JOIN idf ON idf.lexeme = t.lexeme
                 WHERE c.collection_id = {cid}
-                  AND c.terms @@ (SELECT string_agg(quote_literal(w), ' | ')::tsquery FROM unnest(:words) w){restrict}
-                GROUP BY c.id ORDER BY score DESC, c.id LIMIT :top""").bindparams(*stmt_params), params).all()
+                  AND c.terms @@ (SELECT string_agg(quote_literal(w), ' | ')::tsquery FROM unnest(:picking) w){restrict}
+                ORDER BY t.score DESC, c.id LIMIT :top""").bindparams(*stmt_params)
+            upper = [v * (self.k1 + 1) for v in idf]  # the most each word can add to a chunk's score
+            dfs = [df[w] for w in words]
+            used, trace = maxscore.within_budget(dfs, budget), []
+            while True:
+                rows = s.execute(statement, {**params, "picking": words[:used]}).all()
+                trace.append(used)
+                if used == len(words) or maxscore.proven([r[1] for r in rows], k, math.fsum(upper[used:])):
+                    break
+                budget *= maxscore.GROWTH
+                enough = maxscore.needed(upper, rows[k - 1][1]) if len(rows) >= k else 0
+                used = max(maxscore.within_budget(dfs, budget, used), enough)
+            self.last_rounds = tuple(trace)
         return [(int(i), float(score)) for i, score in rows]
 
     def _sizes(self, s: Session, cid: int, change: int) -> tuple[float, float]:
