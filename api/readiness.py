@@ -100,7 +100,10 @@ class Loader:
             self._service.load_indexes(collection)
         # On this thread, whose work ends well before the model's: building the token encoding
         # holds the GIL for half a second, and a first search would wait for it otherwise.
-        self._service.warm_query_checks()
+        try:
+            self._service.warm_query_checks()
+        except Exception:  # the first search builds it then; readiness must not wait forever
+            log.exception("could not build the query checks' token encoding")
         self._set("indexes", None)
 
     def stop(self) -> None:

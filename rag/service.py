@@ -381,8 +381,9 @@ class Service:
         # A SQLite target's own indexes are built by whoever opens it next, beside its file; the
         # hybrid comparison searches through throwaway ones made here.
         scratch = tempfile.TemporaryDirectory(prefix="rag-migrate-")
-        target_dense, target_lexical = search_indexes(target, self.settings, Path(scratch.name), background=False)
+        target_dense = None
         try:
+            target_dense, target_lexical = search_indexes(target, self.settings, Path(scratch.name), background=False)
             reports = []
             for collection in wanted:
                 copied = copy_collection(self._store, target, collection)
@@ -394,7 +395,8 @@ class Service:
                 reports.append(CopyReport(copied, same, asked, overlap))
             return reports
         finally:
-            target_dense.close()
+            if target_dense is not None:
+                target_dense.close()
             target.close()
             scratch.cleanup()
 

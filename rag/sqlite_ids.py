@@ -29,6 +29,7 @@ class SqliteIdReader:
         self._path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     def ids(self, sql: str, params: dict[str, object]) -> np.ndarray:
         """The integers of a one-column SELECT (its column named `id`), in no particular order.
@@ -37,6 +38,8 @@ class SqliteIdReader:
         row per id cost more than the query (at 1M chunks, 10 ms of 12 for a 1% filter's 9,900
         ids). A string is capped by SQLITE_MAX_LENGTH (1e9 bytes by default): ~100 million ids."""
         with self._lock:
+            if self._closed:  # a search outliving the store must not open a connection nobody closes
+                raise RuntimeError("the store is closed")
             if self._conn is None:
                 self._conn = self._connect()
             row = self._conn.execute(f"SELECT group_concat(id) FROM ({sql})", params).fetchone()
@@ -54,5 +57,6 @@ class SqliteIdReader:
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
+            self._closed = True
         if conn is not None:
             conn.close()

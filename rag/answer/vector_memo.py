@@ -56,7 +56,8 @@ class VectorMemo:
                 for (text, rows), vector in zip(missing.items(), fresh, strict=True):
                     out[rows] = vector
                     if self.entries:
-                        self._vectors[(spec, text)] = vector
+                        # A copy: a row of the batch would keep the whole batch's array alive.
+                        self._vectors[(spec, text)] = vector.copy()
                         self._vectors.move_to_end((spec, text))
                 while len(self._vectors) > self.entries:
                     self._vectors.popitem(last=False)

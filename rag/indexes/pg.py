@@ -238,7 +238,10 @@ class PgLexicalIndex:
                 WHERE c.collection_id = {cid}
                   AND c.terms @@ (SELECT string_agg(quote_literal(w), ' | ')::tsquery FROM unnest(:picking) w){restrict}
                 ORDER BY t.score DESC, c.id LIMIT :top""").bindparams(*stmt_params)
-            upper = [v * (self.k1 + 1) for v in idf]  # the most each word can add to a chunk's score
+            # The most each word can add to a chunk's score; never below 0 (a word's idf can be, when
+            # its count and the collection's size were read at different moments), or the bound
+            # would promise less than a chunk without that word can score.
+            upper = [max(v, 0.0) * (self.k1 + 1) for v in idf]
             dfs = [df[w] for w in words]
             used, trace = maxscore.within_budget(dfs, budget), []
             while True:
