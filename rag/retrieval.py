@@ -129,16 +129,13 @@ class Retriever:
             if pending is not None:
                 pending.cancel()  # the dense half's error is the answer; the lexical half is not awaited
             raise
-        if pending is not None:
-            if pending.cancel():
-                # No pool thread has taken it up yet (all busy, or not yet scheduled on a loaded
-                # machine): this thread, done with its half, runs it rather than wait for one.
-                with metrics.stage("lexical"):
-                    lexical = self.lexical.search(collection, query, depth, filter=filters or None)
-            else:
-                lexical, seconds = pending.result()
-                metrics.observe("lexical", seconds)  # timed on the pool's thread, recorded on this one
-        if mode == "lexical":
+        # A hybrid's lexical half no pool thread has taken up yet (all busy, or not yet scheduled on
+        # a loaded machine) is run by this thread, done with its own half, rather than waited for.
+        lexical_here = mode == "lexical" or (pending is not None and pending.cancel())
+        if pending is not None and not lexical_here:
+            lexical, seconds = pending.result()
+            metrics.observe("lexical", seconds)  # timed on the pool's thread, recorded on this one
+        if lexical_here:
             with metrics.stage("lexical"):
                 lexical = self.lexical.search(collection, query, depth, filter=filters or None)
         with metrics.stage("fuse"):
