@@ -101,7 +101,8 @@ def test_the_project_set_is_well_formed_and_covers_what_it_must() -> None:
     assert "what quorum does the AGM need?" in (ROOT / "README.md").read_text()
     assert "what quorum does the AGM need?" in questions
     halves = {h: [it for it in items if it.half == h] for h in ("tune", "held-out")}
-    assert abs(len(halves["tune"]) - len(halves["held-out"])) <= 2
+    # Each half large enough that one question is under 2.5 points of its accuracy.
+    assert len(halves["tune"]) >= 40 and len(halves["held-out"]) >= 40
     # Paraphrases are not copied: no question appears word for word in the corpus.
     text = " ".join(p.read_text(errors="ignore") for p in CORPUS.iterdir() if p.suffix in (".md", ".txt", ".html"))
     assert not [it.question for it in paraphrased if it.question.rstrip("?").lower() in text.lower()]
