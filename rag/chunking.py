@@ -147,17 +147,21 @@ class Chunker:
         for unit in units:
             # A new page starts a new chunk, so a citation's page number is the page of all its text.
             if current and unit.page != current[-1].page:
-                chunks.append(self._draft(text, current, size))
-                current, total = [], 0
+                while current:
+                    current = self._emit(text, current, size, chunks)
+                total = 0
             # A heading starts a new chunk once the current one is half full: sections stay whole.
             if current and (total + unit.tokens > size or (unit.heading and total >= size // 2)):
-                chunks.append(self._draft(text, current, size))
-                current = self._overlap_tail(current, unit.tokens, size)
+                current = self._emit_with_overlap(text, current, unit.tokens, size, chunks)
                 total = sum(u.tokens for u in current)
+                # Units the chunk gave back, with the overlap before them, may still leave no room.
+                while current and total + unit.tokens > size:
+                    current = self._emit_with_overlap(text, current, unit.tokens, size, chunks)
+                    total = sum(u.tokens for u in current)
             current.append(unit)
             total += unit.tokens
-        if current:
-            chunks.append(self._draft(text, current, size))
+        while current:
+            current = self._emit(text, current, size, chunks)
         # Drop chunks that overlap made redundant (entirely inside the previous one).
         deduped: list[ChunkDraft] = []
         for c in chunks:
@@ -165,6 +169,21 @@ class Chunker:
                 continue
             deduped.append(c)
         return deduped
+
+    def _emit(self, text: str, current: list[_Unit], size: int, chunks: list[ChunkDraft]) -> list[_Unit]:
+        """Append a chunk of `current`'s leading units; the units it could not hold are returned,
+        to start the next chunk (they must not be dropped: their text would be in no chunk)."""
+        draft, used = self._draft(text, current, size)
+        chunks.append(draft)
+        return current[used:]
+
+    def _emit_with_overlap(self, text: str, current: list[_Unit], incoming: int, size: int,
+                           chunks: list[ChunkDraft]) -> list[_Unit]:
+        """`_emit`, and the next chunk's start: the overlap carried from the chunk just made, then
+        the units it gave back."""
+        rest = self._emit(text, current, size, chunks)
+        held = current[:len(current) - len(rest)]
+        return self._overlap_tail(held, incoming + sum(u.tokens for u in rest), size) + rest
 
     def _overlap_tail(self, current: list[_Unit], incoming: int, size: int) -> list[_Unit]:
         tail: list[_Unit] = []
@@ -176,15 +195,17 @@ class Chunker:
             total += unit.tokens
         return tail
 
-    def _draft(self, text: str, units: list[_Unit], size: int) -> ChunkDraft:
+    def _draft(self, text: str, units: list[_Unit], size: int) -> tuple[ChunkDraft, int]:
+        """The chunk of `units` (or of as many leading ones as fit) and how many it holds."""
         start, end = units[0].start, units[-1].end
         piece = text[start:end]
         tokens = self._count(piece)
-        # Joining units can, rarely, tokenize to more than their sum; give back the last unit.
+        # The text between units (blank lines) can tokenize to more than the units' sum; give back
+        # the last unit, which the caller carries into the next chunk.
         if tokens > size and len(units) > 1:
             return self._draft(text, units[:-1], size)
         return ChunkDraft(text=piece, token_count=tokens, start_char=start, end_char=end,
-                          page=units[0].page, section=units[0].section)
+                          page=units[0].page, section=units[0].section), len(units)
 
     # -- the embedder's own limit --------------------------------------------------------------
 

@@ -107,3 +107,40 @@ def test_chunks_never_span_pages():
     els = [El(one, 0, len(one), page=1), El(two, len(one) + 2, len(text), page=2)]
     chunks = Chunker(200, 32).chunk(text, els)
     assert [(c.page, c.text) for c in chunks] == [(1, one), (2, two)]
+
+
+def _uncovered(text: str, chunks: list) -> str:
+    covered = [False] * len(text)
+    for c in chunks:
+        covered[c.start_char:c.end_char] = [True] * (c.end_char - c.start_char)
+    return "".join(ch for ch, seen in zip(text, covered, strict=True) if not seen).strip()
+
+
+def test_a_unit_the_joined_chunk_cannot_hold_starts_the_next_chunk():
+    # The units' own counts fit the budget exactly, but the blank lines between them are tokens
+    # too: the chunk gives back its last paragraph, which must open the next chunk, not vanish.
+    paragraphs = ["Any thirty members may require the board to call a special general meeting",
+                  "The board must then hold the meeting within six weeks",
+                  "Changing the rules",
+                  "Every other decision is taken by a simple majority"]
+    text, els = document(*(("NarrativeText", p) for p in paragraphs))
+    size = sum(count_tokens(p) for p in paragraphs[:3])
+    assert count_tokens("\n\n".join(paragraphs[:3])) > size
+    chunks = Chunker(size, 0).chunk(text, els)
+    assert _uncovered(text, chunks) == ""
+    assert all(c.token_count <= size for c in chunks)
+    assert any(c.text.startswith(paragraphs[2]) for c in chunks)
+
+
+@pytest.mark.parametrize("size,overlap", [(24, 0), (40, 8), (64, 16), (100, 32)])
+def test_every_word_is_in_some_chunk(size: int, overlap: int) -> None:
+    words = "solar members board meeting share interest grant battery roof panel".split()
+    # Some paragraphs end without a full stop, as headings and table rows do: their blank lines
+    # are tokens of their own.
+    paragraphs = [" ".join(words[(i * 7 + j) % len(words)] for j in range(3 + (i * 5) % 17))
+                  + ("." if i % 3 else "") for i in range(60)]
+    parts = [("Title" if i % 9 == 0 else "NarrativeText", p) for i, p in enumerate(paragraphs)]
+    text, els = document(*parts)
+    chunks = Chunker(size, overlap).chunk(text, els)
+    assert _uncovered(text, chunks) == ""
+    assert all(c.token_count <= size for c in chunks)
