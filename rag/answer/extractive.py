@@ -10,11 +10,16 @@ what was measured to pick the answer on the tuning half of the project's answer 
   the cosine of its own words alone (a heading can drown what one sentence says);
 - its words: the share of the question's content words it holds, compared by stem
   (`rag.answer.words`: "quorum" meets "quorate"), counting the words of its heading and lead-in;
-- the year: a unit that names the year asked about (in its words or its heading) gains a little,
-  one naming only other years loses a little;
-- the kind of answer asked for: a figure for "how many" and "how much", a date for "when", a
-  frequency for "how often", a yes or no for "do members get ...?", a superlative ("the best
-  month") for "which month ... the most".
+- the time: a unit that names the year or month asked about (in its words, its heading or its
+  document's title, "Annual Report 2024") gains a little, one naming only other years or months
+  loses a little;
+- the kind of answer asked for: a figure for "how many" and "how much" (a count of the thing
+  asked about, a sum said to be a cost, a figure in the unit of measure asked for, "216 kWp", or
+  the rate asked for, "918 kWh for each kWp", more), a date for "when", a frequency for "how
+  often", a place for "where", a yes or no, or what may or may not be done, for "can they ...?",
+  a superlative pointing the way asked ("the least" is not answered by "the best");
+- for a follow-up fragment ("and the maximum?"), its own words: the embedder hardly tells them
+  from the words they replace.
 
 Never quoted: headings, a record's title, questions (an FAQ's own question echoes the user's), and
 lead-ins ending in a colon (read as the context of what follows instead). A unit met twice in
@@ -29,6 +34,7 @@ import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +48,7 @@ from rag.answer.rewrite import offline_standalone
 from rag.answer.types import AnswerCitations, AnswerDelta, AnswerDone, AnswerEvent, Usage
 from rag.answer.usage import context_usage, token_usage
 from rag.answer.vector_memo import MemoEmbedder, VectorMemo
-from rag.answer.words import acronyms, content_stems, word_shares
+from rag.answer.words import acronyms, content_stems, stem, word_shares
 from rag.embeddings import Embedder
 from rag.records import Collection
 from rag.retrieval import Hit
@@ -72,41 +78,65 @@ KIND_BONUS = 0.1
 SUPERLATIVE_BONUS = 0.2
 """Added to a unit stating a superlative ("the best month") for a question asking for one: a list of
 figures holds the answer only for a reader who compares them."""
-OTHER_YEAR_PENALTY = 0.1
+OTHER_TIME_PENALTY = 0.1
 """Taken from a unit that names years, none of them the year the question asks about."""
-SAME_YEAR_BONUS = 0.1
+SAME_TIME_BONUS = 0.1
 """Added to a unit that names the year the question asks about, in its words or its heading."""
 FOCUS_BONUS = 0.1
 """Added to a unit holding the word the question asks for ("what quorum" → "quorate")."""
 COUNTED_BONUS = 0.3
 """Added instead for "how many panels" met by a count of panels ("540 panels")."""
+FRAGMENT_WEIGHT = 0.3
+"""Weight of the share of a follow-up fragment's own words a unit holds ("and the maximum?" asks for
+a maximum, which the embedder hardly tells from the minimum asked about before)."""
 HEADING_WEIGHT = 0.2
 """Weight of the cosine of the question and the heading of the unit's section (an FAQ record's
 question): the document's own words for what the unit is about."""
 
 _FIGURE = re.compile(r"\d")
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
-_YEAR_OR_DATE = re.compile(
-    r"\b(1[89]\d\d|20\d\d)\b|\b(january|february|march|april|may|june|july|august|september|october|november|"
-    r"december)\b", re.I)
-_DATES = re.compile(
-    r"\b(\d{1,2}\s+)?(january|february|march|april|may|june|july|august|september|october|november|december)"
-    r"(\s+\d{4})?\b|\b(1[89]|20)\d\d\b", re.I)
+_MONTHS = (r"(?i:january|february|march|april|june|july|august|september|october|november|december)"
+           r"|May|MAY")
+"""Month names, "may" only as "May" (otherwise it is the verb)."""
+_YEAR_OR_DATE = re.compile(rf"\b(1[89]\d\d|20\d\d)\b|\b({_MONTHS})\b")
+_DATES = re.compile(rf"\b(\d{{1,2}}\s+)?({_MONTHS})(\s+\d{{4}})?\b|\b(1[89]|20)\d\d\b")
 """Dates and years: figures that do not answer "how many" or "how much"."""
 _NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|hundred|"
                            r"half|third|quarter|twice|once)\b", re.I)
 _FREQUENCY = re.compile(r"\b(every|each|twice|once|annually|monthly|weekly|daily|yearly|a year|a month|a week)\b",
                         re.I)
+_UNITS_OF_MEASURE = r"kwp|kwh|mwh|gwh|kw|mw|kva|watts?|volts?|amps?|tonnes?|kg|km|mm|cm"
+_MEASURE = re.compile(rf"\b(?:{_UNITS_OF_MEASURE})\b", re.I)
+_MEASURED = re.compile(rf"\d[\d,.]*\s*({_UNITS_OF_MEASURE})\b", re.I)
+"""A figure in a unit of measure ("216 kWp"), the unit in group 1."""
+_RATE_ASKED = re.compile(r"\b(\w+) per (\w+)\b", re.I)
+_MONTH = re.compile(rf"\b(?:{_MONTHS})\b")
 _DURATION = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?)\b", re.I)
-_SUPERLATIVE = re.compile(r"\b(most|least|best|worst|highest|lowest|largest|smallest|biggest|greatest|fewest)\b",
+_SUPERLATIVE = re.compile(r"\b(most|least|best|worst|highest|lowest|largest|smallest|biggest|greatest|fewest|"
+                          r"weakest|strongest|poorest|quietest|busiest)\b",
                           re.I)
+_LOW_SUPERLATIVE = re.compile(r"\b(least|worst|lowest|smallest|fewest|weakest|poorest|quietest)\b", re.I)
+_PERMISSION_ASKED = re.compile(r"(can|could|may|might|is|are)\b(?!.*\b(?:how|what|when|where|which|who)\b)", re.I)
+_PERMISSION = re.compile(r"\b(can|cannot|can't|may|must|allowed|permitted|only|never)\b", re.I)
+_NON_PLACE_NAMES = (r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+                    r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b)")
+_PLACE = re.compile(rf"\b(?:in|at|on|from|to|inside|outside|near|behind|beside)\s+(?:the\s+|a\s+)?"
+                    rf"(?:{_NON_PLACE_NAMES}[A-Z][\w'-]+|\w+\s+(?:book|room|hall|office|site|website|page|area|"
+                    rf"folder|box|board|building|roof|shed|cupboard|register|portal|app|account))\b")
+"""Where something is: a named place ("in Wrenfield Village Hall") or a place to look ("in the site
+log book", "on the members' website")."""
 _POLAR = re.compile(r"(do|does|did|is|are|was|were|can|could|will|would|should|has|have|may|must)\b")
 _YES_NO = re.compile(r"(yes|no)\b", re.I)
-_FOCUS = re.compile(r"\s*(?:(?:and|but|so)\s+)?(?:what|which)\s+(?:kind of\s+|type of\s+)?"
-                    r"([a-z][\w-]*)\b", re.I)
+_FOCUS = re.compile(r"\s*(?:(?:and|but|so)\s+)?(?:what|which)\s+"
+                    r"(?:kind of\s+|type of\s+)?([a-z][\w-]*)\b", re.I)
 _COST = re.compile(r"\b(cost|costs|price|pay|paid|charged|spend|spent|earn|raise|raised)\b")
-_QUESTION_WORD = re.compile(r"\s*(?:(?:and|but|so)\s+)?(what|who|whom|whose|when|where|which|why|how|is|are|was|"
+_QUESTION_WORD = re.compile(r"\s*(?:(?:and|but|so|then|also|ok|okay|well)[\s,]+)*"
+                            r"(?:(?:in|on|at|by|for|from|during|to)\s+(?=what|which|whom))?"
+                            r"(what|who|whom|whose|when|where|which|why|how|is|are|was|"
                             r"were|do|does|did|can|could|will|would|should|has|have)\b", re.I)
+_AMOUNT_ASKED = re.compile(r"(how|and how) (many|much|big|large|small|high|heavy|far|old)\b|"
+                           r"what (percentage|size|proportion|share|price|rate)\b")
+_MONEY = re.compile(r"[£$€]\s?\d|\b(?:GBP|USD|EUR)\s?\d|\d\s?(?:p|pence)\b", re.I)
 _RATE = re.compile(r"\bper\b|%|\ba (year|month|kwh)\b", re.I)
 _SPLIT_QUESTION = re.compile(r",?\s+and\s+(?=(?:what|how|who|when|where|which|why|is|are|do|does|can)\b)", re.I)
 
@@ -118,6 +148,8 @@ class _Candidate:
     unit: Unit
     document_start: int
     """Where the unit starts in its document's text."""
+    title: str = ""
+    """Its document's title ("Annual Report 2024" says the year of every figure in it)."""
 
 
 
@@ -158,7 +190,10 @@ class ExtractiveAnswerer:
             # The kind of answer wanted is in the user's own words, unless they gave only a fragment
             # ("and the barn?") that the standalone question completed.
             asked_as = request.question if _QUESTION_WORD.match(request.question) else question
-            chosen = _choose(question, asked_as, candidates, embedder, [h.text for h in hits])
+            # A fragment that follows up ("and the maximum?") names, in its own words, what differs
+            # from the question before: the answer must hold them.
+            fragment = content_stems(request.question) if request.history and asked_as is question else set()
+            chosen = _choose(question, asked_as, candidates, embedder, [h.text for h in hits], fragment)
         if not chosen:
             yield AnswerDelta(NO_ANSWER)
             yield AnswerCitations([])
@@ -236,7 +271,7 @@ def _candidates(hits: Sequence[Hit]) -> list[_Candidate]:
                 continue
             seen_spans.add(where)
             seen_texts.add(folded)
-            out.append(_Candidate(n, unit, h.start_char + unit.start))
+            out.append(_Candidate(n, unit, h.start_char + unit.start, h.title or ""))
     return out
 
 
@@ -259,41 +294,49 @@ class Scorer:
         self.stems = [content_stems(text) for text in self.read]
         self.expansions = acronyms(passages)
 
-    def features(self, question: str, asked_as: str) -> dict[str, np.ndarray]:
+    def features(self, question: str, asked_as: str, fragment: AbstractSet[str] = frozenset()) -> dict[str, np.ndarray]:
         """Per candidate: `cosine` (question and unit under its heading), `heading` (question and
         heading), `words` (share of the question's words held), `kind` (the answer kind bonus)."""
         q = self.embedder.embed_one(question)
         asked = content_stems(question)
         years = set(_YEAR.findall(question))
-        other_year = np.array([bool(years) and bool(named := set(_YEAR.findall(text))) and not years & named
+        other_time = np.array([bool(years) and bool(named := set(_YEAR.findall(text))) and not years & named
                                for text in self.read], dtype=float)
         focus = _focus(question)
         held = np.array([bool(focus) and focus <= stems for stems in self.stems], dtype=float)
-        same_year = np.array([bool(years & set(_YEAR.findall(f"{c.unit.heading} {text}")))
+        same_time = np.array([bool(years & set(_YEAR.findall(f"{c.title} {c.unit.heading} {text}")))
                               for c, text in zip(self.candidates, self.read, strict=True)], dtype=float)
+        # A month asked about ("in March 2024") picks the row or sentence of that month the same way.
+        months = _months(question)
+        other_time += np.array([bool(months) and bool(named := _months(text)) and not months & named
+                                for text in self.read], dtype=float)
+        same_time += np.array([bool(months & _months(f"{c.unit.heading} {text}"))
+                               for c, text in zip(self.candidates, self.read, strict=True)], dtype=float)
         cosine = (self.vectors @ q + OWN_WEIGHT * (self.own_vectors @ q)) / (1 + OWN_WEIGHT)
-        return {"cosine": cosine, "heading": self.heading_vectors @ q, "other_year": other_year,
-                "same_year": same_year,
+        return {"cosine": cosine, "heading": self.heading_vectors @ q, "other_time": other_time,
+                "same_time": same_time,
                 "focus": held,
+                "fragment": np.array([len(fragment & stems) / len(fragment) if fragment else 0.0
+                                      for stems in self.stems]),
                 "words": word_shares(asked, self.stems, self.expansions),
                 "kind": np.array([_answer_kind_bonus(asked_as, c.unit.own) for c in self.candidates])}
 
-    def scores(self, question: str, asked_as: str) -> np.ndarray:
-        f = self.features(question, asked_as)
+    def scores(self, question: str, asked_as: str, fragment: AbstractSet[str] = frozenset()) -> np.ndarray:
+        f = self.features(question, asked_as, fragment)
         return (f["cosine"] + HEADING_WEIGHT * f["heading"] + WORDS_WEIGHT * f["words"] + f["kind"]
-                + FOCUS_BONUS * f["focus"] - OTHER_YEAR_PENALTY * f["other_year"]
-                + SAME_YEAR_BONUS * f["same_year"])
+                + FOCUS_BONUS * f["focus"] - OTHER_TIME_PENALTY * f["other_time"]
+                + SAME_TIME_BONUS * f["same_time"] + FRAGMENT_WEIGHT * f["fragment"])
 
 
 def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder: Embedder | MemoEmbedder,
-            passages: Sequence[str]) -> list[_Candidate]:
+            passages: Sequence[str], fragment: AbstractSet[str] = frozenset()) -> list[_Candidate]:
     """The units to quote, best first. `question` stands alone (what is compared); `asked_as` is how
     the user put it (what says which kind of answer is wanted)."""
     parts = [p for p in _SPLIT_QUESTION.split(question) if p.strip()] or [question]
     scorer = Scorer(candidates, embedder, passages)
     chosen: list[int] = []
     for k, part in enumerate(parts):
-        scores = scorer.scores(part, asked_as if len(parts) == 1 else part)
+        scores = scorer.scores(part, asked_as if len(parts) == 1 else part, fragment)
         order = np.argsort(-scores, kind="stable")
         best = float(scores[order[0]])
         if best < MIN_SCORE:
@@ -306,6 +349,11 @@ def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder
     return [candidates[i] for i in chosen]
 
 
+def _months(text: str) -> set[str]:
+    """The months `text` names."""
+    return {m.group().lower() for m in _MONTH.finditer(text)}
+
+
 def _focus(question: str) -> set[str]:
     """The stem of what a question asks for: the word after "what" or "which" ("what
     quorum does the AGM need?" asks for a quorum)."""
@@ -313,21 +361,64 @@ def _focus(question: str) -> set[str]:
     return content_stems(m.group(1)) if m else set()
 
 
+_FILLER = re.compile(r"\s*(?:(?:and|but|so|then|also|ok|okay|well|right)\b[\s,]*)+", re.I)
+_PREPOSITION = re.compile(r"\s*(?:in|on|at|by|for|from|during|to|until)\s+(?=(?:what|which|whom)\b)", re.I)
+
+
+def asked_form(question: str) -> str:
+    """The question with what comes before its question word taken off: fillers ("so", "then") and a
+    preposition ("in what month"), so its form says what kind of answer it wants."""
+    q = question.strip()
+    for pattern in (_FILLER, _PREPOSITION):
+        m = pattern.match(q)
+        q = q[m.end():] if m else q
+    return q
+
+
 def _answer_kind_bonus(question: str, text: str) -> float:
+    """The kind bonus (`_kind_bonus`), or more for a figure in the unit of measure the question
+    names ("school array kwp" → "216 kWp"), and more again for the rate it asks ("kWh per kWp" →
+    "918 kWh for each kWp")."""
+    kind = _kind_bonus(question, text)
+    asked = {m.group().lower() for m in _MEASURE.finditer(question)}
+    if asked and any(m.group(1).lower() in asked for m in _MEASURED.finditer(text)):
+        kind = max(kind, COUNTED_BONUS)
+    rate = _RATE_ASKED.search(question)
+    if rate and re.search(rf"\d[\d,.]*\s*{re.escape(rate.group(1))}\s+(?:per|for each|for every|each|an?)\s+"
+                          rf"{re.escape(rate.group(2))}\b", text, re.I):
+        kind += KIND_BONUS
+    return kind
+
+
+def _kind_bonus(question: str, text: str) -> float:
     """Classic answer typing: a question for a figure, a date or a frequency prefers units holding
     one, and "how many panels" prefers "540 panels" above all."""
-    q = question.strip().lower()
+    q = asked_form(question).lower()
     if _SUPERLATIVE.search(q) and re.match(r"(which|what|who|when|where)\b", q):
-        # "Which month ... the most": the document's own superlative ("June was the best month").
-        superlative = SUPERLATIVE_BONUS if _SUPERLATIVE.search(text) else 0.0
-        return superlative + _answer_kind_bonus(_SUPERLATIVE.sub("", q), text)
+        # "Which month ... the most": the document's own superlative ("June was the best month"),
+        # pointing the same way ("the least" is not answered by "the best").
+        low = bool(_LOW_SUPERLATIVE.search(q))
+        said = [m.group().lower() for m in _SUPERLATIVE.finditer(text)]
+        superlative = SUPERLATIVE_BONUS if any(bool(_LOW_SUPERLATIVE.match(w)) == low for w in said) else 0.0
+        return superlative + _kind_bonus(_SUPERLATIVE.sub("", q), text)
     if _POLAR.match(q):
-        return KIND_BONUS if _YES_NO.match(text) else 0.0
+        if _YES_NO.match(text):
+            return KIND_BONUS
+        # "Can they stand again?" is answered by what may or may not be done ("may stand again").
+        if _PERMISSION_ASKED.match(q) and _PERMISSION.search(text):
+            return KIND_BONUS
+        return 0.0
+    if q.startswith("where"):
+        return KIND_BONUS if _PLACE.search(text) else 0.0
     if re.match(r"(at )?what (rate|tariff)\b", q):
         return KIND_BONUS if _RATE.search(text) and _FIGURE.search(text) else 0.0
-    if re.match(r"(how|and how) (many|much)\b|what (percentage|proportion|share|price|rate)\b", q) or _COST.search(q):
+    if _AMOUNT_ASKED.match(q) or _COST.search(q):
         m = re.match(r"\s*how many\s+(\w+?)(?:e?s)?\b", q)
         if m and re.search(rf"\d[\d,.]*\s+(?:\w+\s+)?{re.escape(m.group(1))}", text, re.I):
+            return COUNTED_BONUS
+        # "What did it cost ...?" met by a sum of money said to be a cost ("costs were GBP 7,550").
+        cost = _COST.search(q)
+        if cost and _MONEY.search(text) and stem(cost.group()) in content_stems(text):
             return COUNTED_BONUS
         return KIND_BONUS if _FIGURE.search(_DATES.sub("", text)) else 0.0
     if re.match(r"how often\b|how frequently\b", q):

@@ -34,6 +34,7 @@ _WORD = re.compile(r"[\w£$€%][\w'’.,£$€%-]*\w|[\w£$€%]", re.UNICODE)
 _QUESTION_START = frozenset(
     "what who whom whose when where which why how is are was were do does did can could will would should "
     "shall may might must has have had".split())
+_WH_WORDS = frozenset("what who whom whose when where which why how".split())
 _WHEN = re.compile(r"\b(?:(?:january|february|march|april|may|june|july|august|september|october|november|"
                    r"december)\s+)?(?:1[89]|20)\d\d\b", re.I)
 _THAT_TIME = re.compile(r"\b(?:in |during |for |over )?(?:that|this|the same) (?:year|month)\b", re.I)
@@ -48,6 +49,11 @@ _FUNCTION_WORDS = frozenset(
 
 def _words(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), m.group()) for m in _WORD.finditer(text)]
+
+
+def _bare(word: str) -> str:
+    """`word` lower-cased, without a contraction's ending ("when's" → "when")."""
+    return re.sub(r"['’](?:s|re|ll|d|ve)$", "", word.lower())
 
 
 def _content(words: Sequence[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -76,7 +82,10 @@ def offline_standalone(conversation: Conversation, embed: Embed) -> str:
     refers_back = any(w.lower() in _ANAPHORA for _, _, w in words)
     if not leads_on and not refers_back and len(own) >= 2:
         return question
-    is_fragment = bool(words) and words[0][2].lower() not in _QUESTION_START
+    # A fragment has no question word of its own: "and the barn?", not "when's that on?" nor "so if
+    # everyone wants out at once, who is paid first?".
+    is_fragment = (bool(words) and _bare(words[0][2]) not in _QUESTION_START
+                   and not any(_bare(w) in _WH_WORDS for _, _, w in words))
     if is_fragment and words[0][2].lower() in _PREPOSITIONS:
         # "and on the barn?": the previous question's own "on ..." phrase gives way to it whole.
         replaced = _replace_phrase(previous, words[0][2].lower(), core.strip().rstrip("?").strip())

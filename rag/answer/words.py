@@ -31,11 +31,25 @@ STOP_WORDS = frozenset(
     "please tell know gets getting".split())
 
 
+# Irregular verb forms no suffix rule reaches ("could I sell my shares" and "it cannot be sold").
+_IRREGULAR = {form: base for base, forms in {
+    "sell": "sold", "buy": "bought", "pay": "paid", "hold": "held", "give": "gave given", "make": "made",
+    "take": "took taken", "meet": "met", "spend": "spent", "build": "built", "keep": "kept",
+    "lose": "lost", "win": "won", "choose": "chose chosen", "run": "ran", "send": "sent",
+    "bring": "brought", "lend": "lent", "begin": "began begun", "rise": "rose risen",
+    "fall": "fell fallen", "grow": "grew grown", "write": "wrote written", "speak": "spoke spoken",
+    "see": "saw seen", "go": "went gone", "come": "came", "stand": "stood",
+    "feed": "fed",
+}.items() for form in forms.split()}
+
+
 def stem(word: str) -> str:
     """`word` lower-cased, with one common suffix stripped when at least four letters remain."""
     word = word.lower().replace("’", "'").strip("'.,").removesuffix("'s")
     if any(ch.isdigit() for ch in word):
         return word.replace(",", "")
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     for suffix in _SUFFIXES:
         # "-ches", "-shes", "-sses", "-xes" lose only their "es" ("branches" → "branch").
         cut = 2 if suffix in _SIBILANT_PLURALS else len(suffix)

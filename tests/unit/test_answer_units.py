@@ -6,8 +6,18 @@ from __future__ import annotations
 import pytest
 from support.fake_embedder import FakeEmbedder
 
-from rag.answer.extractive import OWN_WEIGHT, Scorer, _Candidate
+from rag.answer.conversation import Conversation
+from rag.answer.extractive import (
+    COUNTED_BONUS,
+    KIND_BONUS,
+    OWN_WEIGHT,
+    Scorer,
+    _answer_kind_bonus,
+    _Candidate,
+    asked_form,
+)
 from rag.answer.passages import units_of
+from rag.answer.rewrite import offline_standalone
 from rag.answer.words import acronyms, content_stems, stem, word_shares
 
 
@@ -62,8 +72,8 @@ def test_a_unit_naming_the_year_asked_about_in_its_words_or_heading_is_marked() 
     units = [u for u in units_of(text) if u.quotable]
     candidates = [_Candidate(1, u, u.start) for u in units]
     features = Scorer(candidates, FakeEmbedder(), [text]).features("How much did the barn make in 2024?", "")
-    assert features["same_year"].tolist() == [1.0, 0.0, 0.0]
-    assert features["other_year"].tolist() == [0.0, 0.0, 1.0]
+    assert features["same_time"].tolist() == [1.0, 0.0, 0.0]
+    assert features["other_time"].tolist() == [0.0, 0.0, 1.0]
 
 
 def test_a_unit_is_compared_by_its_own_words_as_well_as_under_its_heading() -> None:
@@ -77,3 +87,70 @@ def test_a_unit_is_compared_by_its_own_words_as_well_as_under_its_heading() -> N
     cosine = Scorer(candidates, embedder, [text]).features(question, "")["cosine"][0]
     assert candidates[0].unit.context == "Joining from outside the village" and under_heading < 0.9
     assert cosine == pytest.approx((under_heading + OWN_WEIGHT * 1.0) / (1 + OWN_WEIGHT), abs=1e-6)
+
+
+def test_a_month_asked_about_and_the_documents_year_mark_a_unit_too() -> None:
+    text = "Generation by month\n\nMarch 19,800.\n\nApril 27,100.\n\nTotals\n\nThe arrays made 266,300 kWh."
+    units = [u for u in units_of(text) if u.quotable]
+    candidates = [_Candidate(1, u, u.start, "Annual Report 2024") for u in units]
+    features = Scorer(candidates, FakeEmbedder(), [text]).features("How many kWh in March 2024?", "")
+    # Every unit is of 2024 by its document's title; only the March row names the month.
+    assert features["same_time"].tolist() == [2.0, 1.0, 1.0]
+    assert features["other_time"].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_a_follow_up_fragment_asks_for_its_own_words() -> None:
+    text = "Who can join\n\nThe minimum holding is 5 shares.\n\nThe maximum is £30,000 per member."
+    candidates = [_Candidate(1, u, u.start) for u in units_of(text) if u.quotable]
+    features = Scorer(candidates, FakeEmbedder(), [text]).features(
+        "What is the maximum holding of shares?", "", content_stems("And the maximum?"))
+    assert features["fragment"].tolist() == [0.0, 1.0]
+
+
+def test_the_form_of_a_question_is_read_past_fillers_and_prepositions() -> None:
+    assert asked_form("So then, how long has the board got?") == "how long has the board got?"
+    assert asked_form("And can they stand again?") == "can they stand again?"
+    assert asked_form("In what month is the AGM?") == "what month is the AGM?"
+    assert asked_form("Where is the log book?") == "Where is the log book?"
+
+
+@pytest.mark.parametrize("question,better,worse,bonus", [
+    # The superlative that points the way asked, not any superlative.
+    ("Which month produced the least electricity?", "December was the weakest month.", "June was the best month.",
+     0.2),
+    # "may" the verb is no month: it does not answer "when".
+    ("When's the open day?", "The open day is every June.", "The arrays may produce a tenth of that.", KIND_BONUS),
+    # What may or may not be done answers "can they ...?".
+    ("Can a retiring director stand again?", "Retiring directors may stand again.",
+     "Directors serve three-year terms.", KIND_BONUS),
+    ("Where was the meeting held?", "It came out of a meeting in Wrenfield Village Hall in October 2018.",
+     "The society was registered on 11 March 2019.", KIND_BONUS),
+    # A figure in the unit of measure asked for, and the rate asked for.
+    ("capacity of school array kwp", "It has 540 panels, which makes 216 kWp.", "The school array is on the hall.",
+     COUNTED_BONUS),
+    ("how many kWh per kWp did the school make", "The school made 918 kWh for each kWp.",
+     "The school made 198,400 kWh.", KIND_BONUS),
+    # A sum of money said to be a cost answers what something cost.
+    ("What did it cost to run the co-op in 2024?", "Operating costs were GBP 7,550.", "The board meets monthly.",
+     COUNTED_BONUS),
+])
+def test_the_kind_of_answer_asked_for_is_preferred(question: str, better: str, worse: str, bonus: float) -> None:
+    assert _answer_kind_bonus(question, better) - _answer_kind_bonus(question, worse) == pytest.approx(bonus)
+
+
+def test_irregular_verb_forms_meet_their_stem() -> None:
+    assert content_stems("could I sell my shares") & content_stems("it cannot be sold") == {"sell", "share"} - {"share"}
+    assert stem("paid") == stem("pay") and stem("held") == stem("hold") and stem("rose") == stem("rise")
+
+
+def test_a_follow_up_with_a_question_word_of_its_own_is_no_fragment() -> None:
+    def embed(texts):  # the substitution a fragment would get is never asked for here
+        raise AssertionError("no words to substitute")
+
+    def standalone(first: str, second: str) -> str:
+        return offline_standalone(Conversation(second, ({"role": "user", "content": first},)), embed)
+
+    assert standalone("Can members visit the arrays?", "When's that on?") == \
+        "Can members visit the arrays? When's that on?"
+    assert standalone("Is there a yearly cap on withdrawals?", "So if everyone wants out at once, who is paid first?") \
+        == "Is there a yearly cap on withdrawals? So if everyone wants out at once, who is paid first?"
