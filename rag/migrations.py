@@ -11,11 +11,14 @@ fills existing rows, the matching edit in `rag.schema`, and both tests passing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from rag.errors import MigrationError
+
+log = logging.getLogger(__name__)
 
 Step = Callable[[Connection], None]
 
@@ -175,6 +178,36 @@ def unfinished_documents(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX documents_unfinished ON documents(id) WHERE status IN ('queued', 'processing')"))
 
 
+def dropped_text(conn: Connection) -> None:
+    """Step 0009 of both engines (its SQL is portable: a window function, substr and length)."""
+    # Until this step's release the chunker could leave a paragraph in no chunk (rag.chunking: a
+    # chunk whose units fitted its budget went over it once the blank lines between them were
+    # counted, gave its last unit back, and no chunk took it up). The text is stored, but no search
+    # can find it. Documents whose chunks skip text are marked changed, their content hash cleared,
+    # so the next `rag ingest` of their files (or a new upload) chunks them again. Overlapping
+    # chunks are compared with the furthest end before them; a gap of blank lines is no loss.
+    rows = conn.execute(text(
+        """SELECT g.document_id, substr(d.text, g.covered + 1, g.start_char - g.covered)
+           FROM (SELECT document_id, start_char,
+                        MAX(end_char) OVER (PARTITION BY document_id ORDER BY start_char, id
+                                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS covered
+                 FROM chunks) g
+           JOIN documents d ON d.id = g.document_id
+           WHERE g.covered IS NOT NULL AND g.start_char - g.covered > 2
+           UNION ALL
+           SELECT d.id, substr(d.text, m.covered + 1)
+           FROM documents d JOIN (SELECT document_id, MAX(end_char) AS covered FROM chunks GROUP BY document_id) m
+             ON m.document_id = d.id
+           WHERE length(d.text) - m.covered > 2""")).all()
+    affected = sorted({document for document, skipped in rows if skipped and skipped.strip()})
+    for i in range(0, len(affected), 500):
+        conn.execute(text("UPDATE documents SET content_hash = '' WHERE id IN :ids")
+                     .bindparams(bindparam("ids", expanding=True)), {"ids": affected[i:i + 500]})
+    if affected:
+        log.warning("%d document(s) had text in no chunk (a chunking fault now fixed): ingest their files "
+                    "again, or upload them again, to make all of it searchable", len(affected))
+
+
 MIGRATIONS: list[tuple[str, Step]] = [
     ("0001_initial", _initial),
     ("0002_ingest_workers", _ingest_workers),
@@ -184,6 +217,7 @@ MIGRATIONS: list[tuple[str, Step]] = [
     ("0006_answer_cache", _answer_cache),
     ("0007_bounded_headings", bounded_headings),
     ("0008_unfinished_documents", unfinished_documents),
+    ("0009_dropped_text", dropped_text),
 ]
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, text
 from rag.errors import MigrationError
 from rag.migrations import (
     bounded_headings,  # portable SQL: substr, length and || are PostgreSQL's too
+    dropped_text,  # portable SQL: a window function, substr and length
     unfinished_documents,  # portable SQL: a partial index
 )
 
@@ -128,5 +129,6 @@ POSTGRES_MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "0006_answer_cache", _answer_cache),
     (7, "0007_bounded_headings", bounded_headings),
     (8, "0008_unfinished_documents", unfinished_documents),
+    (9, "0009_dropped_text", dropped_text),
 ]
 """(version, name, step): the version is SQLite's number for the same schema."""

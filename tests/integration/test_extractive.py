@@ -48,6 +48,14 @@ def test_the_readme_example_is_answered_with_the_quorum(service: Service) -> Non
     check_numbering(answer)
 
 
+def test_the_paragraph_the_chunker_once_dropped_is_found_and_quoted(service: Service) -> None:
+    # The chunk before it was full by its units' token counts but not with the blank lines between
+    # them; the chunker gave the paragraph back and no chunk took it.
+    answer = ask(service, "How many members can make the board call a special general meeting?")
+    assert sentences(answer.answer)[0].startswith("Any 30 members may require the board to call a special general")
+    assert answer.citations[0].source.endswith("governance.md")
+
+
 def test_never_the_question_back_or_a_title(service: Service) -> None:
     answer = ask(service, "Do members get cheaper electricity?")
     assert "?" not in answer.answer

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from rag.migrations import migrate
 
@@ -83,3 +83,51 @@ def _insert_document(conn, collection_id: int, doc: OldDocument, dim: int) -> No
             {"doc": document_id, "cid": collection_id, "ordinal": ordinal, "text": chunk,
              "tokens": len(chunk.split()), "start": start, "end": start + len(chunk), "vector": vector.tobytes()})
         start += len(chunk) + 2
+
+
+STEP_0008 = "0008_unfinished_documents"
+SPANNED_TEXT = "Alpha one.\n\nBeta two.\n\nGamma three."
+"""A document of three paragraphs, at [0, 10), [12, 21) and [23, 35)."""
+
+
+def fill_at_0008_with_spans(conn: Connection, covers: dict[str, list[tuple[int, int]]]) -> None:
+    """Migrate `conn`'s empty database to step 0008 and store one document of `SPANNED_TEXT` per
+    source, chunked at the given spans, as a chunker of that time could have left it."""
+    migrate(conn, upto=STEP_0008)
+    postgres = conn.dialect.name == "postgresql"
+    vector = "CAST('[0,0]' AS vector)" if postgres else "x'00'"
+    conn.execute(text("INSERT INTO collections(name, embedder_kind, embedder_model, dim, chunk_size, chunk_overlap, "
+                      "created_at) VALUES ('c', 'local', 'm', 2, 200, 32, '2025-01-01')"))
+    collection = conn.execute(text("SELECT id FROM collections WHERE name = 'c'")).scalar_one()
+    for source, spans in covers.items():
+        doc = conn.execute(text(
+            "INSERT INTO documents(collection_id, source, content_hash, text, status, created_at, updated_at) "
+            "VALUES (:c, :s, 'hash', :t, 'ready', '2025-01-01', '2025-01-01') RETURNING id"),
+            {"c": collection, "s": source, "t": SPANNED_TEXT}).scalar_one()
+        for ordinal, (a, b) in enumerate(spans):
+            conn.execute(text(
+                "INSERT INTO chunks(document_id, collection_id, ordinal, text, token_count, start_char, end_char, "
+                f"vector) VALUES (:d, :c, :o, :x, 3, :a, :b, {vector})"),
+                {"d": doc, "c": collection, "o": ordinal, "x": SPANNED_TEXT[a:b], "a": a, "b": b})
+
+
+DROPPED_TEXT_COVERS = {
+    "whole.md": [(0, 10), (12, 21), (23, 35)],  # blank lines between chunks are no loss
+    "overlapping.md": [(0, 21), (12, 35)],
+    "inside.md": [(0, 35), (0, 10), (23, 35)],  # a chunk inside an earlier one
+    "skipped.md": [(0, 10), (23, 35)],  # "Beta two." in no chunk
+    "tail.md": [(0, 10), (12, 21)],  # "Gamma three." in no chunk
+}
+DROPPED_TEXT_MARKED = {"whole.md": "hash", "overlapping.md": "hash", "inside.md": "hash", "skipped.md": "", "tail.md": ""}
+
+
+def upgrade_spanned_documents(engine: Engine) -> dict[str, str]:
+    """Fill an empty database at step 0008 with `DROPPED_TEXT_COVERS`, run every later step, and
+    return each document's content hash."""
+    with engine.begin() as conn:  # as the release before this step left it
+        fill_at_0008_with_spans(conn, DROPPED_TEXT_COVERS)
+    with engine.begin() as conn:
+        migrate(conn)
+        assert conn.execute(text("SELECT name FROM schema_migrations ORDER BY version DESC")).first() == \
+            ("0009_dropped_text",)
+        return dict(conn.execute(text("SELECT source, content_hash FROM documents")).all())

@@ -181,7 +181,8 @@ def test_migrating_stops_at_the_step_asked_for_and_refuses_a_newer_database(tmp_
 
 
 SHIPPED = ["0001_initial", "0002_ingest_workers", "0003_chunk_changes", "0004_document_metadata",
-           "0005_drop_chunks_fts", "0006_answer_cache", "0007_bounded_headings", "0008_unfinished_documents"]
+           "0005_drop_chunks_fts", "0006_answer_cache", "0007_bounded_headings", "0008_unfinished_documents",
+           "0009_dropped_text"]
 """Every step a release has shipped, by the name its databases record: append, never edit."""
 
 
