@@ -96,7 +96,9 @@ class DocumentOut(Struct, kw_only=True):
     error: Annotated[str | None, Meta(description="Why ingestion failed (status `failed`), else null.")]
     metadata: Annotated[dict[str, Any], Meta(description="The document's metadata, as given or extracted.")]
     chunks: int
-    content_hash: Annotated[str, Meta(description="SHA-256 of the content; an unchanged upload is skipped.")]
+    content_hash: Annotated[str, Meta(description="SHA-256 of the content; an unchanged upload is skipped. Empty "
+                                      "when the stored version is not known to match any upload (its re-upload "
+                                      "failed, or part of its text is in no chunk: see `error`).")]
     created_at: str
     updated_at: str
 

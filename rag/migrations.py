@@ -201,11 +201,21 @@ def dropped_text(conn: Connection) -> None:
            WHERE length(d.text) - m.covered > 2""")).all()
     affected = sorted({document for document, skipped in rows if skipped and skipped.strip()})
     for i in range(0, len(affected), 500):
-        conn.execute(text("UPDATE documents SET content_hash = '' WHERE id IN :ids")
-                     .bindparams(bindparam("ids", expanding=True)), {"ids": affected[i:i + 500]})
+        ids = {"ids": affected[i:i + 500], "e": DROPPED_TEXT_ERROR}
+        conn.execute(text("UPDATE documents SET content_hash = '', error = :e WHERE id IN :ids")
+                     .bindparams(bindparam("ids", expanding=True)), ids)
     if affected:
-        log.warning("%d document(s) had text in no chunk (a chunking fault now fixed): ingest their files "
-                    "again, or upload them again, to make all of it searchable", len(affected))
+        named = conn.execute(text(
+            "SELECT c.name, d.source FROM documents d JOIN collections c ON c.id = d.collection_id "
+            "WHERE d.id IN :ids ORDER BY c.name, d.source").bindparams(bindparam("ids", expanding=True)),
+            {"ids": affected[:20]}).all()
+        log.warning("%d document(s) had text in no chunk, a chunking fault now fixed: ingest their files again, "
+                    "or upload them again (`rag documents list` shows their error). %s%s", len(affected),
+                    ", ".join(f"{c}: {src}" for c, src in named), " ..." if len(affected) > len(named) else "")
+
+
+DROPPED_TEXT_ERROR = "part of its text is in no chunk (a chunking fault, now fixed): ingest or upload it again"
+"""The error step 0009 notes on the documents it marks (still ready: what their chunks hold is searchable)."""
 
 
 MIGRATIONS: list[tuple[str, Step]] = [

@@ -71,8 +71,12 @@ from rag.sqlite_ids import SqliteIdReader
 __all__ = ["FAILED_OR_KEPT_SQL", "Store"]
 
 FAILED_OR_KEPT_SQL = ("status = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE chunks.document_id = documents.id) "
-                   "THEN 'ready' ELSE 'failed' END")
-"""SQL: a document whose ingest failed keeps its previous version ready if it has one."""
+                   "THEN 'ready' ELSE 'failed' END, "
+                   "content_hash = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE chunks.document_id = documents.id) "
+                   "THEN '' ELSE content_hash END")
+"""SQL: a document whose ingest failed keeps its previous version ready if it has one. That version
+keeps no hash: the failed upload's hash was put on it when it was queued, and sending the same
+upload again must not be taken for unchanged."""
 
 _SLICE = 10_000
 """Values bound in one IN list: below SQLite's bound-parameter limit."""

@@ -79,9 +79,11 @@ SUPERLATIVE_BONUS = 0.2
 """Added to a unit stating a superlative ("the best month") for a question asking for one: a list of
 figures holds the answer only for a reader who compares them."""
 OTHER_TIME_PENALTY = 0.1
-"""Taken from a unit that names years, none of them the year the question asks about."""
+"""Taken from a unit that names years, none of them the year the question asks about; and again
+for months."""
 SAME_TIME_BONUS = 0.1
-"""Added to a unit that names the year the question asks about, in its words or its heading."""
+"""Added to a unit that names the year the question asks about, in its words, its heading or its
+document's title; and again for the month."""
 FOCUS_BONUS = 0.1
 """Added to a unit holding the word the question asks for ("what quorum" → "quorate")."""
 COUNTED_BONUS = 0.3
@@ -95,11 +97,14 @@ question): the document's own words for what the unit is about."""
 
 _FIGURE = re.compile(r"\d")
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
-_MONTHS = (r"(?i:january|february|march|april|june|july|august|september|october|november|december)"
-           r"|May|MAY")
-"""Month names, "may" only as "May" (otherwise it is the verb)."""
-_YEAR_OR_DATE = re.compile(rf"\b(1[89]\d\d|20\d\d)\b|\b({_MONTHS})\b")
-_DATES = re.compile(rf"\b(\d{{1,2}}\s+)?({_MONTHS})(\s+\d{{4}})?\b|\b(1[89]|20)\d\d\b")
+_MONTH_NAMES = r"january|february|march|april|june|july|august|september|october|november|december"
+_MAY = (r"(?:(?<=\bin )|(?<=\bof )|(?<=\bby )|(?<=\bfrom )|(?<=\buntil )|(?<=\bsince )|(?<=\bduring )|"
+        r"(?<=\bearly )|(?<=\blate )|(?<=\d )|(?<=\d\w\w ))may\b|\bmay(?=\s+\d)")
+""""May" the month, not the verb: after "in", "by", "until" ... or a day ("12 May"), or before a
+year or a day ("May 2025", "May 3")."""
+_MONTH = re.compile(rf"\b(?:{_MONTH_NAMES})\b|{_MAY}", re.I)
+_YEAR_OR_DATE = re.compile(rf"\b(1[89]\d\d|20\d\d)\b|\b({_MONTH_NAMES})\b|{_MAY}", re.I)
+_DATES = re.compile(rf"\b(\d{{1,2}}\s+)?(?:{_MONTH_NAMES}|may)(\s+\d{{4}})?\b|\b(1[89]|20)\d\d\b", re.I)
 """Dates and years: figures that do not answer "how many" or "how much"."""
 _NUMBER_WORDS = re.compile(r"\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|thirty|hundred|"
                            r"half|third|quarter|twice|once)\b", re.I)
@@ -107,22 +112,21 @@ _FREQUENCY = re.compile(r"\b(every|each|twice|once|annually|monthly|weekly|daily
                         re.I)
 _UNITS_OF_MEASURE = r"kwp|kwh|mwh|gwh|kw|mw|kva|watts?|volts?|amps?|tonnes?|kg|km|mm|cm"
 _MEASURE = re.compile(rf"\b(?:{_UNITS_OF_MEASURE})\b", re.I)
-_MEASURED = re.compile(rf"\d[\d,.]*\s*({_UNITS_OF_MEASURE})\b", re.I)
+_MEASURED = re.compile(rf"(?<![\d,.])\d[\d,.]*+\s*({_UNITS_OF_MEASURE})\b", re.I)
 """A figure in a unit of measure ("216 kWp"), the unit in group 1."""
 _RATE_ASKED = re.compile(r"\b(\w+) per (\w+)\b", re.I)
-_MONTH = re.compile(rf"\b(?:{_MONTHS})\b")
 _DURATION = re.compile(r"\b(years?|months?|weeks?|days?|hours?|minutes?)\b", re.I)
 _SUPERLATIVE = re.compile(r"\b(most|least|best|worst|highest|lowest|largest|smallest|biggest|greatest|fewest|"
                           r"weakest|strongest|poorest|quietest|busiest)\b",
                           re.I)
 _LOW_SUPERLATIVE = re.compile(r"\b(least|worst|lowest|smallest|fewest|weakest|poorest|quietest)\b", re.I)
-_PERMISSION_ASKED = re.compile(r"(can|could|may|might|is|are)\b(?!.*\b(?:how|what|when|where|which|who)\b)", re.I)
+_PERMISSION_ASKED = re.compile(r"(can|could|may|might)\b(?!.*\b(?:how|what|when|where|which|who)\b)", re.I)
 _PERMISSION = re.compile(r"\b(can|cannot|can't|may|must|allowed|permitted|only|never)\b", re.I)
 _NON_PLACE_NAMES = (r"(?!(?:January|February|March|April|May|June|July|August|September|October|November|December|"
                     r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b)")
-_PLACE = re.compile(rf"\b(?:in|at|on|from|to|inside|outside|near|behind|beside)\s+(?:the\s+|a\s+)?"
-                    rf"(?:{_NON_PLACE_NAMES}[A-Z][\w'-]+|\w+\s+(?:book|room|hall|office|site|website|page|area|"
-                    rf"folder|box|board|building|roof|shed|cupboard|register|portal|app|account))\b")
+_PLACE = re.compile(rf"\b(?i:in|at|on|from|to|inside|outside|near|behind|beside)\s+(?i:the\s+|a\s+)?"
+                    rf"(?:{_NON_PLACE_NAMES}[A-Z][a-z][\w'’-]*|[\w'’]+\s+(?i:book|room|hall|office|site|website|"
+                    rf"page|area|folder|box|board|building|roof|shed|cupboard|register|portal|app|account))\b")
 """Where something is: a named place ("in Wrenfield Village Hall") or a place to look ("in the site
 log book", "on the members' website")."""
 _POLAR = re.compile(r"(do|does|did|is|are|was|were|can|could|will|would|should|has|have|may|must)\b")
@@ -130,10 +134,9 @@ _YES_NO = re.compile(r"(yes|no)\b", re.I)
 _FOCUS = re.compile(r"\s*(?:(?:and|but|so)\s+)?(?:what|which)\s+"
                     r"(?:kind of\s+|type of\s+)?([a-z][\w-]*)\b", re.I)
 _COST = re.compile(r"\b(cost|costs|price|pay|paid|charged|spend|spent|earn|raise|raised)\b")
-_QUESTION_WORD = re.compile(r"\s*(?:(?:and|but|so|then|also|ok|okay|well)[\s,]+)*"
-                            r"(?:(?:in|on|at|by|for|from|during|to)\s+(?=what|which|whom))?"
-                            r"(what|who|whom|whose|when|where|which|why|how|is|are|was|"
+_QUESTION_WORD = re.compile(r"\s*(what|who|whom|whose|when|where|which|why|how|is|are|was|"
                             r"were|do|does|did|can|could|will|would|should|has|have)\b", re.I)
+"""A question word opening a question (read past fillers and a preposition: `asked_form`)."""
 _AMOUNT_ASKED = re.compile(r"(how|and how) (many|much|big|large|small|high|heavy|far|old)\b|"
                            r"what (percentage|size|proportion|share|price|rate)\b")
 _MONEY = re.compile(r"[£$€]\s?\d|\b(?:GBP|USD|EUR)\s?\d|\d\s?(?:p|pence)\b", re.I)
@@ -189,10 +192,11 @@ class ExtractiveAnswerer:
             embedder = MemoEmbedder(self.embedder_for(request.collection), self.memo)
             # The kind of answer wanted is in the user's own words, unless they gave only a fragment
             # ("and the barn?") that the standalone question completed.
-            asked_as = request.question if _QUESTION_WORD.match(request.question) else question
+            own_question = bool(_QUESTION_WORD.match(asked_form(request.question)))
+            asked_as = request.question if own_question else question
             # A fragment that follows up ("and the maximum?") names, in its own words, what differs
             # from the question before: the answer must hold them.
-            fragment = content_stems(request.question) if request.history and asked_as is question else set()
+            fragment = content_stems(request.question) if request.history and not own_question else set()
             chosen = _choose(question, asked_as, candidates, embedder, [h.text for h in hits], fragment)
         if not chosen:
             yield AnswerDelta(NO_ANSWER)
@@ -295,8 +299,10 @@ class Scorer:
         self.expansions = acronyms(passages)
 
     def features(self, question: str, asked_as: str, fragment: AbstractSet[str] = frozenset()) -> dict[str, np.ndarray]:
-        """Per candidate: `cosine` (question and unit under its heading), `heading` (question and
-        heading), `words` (share of the question's words held), `kind` (the answer kind bonus)."""
+        """Per candidate: `cosine` (question and unit, under its heading and alone), `heading`
+        (question and heading), `words` (share of the question's words held), `kind` (the answer
+        kind bonus), `focus` (holds the word asked for), `fragment` (share of a follow-up fragment's
+        words held), `same_time` and `other_time` (names the year or month asked about, or others)."""
         q = self.embedder.embed_one(question)
         asked = content_stems(question)
         years = set(_YEAR.findall(question))
@@ -384,8 +390,8 @@ def _answer_kind_bonus(question: str, text: str) -> float:
     if asked and any(m.group(1).lower() in asked for m in _MEASURED.finditer(text)):
         kind = max(kind, COUNTED_BONUS)
     rate = _RATE_ASKED.search(question)
-    if rate and re.search(rf"\d[\d,.]*\s*{re.escape(rate.group(1))}\s+(?:per|for each|for every|each|an?)\s+"
-                          rf"{re.escape(rate.group(2))}\b", text, re.I):
+    if rate and re.search(rf"(?<![\d,.])\d[\d,.]*+\s*{re.escape(rate.group(1))}\s+"
+                          rf"(?:per|for each|for every|each|an?)\s+{re.escape(rate.group(2))}\b", text, re.I):
         kind += KIND_BONUS
     return kind
 

@@ -83,7 +83,8 @@ def offline_standalone(conversation: Conversation, embed: Embed) -> str:
     if not leads_on and not refers_back and len(own) >= 2:
         return question
     # A fragment has no question word of its own: "and the barn?", not "when's that on?" nor "so if
-    # everyone wants out at once, who is paid first?".
+    # everyone wants out at once, who is paid first?". (A relative "who", "and for members who
+    # joined in 2020?", makes one a question too: asked after the one before, it keeps every word.)
     is_fragment = (bool(words) and _bare(words[0][2]) not in _QUESTION_START
                    and not any(_bare(w) in _WH_WORDS for _, _, w in words))
     if is_fragment and words[0][2].lower() in _PREPOSITIONS:

@@ -31,15 +31,18 @@ STOP_WORDS = frozenset(
     "please tell know gets getting".split())
 
 
-# Irregular verb forms no suffix rule reaches ("could I sell my shares" and "it cannot be sold").
+# Irregular verbs, every form the suffix rules do not bring to one stem ("could I sell my shares"
+# and "it cannot be sold"; "pays" and "paid" with "pay", which is too short to lose an "s").
 _IRREGULAR = {form: base for base, forms in {
-    "sell": "sold", "buy": "bought", "pay": "paid", "hold": "held", "give": "gave given", "make": "made",
-    "take": "took taken", "meet": "met", "spend": "spent", "build": "built", "keep": "kept",
-    "lose": "lost", "win": "won", "choose": "chose chosen", "run": "ran", "send": "sent",
-    "bring": "brought", "lend": "lent", "begin": "began begun", "rise": "rose risen",
-    "fall": "fell fallen", "grow": "grew grown", "write": "wrote written", "speak": "spoke spoken",
-    "see": "saw seen", "go": "went gone", "come": "came", "stand": "stood",
-    "feed": "fed",
+    "sell": "sold selling", "buy": "bought buying buys", "pay": "paid paying pays", "hold": "held holding",
+    "give": "gave given giving gives", "make": "made making makes", "take": "took taken taking takes",
+    "meet": "met meeting", "spend": "spent spending", "build": "built building", "keep": "kept keeping",
+    "lose": "lost losing loses", "win": "won winning wins", "choose": "chose chosen choosing chooses",
+    "run": "ran running runs", "send": "sent sending", "bring": "brought bringing", "lend": "lent lending",
+    "begin": "began begun beginning begins", "rise": "rose risen rising rises", "fall": "fell fallen falling",
+    "grow": "grew grown growing grows", "write": "wrote written writing writes", "speak": "spoke spoken speaking",
+    "see": "saw seen seeing sees", "go": "went gone going goes", "come": "came coming comes",
+    "stand": "stood standing", "feed": "fed feeding",
 }.items() for form in forms.split()}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from rag.migrations import migrate
+from rag.migrations import DROPPED_TEXT_ERROR, migrate
 
 STEP_0002 = "0002_ingest_workers"
 
@@ -86,8 +86,9 @@ def _insert_document(conn, collection_id: int, doc: OldDocument, dim: int) -> No
 
 
 STEP_0008 = "0008_unfinished_documents"
-SPANNED_TEXT = "Alpha one.\n\nBeta two.\n\nGamma three."
-"""A document of three paragraphs, at [0, 10), [12, 21) and [23, 35)."""
+SPANNED_TEXT = "Alphé ☀üx.\n\nBeta two.\n\nGamma three.\n\n   \n\nΩ end."
+"""A document of paragraphs at [0, 10), [12, 21), [23, 35) and [42, 48), with only blank lines
+between the third and the fourth; offsets count characters (the first paragraph is not ASCII)."""
 
 
 def fill_at_0008_with_spans(conn: Connection, covers: dict[str, list[tuple[int, int]]]) -> None:
@@ -112,13 +113,14 @@ def fill_at_0008_with_spans(conn: Connection, covers: dict[str, list[tuple[int, 
 
 
 DROPPED_TEXT_COVERS = {
-    "whole.md": [(0, 10), (12, 21), (23, 35)],  # blank lines between chunks are no loss
-    "overlapping.md": [(0, 21), (12, 35)],
-    "inside.md": [(0, 35), (0, 10), (23, 35)],  # a chunk inside an earlier one
-    "skipped.md": [(0, 10), (23, 35)],  # "Beta two." in no chunk
-    "tail.md": [(0, 10), (12, 21)],  # "Gamma three." in no chunk
+    "whole.md": [(0, 10), (12, 21), (23, 35), (42, 48)],  # blank lines between chunks are no loss
+    "overlapping.md": [(0, 21), (12, 35), (42, 48)],
+    "inside.md": [(0, 48), (0, 10), (23, 35)],  # chunks inside an earlier one
+    "skipped.md": [(0, 10), (23, 35), (42, 48)],  # "Beta two." in no chunk
+    "tail.md": [(0, 10), (12, 21), (23, 35)],  # "Ω end." in no chunk
 }
-DROPPED_TEXT_MARKED = {"whole.md": "hash", "overlapping.md": "hash", "inside.md": "hash", "skipped.md": "", "tail.md": ""}
+DROPPED_TEXT_MARKED = {"whole.md": "hash", "overlapping.md": "hash", "inside.md": "hash", "skipped.md": "",
+                       "tail.md": ""}
 
 
 def upgrade_spanned_documents(engine: Engine) -> dict[str, str]:
@@ -128,6 +130,9 @@ def upgrade_spanned_documents(engine: Engine) -> dict[str, str]:
         fill_at_0008_with_spans(conn, DROPPED_TEXT_COVERS)
     with engine.begin() as conn:
         migrate(conn)
-        assert conn.execute(text("SELECT name FROM schema_migrations ORDER BY version DESC")).first() == \
-            ("0009_dropped_text",)
-        return dict(conn.execute(text("SELECT source, content_hash FROM documents")).all())
+        assert "0009_dropped_text" in set(conn.execute(text("SELECT name FROM schema_migrations")).scalars())
+        rows = conn.execute(text("SELECT source, content_hash, status, error FROM documents")).all()
+    # A marked document stays ready (what its chunks hold is searchable) and says why it is marked.
+    assert all(status == "ready" and (error == DROPPED_TEXT_ERROR) == (digest == "")
+               for _, digest, status, error in rows)
+    return {source: digest for source, digest, _, _ in rows}

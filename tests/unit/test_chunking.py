@@ -116,17 +116,25 @@ def _uncovered(text: str, chunks: list) -> str:
     return "".join(ch for ch, seen in zip(text, covered, strict=True) if not seen).strip()
 
 
-def test_a_unit_the_joined_chunk_cannot_hold_starts_the_next_chunk():
+@pytest.mark.parametrize("where", ["before more text", "at the end", "before a new page"])
+@pytest.mark.parametrize("overlap", [0, 2])
+def test_a_unit_the_joined_chunk_cannot_hold_starts_the_next_chunk(where: str, overlap: int) -> None:
     # The units' own counts fit the budget exactly, but the blank lines between them are tokens
-    # too: the chunk gives back its last paragraph, which must open the next chunk, not vanish.
+    # too: the chunk gives back its last paragraph, which must open the next chunk, not vanish
+    # (given back before more text, at the document's end, or before a page break).
     paragraphs = ["Any thirty members may require the board to call a special general meeting",
                   "The board must then hold the meeting within six weeks",
                   "Changing the rules",
                   "Every other decision is taken by a simple majority"]
+    if where == "at the end":
+        paragraphs = paragraphs[:3]
     text, els = document(*(("NarrativeText", p) for p in paragraphs))
+    if where == "before a new page":
+        els = [El(e.text, e.start, e.end, page=1 if k < 3 else 2) for k, e in enumerate(els)]
     size = sum(count_tokens(p) for p in paragraphs[:3])
     assert count_tokens("\n\n".join(paragraphs[:3])) > size
-    chunks = Chunker(size, 0).chunk(text, els)
+    assert count_tokens(paragraphs[2]) > overlap  # too big to be carried over as overlap
+    chunks = Chunker(size, overlap).chunk(text, els)
     assert _uncovered(text, chunks) == ""
     assert all(c.token_count <= size for c in chunks)
     assert any(c.text.startswith(paragraphs[2]) for c in chunks)

@@ -73,6 +73,8 @@ def test_a_restart_takes_over_the_uploads_of_a_killed_server_at_once(settings) -
             assert (status(new).status, status(new).error) == ("failed", INTERRUPTED)
             # The re-upload failed; the version before it stays ready and searchable.
             assert (status(ready).status, status(ready).error) == ("ready", INTERRUPTED)
+            # ... under no hash: the same upload sent again is not taken for unchanged.
+            assert status(ready).content_hash == ""
             hits = service.search("wren", "forty solar panels roof", k=3, mode="lexical")
             assert hits[0].document_id == ready and "forty" in hits[0].text
             assert not (settings.home / "workers" / "deadbeef.lock").exists()
