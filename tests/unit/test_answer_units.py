@@ -21,6 +21,13 @@ from rag.answer.rewrite import offline_standalone
 from rag.answer.words import acronyms, content_stems, stem, word_shares
 
 
+def features_of(text: str, question: str, *, title: str = "", fragment: set[str] = frozenset()) -> dict:
+    """The scorer's features of each quotable unit of `text` (one passage of a document titled
+    `title`), for `question`, by the fake embedder."""
+    candidates = [_Candidate(1, u, u.start, title) for u in units_of(text) if u.quotable]
+    return Scorer(candidates, FakeEmbedder(), [text]).features(question, "", fragment)
+
+
 def test_units_keep_the_structure_the_loaders_wrote() -> None:
     text = ("Numbers\n\nAt the end of 2024 we had:\n\n312 members\n\n£412,000 of capital\n\nOfficers\n\n"
             "Role | Name\nChair | Ann Lee\nTreasurer | Tom Hill\n\nReport\nOur arrays generated 266,300 kWh of\n"
@@ -69,9 +76,7 @@ def test_a_line_that_is_a_paragraph_of_its_own_is_a_heading_whatever_word_ends_i
 def test_a_unit_naming_the_year_asked_about_in_its_words_or_heading_is_marked() -> None:
     text = ("Headline figures for 2024\n\nThe barn made 67,900 kWh.\n\nThe barn array\n\nIt has 180 panels.\n\n"
             "Before\n\nIn 2023 the barn made 70,100 kWh.")
-    units = [u for u in units_of(text) if u.quotable]
-    candidates = [_Candidate(1, u, u.start) for u in units]
-    features = Scorer(candidates, FakeEmbedder(), [text]).features("How much did the barn make in 2024?", "")
+    features = features_of(text, "How much did the barn make in 2024?")
     assert features["same_time"].tolist() == [1.0, 0.0, 0.0]
     assert features["other_time"].tolist() == [0.0, 0.0, 1.0]
 
@@ -91,9 +96,7 @@ def test_a_unit_is_compared_by_its_own_words_as_well_as_under_its_heading() -> N
 
 def test_a_month_asked_about_and_the_documents_year_mark_a_unit_too() -> None:
     text = "Generation by month\n\nMarch 19,800.\n\nApril 27,100.\n\nTotals\n\nThe arrays made 266,300 kWh."
-    units = [u for u in units_of(text) if u.quotable]
-    candidates = [_Candidate(1, u, u.start, "Annual Report 2024") for u in units]
-    features = Scorer(candidates, FakeEmbedder(), [text]).features("How many kWh in March 2024?", "")
+    features = features_of(text, "How many kWh in March 2024?", title="Annual Report 2024")
     # Every unit is of 2024 by its document's title; only the March row names the month.
     assert features["same_time"].tolist() == [2.0, 1.0, 1.0]
     assert features["other_time"].tolist() == [0.0, 1.0, 0.0]
@@ -101,9 +104,7 @@ def test_a_month_asked_about_and_the_documents_year_mark_a_unit_too() -> None:
 
 def test_a_follow_up_fragment_asks_for_its_own_words() -> None:
     text = "Who can join\n\nThe minimum holding is 5 shares.\n\nThe maximum is £30,000 per member."
-    candidates = [_Candidate(1, u, u.start) for u in units_of(text) if u.quotable]
-    features = Scorer(candidates, FakeEmbedder(), [text]).features(
-        "What is the maximum holding of shares?", "", content_stems("And the maximum?"))
+    features = features_of(text, "What is the maximum holding of shares?", fragment=content_stems("And the maximum?"))
     assert features["fragment"].tolist() == [0.0, 1.0]
 
 
