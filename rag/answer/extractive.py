@@ -314,7 +314,7 @@ class Scorer:
                               for c, text in zip(self.candidates, self.read, strict=True)], dtype=float)
         # A month asked about ("in March 2024") picks the row or sentence of that month the same way.
         months = _months(question)
-        other_time += np.array([bool(months) and bool(named := _months(text)) and not months & named
+        other_time += np.array([bool(months) and bool(said := _months(text)) and not months & said
                                 for text in self.read], dtype=float)
         same_time += np.array([bool(months & _months(f"{c.unit.heading} {text}"))
                                for c, text in zip(self.candidates, self.read, strict=True)], dtype=float)
@@ -355,9 +355,10 @@ def _choose(question: str, asked_as: str, candidates: list[_Candidate], embedder
     return [candidates[i] for i in chosen]
 
 
-def _months(text: str) -> set[str]:
+@functools.lru_cache(maxsize=8192)  # the same units are read for many questions
+def _months(text: str) -> frozenset[str]:
     """The months `text` names."""
-    return {m.group().lower() for m in _MONTH.finditer(text)}
+    return frozenset(m.group().lower() for m in _MONTH.finditer(text))
 
 
 def _focus(question: str) -> set[str]:

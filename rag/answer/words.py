@@ -7,6 +7,7 @@ the first case; it never strips a stem below four letters, so "general" and "gen
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +47,7 @@ _IRREGULAR = {form: base for base, forms in {
 }.items() for form in forms.split()}
 
 
+@functools.lru_cache(maxsize=65536)  # a corpus repeats its words: each is stemmed once
 def stem(word: str) -> str:
     """`word` lower-cased, with one common suffix stripped when at least four letters remain."""
     word = word.lower().replace("’", "'").strip("'.,").removesuffix("'s")
