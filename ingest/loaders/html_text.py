@@ -43,11 +43,15 @@ def html_title(html: str) -> str | None:
 class _TableParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
+        self.captions: list[str] = []
         self.rows: list[list[str]] = []
         self.cell: list[str] | None = None
+        self.caption: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "tr":
+        if tag == "caption":
+            self.caption = []
+        elif tag == "tr":
             self.rows.append([])
         elif tag in ("td", "th"):
             if not self.rows:
@@ -58,14 +62,20 @@ class _TableParser(HTMLParser):
         if tag in ("td", "th") and self.cell is not None:
             self.rows[-1].append(" ".join("".join(self.cell).split()))
             self.cell = None
+        elif tag == "caption" and self.caption is not None:
+            self.captions.append(" ".join("".join(self.caption).split()))
+            self.caption = None
 
     def handle_data(self, data: str) -> None:
         if self.cell is not None:
             self.cell.append(data)
+        elif self.caption is not None:
+            self.caption.append(data)
 
 
 def table_text(html: str) -> str:
-    """A table as one line per row with cells separated by ' | ', so rows stay readable.
+    """A table as its caption, if any, then one line per row with cells separated by ' | ', so rows
+    stay readable.
 
     unstructured's own table text runs every cell together with spaces, which loses which value
     belongs to which row.
@@ -73,5 +83,6 @@ def table_text(html: str) -> str:
     parser = _TableParser()
     parser.feed(html)
     parser.close()
-    lines = [" | ".join(row) for row in parser.rows if any(row)]
+    lines = [caption for caption in parser.captions if caption]
+    lines += [" | ".join(row) for row in parser.rows if any(row)]
     return "\n".join(lines)
