@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ingest.loaders.document import ParsedFile, Piece
+from ingest.loaders.docx_markup import expose_hidden_text
 from ingest.loaders.failures import failure_reason
 from ingest.loaders.html_text import html_title, table_text
 from ingest.loaders.unstructured_setup import partitioners
@@ -54,7 +55,8 @@ def load_docx(display: str, data: bytes) -> ParsedFile:
     """A Word document; its title is the core-properties title, else its leading heading."""
     if data[:4] != b"PK\x03\x04":
         raise UnreadableFile(f"{display}: cannot parse DOCX (not a zip archive)")
-    elements = _partition(display, "docx", file=io.BytesIO(data))
+    # Text in content controls, tracked insertions, text boxes, notes, ... (see docx_markup).
+    elements = _partition(display, "docx", file=io.BytesIO(expose_hidden_text(data)))
     pieces = _pieces(elements, heuristic_titles=False)
     return ParsedFile(_docx_title(data) or _leading_title(pieces), pieces)
 

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 
 import pytest
+from support.wordml import docx_with_body, paragraph, run
 
 from ingest.loaders import LoadedDocument, load_bytes
 
@@ -71,3 +72,61 @@ def test_keeping_details_and_figures_fails_loudly_when_unstructured_changes_its_
     monkeypatch.delattr(parser, "element_class_lookup")
     with pytest.raises(UnstructuredIncompatible, match=r"no longer has the element_class_lookup registry"):
         read_disclosures_and_figures()
+
+
+# --- DOCX --------------------------------------------------------------------------------------
+
+_TEXT_BOX = ('<w:r><w:pict><v:shape><v:textbox><w:txbxContent>{0}</w:txbxContent></v:textbox></v:shape>'
+             '</w:pict></w:r>')
+
+
+def docx_texts(body: str, **notes: list[str]) -> list[str]:
+    return [e.text for e in load_one("report.docx", docx_with_body(body, **notes)).elements]
+
+
+def test_docx_tracked_insertions_are_kept_and_deletions_left_out() -> None:
+    """A document sent with changes not yet accepted shows its insertions; they are its text."""
+    body = paragraph(run("The fund pays "), "<w:ins><w:r><w:t>£500</w:t></w:r></w:ins>",
+                     "<w:del><w:r><w:delText>£300</w:delText></w:r></w:del>", run(" a year."))
+    assert docx_texts(body) == ["The fund pays £500 a year."]
+
+
+def test_docx_content_controls_are_kept() -> None:
+    """Templates and forms hold their text in content controls (w:sdt): around blocks, inside a
+    paragraph, around table rows and cells."""
+    body = ("<w:sdt><w:sdtPr><w:alias w:val='Summary'/></w:sdtPr><w:sdtContent>"
+            + paragraph(run("Block control text.")) + "</w:sdtContent></w:sdt>"
+            + paragraph(run("Owner: "), "<w:sdt><w:sdtContent>" + run("Wrenfield") + "</w:sdtContent></w:sdt>")
+            + "<w:tbl><w:sdt><w:sdtContent><w:tr><w:tc>" + paragraph(run("Row control"))
+            + "</w:tc><w:sdt><w:sdtContent><w:tc>" + paragraph(run("Cell control"))
+            + "</w:tc></w:sdtContent></w:sdt></w:tr></w:sdtContent></w:sdt></w:tbl>")
+    assert docx_texts(body) == ["Block control text.", "Owner: Wrenfield", "Row control | Cell control"]
+
+
+def test_docx_simple_fields_smart_tags_and_custom_xml_keep_their_text() -> None:
+    body = paragraph(run("Printed "), '<w:fldSimple w:instr=" DATE "><w:r><w:t>3 May 2024</w:t></w:r></w:fldSimple>',
+                     run(" at "), '<w:smartTag w:element="place"><w:r><w:t>Wrenfield</w:t></w:r></w:smartTag>',
+                     run(" by "), '<w:customXml w:element="author"><w:r><w:t>the board</w:t></w:r></w:customXml>',
+                     run("."))
+    assert docx_texts(body) == ["Printed 3 May 2024 at Wrenfield by the board."]
+
+
+def test_docx_text_boxes_are_kept_once() -> None:
+    """A text box follows the paragraph it is anchored in. Word writes a modern text box twice (a
+    DrawingML choice and a VML fallback): its text is kept once."""
+    modern = ('<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:anchor><a:graphic>'
+              '<a:graphicData><wps:wsp><wps:txbx><w:txbxContent>{0}</w:txbxContent></wps:txbx></wps:wsp>'
+              '</a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback>'
+              + _TEXT_BOX + '</mc:Fallback></mc:AlternateContent></w:r>')
+    body = (paragraph(run("Anchor one."), modern.format(paragraph(run("Modern box text."))))
+            + paragraph(run("Anchor two."), _TEXT_BOX.format(paragraph(run("Legacy box text."))))
+            + paragraph(run("Last paragraph.")))
+    assert docx_texts(body) == ["Anchor one.", "Modern box text.", "Anchor two.", "Legacy box text.",
+                                "Last paragraph."]
+
+
+def test_docx_footnotes_and_endnotes_are_kept_at_the_end() -> None:
+    body = paragraph(run("Output fell in June."), '<w:r><w:footnoteReference w:id="1"/></w:r>')
+    texts = docx_texts(body, footnotes=[paragraph(run("An inverter was replaced."))],
+                       endnotes=[paragraph(run("Figures are unaudited."))])
+    assert texts == ["Output fell in June.", "An inverter was replaced.", "Figures are unaudited."]
