@@ -1,13 +1,38 @@
-"""Text unstructured does not give well from HTML: the page title and tables row by row.
+"""What unstructured does not give well from HTML: the page's declared encoding, its title and its
+tables row by row.
 
-Plain `html.parser` is enough for both and keeps them independent of unstructured's internals.
+Plain `html.parser` is enough for the last two and keeps them independent of unstructured's internals.
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from html.parser import HTMLParser
 
-__all__ = ["html_title", "table_text"]
+__all__ = ["declared_charset", "html_title", "table_text"]
+
+# <meta charset="..."> or <meta http-equiv="Content-Type" content="text/html; charset=...">.
+_META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+# Browsers look for the declaration in the first 1024 bytes only.
+_PRESCAN_BYTES = 1024
+# Labels browsers read as another encoding: Latin-1 and ASCII pages as Windows-1252, and a byte
+# stream can only be labelled UTF-16 by mistake.
+_BROWSER_ENCODING = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252",
+                     "utf-16": "utf-8", "utf-16-le": "utf-8", "utf-16-be": "utf-8"}
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The Python codec for the encoding an HTML page declares in a <meta> tag, read as browsers
+    read it; None when the page declares none, or one Python does not have."""
+    found = _META_CHARSET.search(data[:_PRESCAN_BYTES])
+    if found is None:
+        return None
+    try:
+        name = codecs.lookup(found.group(1).decode("ascii")).name
+    except LookupError:
+        return None
+    return _BROWSER_ENCODING.get(name, name)
 
 
 class _TitleParser(HTMLParser):

@@ -14,7 +14,7 @@ from typing import Any
 from ingest.loaders.document import ParsedFile, Piece
 from ingest.loaders.docx_markup import expose_hidden_text
 from ingest.loaders.failures import failure_reason
-from ingest.loaders.html_text import html_title, table_text
+from ingest.loaders.html_text import declared_charset, html_title, table_text
 from ingest.loaders.unstructured_setup import partitioners
 from rag.errors import UnreadableFile, UnsupportedFile
 
@@ -45,8 +45,9 @@ def load_md(display: str, data: bytes) -> ParsedFile:
 
 
 def load_html(display: str, data: bytes) -> ParsedFile:
-    """An HTML page; its title is the <title>, else its leading heading."""
-    text = _decode(display, data)
+    """An HTML page; its title is the <title>, else its leading heading. A page that is not UTF-8
+    is read in the encoding its <meta> tag declares, else as Windows-1252."""
+    text = _decode(display, data, legacy=declared_charset(data) or "cp1252")
     pieces = _pieces(_partition(display, "html", text=text), heuristic_titles=False)
     return ParsedFile(html_title(text) or _leading_title(pieces), pieces)
 
@@ -61,15 +62,16 @@ def load_docx(display: str, data: bytes) -> ParsedFile:
     return ParsedFile(_docx_title(data) or _leading_title(pieces), pieces)
 
 
-def _decode(display: str, data: bytes) -> str:
-    """Bytes of a text format to str: UTF-8 (with or without BOM), else Windows-1252."""
+def _decode(display: str, data: bytes, legacy: str = "cp1252") -> str:
+    """Bytes of a text format to str: UTF-8 (with or without BOM), else the `legacy` encoding
+    (Windows-1252 unless the file says otherwise)."""
     if b"\x00" in data[:8192]:  # dispatch refuses binary content first; this guards direct calls
         raise UnsupportedFile(f"{display}: binary content, not a text file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        # Legacy files from Windows editors; cp1252 leaves five bytes undefined, hence replace.
-        text = data.decode("cp1252", errors="replace")
+        # Legacy files, mostly from Windows editors; cp1252 leaves five bytes undefined, hence replace.
+        text = data.decode(legacy, errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

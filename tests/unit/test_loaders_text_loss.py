@@ -62,6 +62,25 @@ def test_markdown_details_block_is_kept() -> None:
     assert not lost_words(doc, "Questions Is the money safe? Shares are not covered by the FSCS.")
 
 
+def test_html_in_its_declared_legacy_encoding_is_read_in_it() -> None:
+    """A page that is not UTF-8 was read as Windows-1252 whatever it declared: Cyrillic became
+    "Ñîëíå÷íàÿ", and Shift JIS was refused as binary. Browsers read the <meta> charset."""
+    russian = ('<html><head><meta charset="windows-1251"></head>'
+               "<body><p>Солнечная энергия кооператива.</p></body></html>")
+    assert load_one("ru.html", russian.encode("cp1251")).text == "Солнечная энергия кооператива."
+    japanese = ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
+                "</head><body><p>太陽光発電の協同組合です。</p></body></html>")
+    assert load_one("ja.html", japanese.encode("shift_jis")).text == "太陽光発電の協同組合です。"
+
+
+def test_html_declared_latin_1_is_read_as_browsers_do_and_utf_8_wins() -> None:
+    """Browsers read a page declared ISO-8859-1 as Windows-1252 (the curly quotes); a page that is
+    valid UTF-8 is UTF-8 whatever it declares, as before."""
+    latin = '<meta charset="iso-8859-1"><p>\u201cCaf\u00e9\u201d</p>'
+    assert load_one("fr.html", latin.encode("cp1252")).text == "\u201cCaf\u00e9\u201d"
+    assert load_one("fr.html", latin.encode("utf-8")).text == "\u201cCaf\u00e9\u201d"
+
+
 def test_keeping_details_and_figures_fails_loudly_when_unstructured_changes_its_parser(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
