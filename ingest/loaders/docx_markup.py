@@ -9,7 +9,11 @@ one of them was silently missing from the index. Each is rewritten into that pla
   content is the field's shown result), smart tags, custom XML and bidirectional runs;
 - a text box's paragraphs follow the paragraph it is anchored in; a box Word wrote twice (a
   DrawingML choice with a VML fallback, `mc:AlternateContent`) is taken once;
-- footnotes and endnotes are appended to the body, in order.
+- footnotes and endnotes are appended to the body, in order;
+- a page or column break inside a paragraph also breaks the line, so the words either side of it
+  stay two words;
+- ruby (a phonetic guide over East Asian text) gives its base text, an equation (OMML) its
+  words and numbers, separated by spaces.
 
 Left out on purpose: deleted text (`w:del`, `w:moveFrom`), reviewers' comments, and headers and
 footers, which the partitioner reports as page furniture (dropped in `text.py`).
@@ -26,6 +30,7 @@ from lxml import etree
 __all__ = ["expose_hidden_text"]
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_M = "http://schemas.openxmlformats.org/officeDocument/2006/math"
 _MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 _PACKAGE_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _DOCUMENT_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
@@ -39,10 +44,11 @@ def _w(tag: str) -> str:
     return f"{{{_W}}}{tag}"
 
 
-_WRAPPERS = tuple(_w(tag) for tag in (
-    "ins", "moveTo", "sdt", "sdtContent", "fldSimple", "smartTag", "customXml", "dir", "bdo"))
+_WRAPPERS = (*(_w(tag) for tag in (
+    "ins", "moveTo", "sdt", "sdtContent", "fldSimple", "smartTag", "customXml", "dir", "bdo")), f"{{{_M}}}oMathPara")
 # A wrapper's own properties, which go with it.
-_WRAPPER_PROPERTIES = frozenset(_w(tag) for tag in ("sdtPr", "sdtEndPr", "smartTagPr", "customXmlPr"))
+_WRAPPER_PROPERTIES = frozenset((*(_w(tag) for tag in ("sdtPr", "sdtEndPr", "smartTagPr", "customXmlPr")),
+                                 f"{{{_M}}}oMathParaPr"))
 # What a note may hold that points into the notes part's own relationships, which the body does
 # not have: pictures and embedded objects go, a hyperlink keeps its text.
 _NOTE_OBJECTS = (_w("drawing"), _w("pict"), _w("object"))
@@ -75,6 +81,9 @@ def _rewrite(data: bytes) -> bytes:
                  if (note_part := _target(archive, notes_rels, posixpath.dirname(part), rel_type))]
         _hoist_text_boxes(document)
         _append(body, [block for blocks in notes for block in blocks])
+        _separate_at_breaks(document)
+        _lift_ruby_bases(document)
+        _equations_as_runs(document)
         _unwrap(document)
         rewritten = etree.tostring(document, xml_declaration=True, encoding="UTF-8", standalone=True)
         out = io.BytesIO()
@@ -140,6 +149,40 @@ def _append(body: etree._Element, blocks: list[etree._Element]) -> None:
             last.addprevious(block)
         else:
             body.append(block)
+
+
+def _separate_at_breaks(document: etree._Element) -> None:
+    # python-docx reads a page or column break as nothing, a plain break as a line break.
+    for brk in list(document.iter(_w("br"))):
+        if brk.get(_w("type")) in ("page", "column"):
+            brk.addnext(etree.Element(_w("br")))
+
+
+def _lift_ruby_bases(document: etree._Element) -> None:
+    """Each ruby's base runs take the place of the run holding it; the guide text goes."""
+    for ruby in list(document.iter(_w("ruby"))):
+        holder = ruby.getparent()
+        base = ruby.find(_w("rubyBase"))
+        if holder is None:
+            continue
+        for base_run in reversed(list(base) if base is not None else []):
+            holder.addnext(base_run)
+        holder.remove(ruby)
+
+
+def _equations_as_runs(document: etree._Element) -> None:
+    """Each equation becomes a run of its text pieces (`m:t`) separated by spaces: a fraction's
+    numerator and denominator, for instance, must not run together."""
+    for equation in list(document.iter(f"{{{_M}}}oMath")):
+        if next(equation.iterancestors(f"{{{_M}}}oMath"), None) is not None:
+            continue  # inside an equation that is replaced whole
+        pieces = " ".join(" ".join(t.text.split()) for t in equation.iter(f"{{{_M}}}t") if t.text and t.text.strip())
+        replacement = etree.Element(_w("r"))
+        text = etree.SubElement(replacement, _w("t"))
+        text.text = f" {pieces} "
+        text.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
+        equation.addprevious(replacement)
+        _remove(equation)
 
 
 def _unwrap(document: etree._Element) -> None:

@@ -193,3 +193,25 @@ def test_docx_footnotes_and_endnotes_are_kept_at_the_end() -> None:
     texts = docx_texts(body, footnotes=[paragraph(run("An inverter was replaced."))],
                        endnotes=[paragraph(run("Figures are unaudited."))])
     assert texts == ["Output fell in June.", "An inverter was replaced.", "Figures are unaudited."]
+
+
+def test_docx_page_and_column_breaks_inside_a_paragraph_separate_its_words() -> None:
+    """Word shows the text after a page break on the next page; read without a separator the last
+    word before it and the first after it became one word no search finds."""
+    body = paragraph(run("Summer output"), '<w:r><w:br w:type="page"/></w:r>', run("Winter output"),
+                     '<w:r><w:br w:type="column"/><w:t>Spring output</w:t></w:r>')
+    assert words(" ".join(docx_texts(body))) == words("Summer output Winter output Spring output")
+
+
+def test_docx_ruby_keeps_its_base_text() -> None:
+    """East Asian text with a phonetic guide: the base text is the text, the guide is left out."""
+    body = paragraph('<w:r><w:ruby><w:rubyPr/><w:rt><w:r><w:t>たいよう</w:t></w:r></w:rt>'
+                     '<w:rubyBase><w:r><w:t>太陽</w:t></w:r></w:rubyBase></w:ruby></w:r>', run("光発電"))
+    assert docx_texts(body) == ["太陽光発電"]
+
+
+def test_docx_equations_keep_their_words() -> None:
+    body = paragraph(run("Yield: "), '<m:oMath xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math">'
+                     "<m:f><m:num><m:r><m:t>Output</m:t></m:r></m:num><m:den><m:r><m:t>Capacity</m:t></m:r>"
+                     "</m:den></m:f></m:oMath>", run(" per year."))
+    assert words(" ".join(docx_texts(body))) == words("Yield Output Capacity per year")
