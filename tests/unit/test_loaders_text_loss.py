@@ -13,6 +13,7 @@ from typing import Any
 import lxml.html
 import pytest
 from lxml import etree
+from support.minipdf import make_pdf
 from support.paths import CORPUS
 from support.wordml import docx_with_body, paragraph, run
 
@@ -215,3 +216,15 @@ def test_docx_equations_keep_their_words() -> None:
                      "<m:f><m:num><m:r><m:t>Output</m:t></m:r></m:num><m:den><m:r><m:t>Capacity</m:t></m:r>"
                      "</m:den></m:f></m:oMath>", run(" per year."))
     assert words(" ".join(docx_texts(body))) == words("Yield Output Capacity per year")
+
+
+# --- PDF ---------------------------------------------------------------------------------------
+
+
+def test_pdf_ligatures_are_read_as_their_letters() -> None:
+    """Typeset PDFs set "fi", "fl" and "ffi" as one glyph whose text is U+FB01..: "ﬁnance" is not
+    the word "finance" to any search."""
+    pdf = make_pdf([["# Finance", "The office files an efficient, fluent report."]], ligatures=True)
+    assert b"(x \x1e) Tj" in make_pdf([["x fi"]], ligatures=True)  # one glyph code, not "f" and "i"
+    doc = load_one("report.pdf", pdf)
+    assert doc.text == "Finance\nThe office files an efficient, fluent report."
