@@ -228,3 +228,18 @@ def test_pdf_ligatures_are_read_as_their_letters() -> None:
     assert b"(x \x1e) Tj" in make_pdf([["x fi"]], ligatures=True)  # one glyph code, not "f" and "i"
     doc = load_one("report.pdf", pdf)
     assert doc.text == "Finance\nThe office files an efficient, fluent report."
+
+
+# --- every format ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("page.html", "<p>Wrenfield&#x2060;s co&shy;operative is com&shy;munity owned.</p>"),
+    ("notes.txt", "Wrenfield\u2060s co\u00adoperative is com\u00admunity owned.\n"),
+    ("notes.md", "Wrenfield\ufeffs co\u00adoperative is com\u00admunity owned.\n"),
+], ids=["html", "txt", "md"])
+def test_soft_hyphens_and_word_joiners_do_not_split_words(name: str, data: str) -> None:
+    """A soft hyphen (HTML's &shy;, often put in by hyphenating editors) is invisible unless a line
+    breaks there, and a word joiner always is; the word search splits at both, so "cooperative"
+    did not find "co\u00adoperative"."""
+    assert load_one(name, data).text == "Wrenfields cooperative is community owned."
