@@ -77,19 +77,21 @@ def _rewrite(data: bytes) -> bytes:
         if body is None:
             return data
         notes_rels = posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
-        notes = [(_note_blocks(archive, note_part, kind)) for rel_type, kind in _NOTES_RELS.items()
+        notes = [_note_blocks(archive, note_part, kind) for rel_type, kind in _NOTES_RELS.items()
                  if (note_part := _target(archive, notes_rels, posixpath.dirname(part), rel_type))]
-        _hoist_text_boxes(document)
-        _append(body, [block for blocks in notes for block in blocks])
-        _separate_at_breaks(document)
-        _lift_ruby_bases(document)
-        _equations_as_runs(document)
-        _unwrap(document)
+        note_blocks = [block for blocks in notes for block in blocks]
+        _append(body, note_blocks)
+        changes = (len(note_blocks) + _hoist_text_boxes(document) + _separate_at_breaks(document)
+                   + _lift_ruby_bases(document) + _equations_as_runs(document) + _unwrap(document))
+        if not changes:
+            return data  # most documents: no copy of the package (it may hold large pictures)
         rewritten = etree.tostring(document, xml_declaration=True, encoding="UTF-8", standalone=True)
         out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
+        with zipfile.ZipFile(out, "w") as copy:
             for info in archive.infolist():
-                copy.writestr(info, rewritten if info.filename == part else archive.read(info))
+                # Stored, not compressed again: the copy is read once, in memory, straight away.
+                copy.writestr(info, rewritten if info.filename == part else archive.read(info),
+                              compress_type=zipfile.ZIP_STORED)
     return out.getvalue()
 
 
@@ -119,7 +121,7 @@ def _note_blocks(archive: zipfile.ZipFile, part: str, kind: str) -> list[etree._
     return blocks
 
 
-def _hoist_text_boxes(document: etree._Element) -> None:
+def _hoist_text_boxes(document: etree._Element) -> int:
     # Decided before any box moves: a fallback is a duplicate while its choice's box is in place.
     boxes = [box for box in document.iter(_w("txbxContent")) if not _is_duplicate_fallback(box)]
     for box in boxes:
@@ -129,6 +131,7 @@ def _hoist_text_boxes(document: etree._Element) -> None:
         for block in reversed(list(box)):
             anchor.addnext(block)
         _remove(box)
+    return len(boxes)
 
 
 def _is_duplicate_fallback(box: etree._Element) -> bool:
@@ -151,16 +154,18 @@ def _append(body: etree._Element, blocks: list[etree._Element]) -> None:
             body.append(block)
 
 
-def _separate_at_breaks(document: etree._Element) -> None:
+def _separate_at_breaks(document: etree._Element) -> int:
     # python-docx reads a page or column break as nothing, a plain break as a line break.
-    for brk in list(document.iter(_w("br"))):
-        if brk.get(_w("type")) in ("page", "column"):
-            brk.addnext(etree.Element(_w("br")))
+    breaks = [brk for brk in document.iter(_w("br")) if brk.get(_w("type")) in ("page", "column")]
+    for brk in breaks:
+        brk.addnext(etree.Element(_w("br")))
+    return len(breaks)
 
 
-def _lift_ruby_bases(document: etree._Element) -> None:
+def _lift_ruby_bases(document: etree._Element) -> int:
     """Each ruby's base runs take the place of the run holding it; the guide text goes."""
-    for ruby in list(document.iter(_w("ruby"))):
+    rubies = list(document.iter(_w("ruby")))
+    for ruby in rubies:
         holder = ruby.getparent()
         base = ruby.find(_w("rubyBase"))
         if holder is None:
@@ -168,14 +173,16 @@ def _lift_ruby_bases(document: etree._Element) -> None:
         for base_run in reversed(list(base) if base is not None else []):
             holder.addnext(base_run)
         holder.remove(ruby)
+    return len(rubies)
 
 
-def _equations_as_runs(document: etree._Element) -> None:
+def _equations_as_runs(document: etree._Element) -> int:
     """Each equation becomes a run of its text pieces (`m:t`) separated by spaces: a fraction's
     numerator and denominator, for instance, must not run together."""
-    for equation in list(document.iter(f"{{{_M}}}oMath")):
-        if next(equation.iterancestors(f"{{{_M}}}oMath"), None) is not None:
-            continue  # inside an equation that is replaced whole
+    # An equation inside another is replaced with it, whole.
+    equations = [equation for equation in document.iter(f"{{{_M}}}oMath")
+                 if next(equation.iterancestors(f"{{{_M}}}oMath"), None) is None]
+    for equation in equations:
         pieces = " ".join(" ".join(t.text.split()) for t in equation.iter(f"{{{_M}}}t") if t.text and t.text.strip())
         replacement = etree.Element(_w("r"))
         text = etree.SubElement(replacement, _w("t"))
@@ -183,13 +190,16 @@ def _equations_as_runs(document: etree._Element) -> None:
         text.set("{http://www.w3.org/XML/1998/namespace}space", "preserve")
         equation.addprevious(replacement)
         _remove(equation)
+    return len(equations)
 
 
-def _unwrap(document: etree._Element) -> None:
-    for wrapper in list(document.iter(*_WRAPPERS)):
+def _unwrap(document: etree._Element) -> int:
+    wrappers = list(document.iter(*_WRAPPERS))
+    for wrapper in wrappers:
         for prop in [child for child in wrapper if child.tag in _WRAPPER_PROPERTIES]:
             wrapper.remove(prop)
         _replace_by_children(wrapper)
+    return len(wrappers)
 
 
 def _replace_by_children(element: etree._Element) -> None:

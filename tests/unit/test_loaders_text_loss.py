@@ -243,3 +243,15 @@ def test_soft_hyphens_and_word_joiners_do_not_split_words(name: str, data: str) 
     breaks there, and a word joiner always is; the word search splits at both, so "cooperative"
     did not find "co\u00adoperative"."""
     assert load_one(name, data).text == "Wrenfields cooperative is community owned."
+
+
+def test_docx_without_hidden_text_is_not_copied() -> None:
+    """The rewrite copies the whole package (pictures included) only when it has something to
+    rewrite; an ordinary document, or a package it cannot read, is handed on as it came."""
+    from ingest.loaders.docx_markup import expose_hidden_text
+
+    ordinary = docx_with_body(paragraph(run("Plain text.")), footnotes=[])
+    assert expose_hidden_text(ordinary) is ordinary
+    assert expose_hidden_text(b"PK\x03\x04 broken") == b"PK\x03\x04 broken"
+    with_insertion = docx_with_body(paragraph("<w:ins><w:r><w:t>New</w:t></w:r></w:ins>"))
+    assert expose_hidden_text(with_insertion) != with_insertion
