@@ -7,6 +7,8 @@ read as text: no NUL byte, and almost no control characters once decoded.
 
 from __future__ import annotations
 
+from ingest.loaders.html_text import declared_charset
+
 __all__ = ["binary_kind"]
 
 # (first bytes, what they are, the format they are fine for)
@@ -47,12 +49,14 @@ def binary_kind(data: bytes, fmt: str) -> str | None:
     sample = data[:_SAMPLE]
     if b"\x00" in sample:
         return "binary content (NUL bytes)"
+    # A page in a legacy encoding it declares (Shift JIS, ...) is read in it, as its loader reads it.
+    legacy = (declared_charset(data) if fmt == "html" else None) or "cp1252"
     try:
         text = sample.decode("utf-8")
     except UnicodeDecodeError as e:
-        # A sample cut inside a character is still UTF-8; anything else is read as Windows-1252.
+        # A sample cut inside a character is still UTF-8; anything else is read as the legacy encoding.
         text = sample[:e.start].decode("utf-8") if e.start >= len(sample) - 3 else sample.decode(
-            "cp1252", errors="replace")
+            legacy, errors="replace")
     odd = sum(1 for ch in text if (ch < " " and ch not in _ALLOWED_CONTROLS) or ch == "\ufffd" or ch == "\x7f")
     if text and odd / len(text) > _MAX_CONTROL_SHARE:
         return "binary content (control characters)"

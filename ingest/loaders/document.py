@@ -15,6 +15,11 @@ __all__ = ["Element", "LoadedDocument", "ParsedFile", "Piece", "assemble"]
 
 _JOINER = "\n\n"
 
+# Characters that are invisible inside a word yet split it for the word search: the soft hyphen
+# (shown only where a line breaks), the word joiner and the zero-width no-break space. Taken out,
+# "co\u00adoperative" is the word "cooperative" again.
+_INVISIBLE_IN_WORDS = str.maketrans("", "", "\u00ad\u2060\ufeff")
+
 
 @dataclass(frozen=True)
 class Element:
@@ -73,29 +78,34 @@ class ParsedFile:
 def assemble(
     source: str, title: str | None, pieces: Iterable[Piece], metadata: dict[str, Any]
 ) -> LoadedDocument:
-    """Join the pieces into one text, recording each element's span and section."""
+    """Join the pieces into one text, recording each element's span and section; characters that
+    are invisible inside a word (`_INVISIBLE_IN_WORDS`) are left out."""
     parts: list[str] = []
     elements: list[Element] = []
     offset = 0
     section: str | None = None
     for piece in pieces:
+        # A piece of nothing else keeps them: an element is never empty.
+        text = piece.text.translate(_INVISIBLE_IN_WORDS) or piece.text
         if parts:
             parts.append(_JOINER)
             offset += len(_JOINER)
         if piece.kind == "Title":
-            section = piece.text
-        parts.append(piece.text)
+            section = text
+        parts.append(text)
         elements.append(
             Element(
-                text=piece.text,
+                text=text,
                 start=offset,
-                end=offset + len(piece.text),
+                end=offset + len(text),
                 page=piece.page,
                 section=section,
                 kind=piece.kind,
             )
         )
-        offset += len(piece.text)
+        offset += len(text)
+    if title:
+        title = title.translate(_INVISIBLE_IN_WORDS) or title
     return LoadedDocument(
         source=source, title=title, text="".join(parts), elements=elements, metadata=metadata
     )

@@ -16,6 +16,12 @@ from rag.errors import UnreadableFile
 
 __all__ = ["load_pdf"]
 
+# Typesetters set "fi", "ffl", ... as one glyph, which a PDF's text layer often gives as the
+# ligature's own character (U+FB00..U+FB06): "ﬁnance" is not the word "finance" to any search or
+# embedder. Only these are spelled out; other compatibility characters (², ½, ...) mean what they show.
+_LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl",
+                            "\ufb05": "st", "\ufb06": "st"})
+
 
 def load_pdf(display: str, data: bytes) -> ParsedFile:
     """One `Page` piece per page with text, numbered by its real page; `pages` in the metadata."""
@@ -54,7 +60,7 @@ def load_pdf(display: str, data: bytes) -> ParsedFile:
 
 
 def _tidy_page(text: str) -> str:
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    lines = [line.rstrip() for line in text.translate(_LIGATURES).replace("\r\n", "\n").split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

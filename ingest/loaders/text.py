@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ingest.loaders.document import ParsedFile, Piece
+from ingest.loaders.docx_markup import expose_hidden_text
 from ingest.loaders.failures import failure_reason
-from ingest.loaders.html_text import html_title, table_text
+from ingest.loaders.html_text import declared_charset, html_title, table_text
 from ingest.loaders.unstructured_setup import partitioners
 from rag.errors import UnreadableFile, UnsupportedFile
 
@@ -44,8 +45,9 @@ def load_md(display: str, data: bytes) -> ParsedFile:
 
 
 def load_html(display: str, data: bytes) -> ParsedFile:
-    """An HTML page; its title is the <title>, else its leading heading."""
-    text = _decode(display, data)
+    """An HTML page; its title is the <title>, else its leading heading. A page that is not UTF-8
+    is read in the encoding its <meta> tag declares, else as Windows-1252."""
+    text = _decode(display, data, legacy=declared_charset(data) or "cp1252")
     pieces = _pieces(_partition(display, "html", text=text), heuristic_titles=False)
     return ParsedFile(html_title(text) or _leading_title(pieces), pieces)
 
@@ -54,20 +56,22 @@ def load_docx(display: str, data: bytes) -> ParsedFile:
     """A Word document; its title is the core-properties title, else its leading heading."""
     if data[:4] != b"PK\x03\x04":
         raise UnreadableFile(f"{display}: cannot parse DOCX (not a zip archive)")
-    elements = _partition(display, "docx", file=io.BytesIO(data))
+    # Text in content controls, tracked insertions, text boxes, notes, ... (see docx_markup).
+    elements = _partition(display, "docx", file=io.BytesIO(expose_hidden_text(data)))
     pieces = _pieces(elements, heuristic_titles=False)
     return ParsedFile(_docx_title(data) or _leading_title(pieces), pieces)
 
 
-def _decode(display: str, data: bytes) -> str:
-    """Bytes of a text format to str: UTF-8 (with or without BOM), else Windows-1252."""
+def _decode(display: str, data: bytes, legacy: str = "cp1252") -> str:
+    """Bytes of a text format to str: UTF-8 (with or without BOM), else the `legacy` encoding
+    (Windows-1252 unless the file says otherwise)."""
     if b"\x00" in data[:8192]:  # dispatch refuses binary content first; this guards direct calls
         raise UnsupportedFile(f"{display}: binary content, not a text file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        # Legacy files from Windows editors; cp1252 leaves five bytes undefined, hence replace.
-        text = data.decode("cp1252", errors="replace")
+        # Legacy files, mostly from Windows editors; cp1252 leaves five bytes undefined, hence replace.
+        text = data.decode(legacy, errors="replace")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -11,6 +11,11 @@ a sentencizer, which gives unstructured tokens and sentences without any downloa
 private attributes, so it first checks they are still what it expects and fails loudly, naming the
 installed version, when a new unstructured release has changed them.
 
+It also makes unstructured's HTML parser (which Markdown goes through too) read the text of
+`<details>`, `<summary>`, `<figure>` and `<figcaption>`: unstructured discards them as likely
+boilerplate, but an FAQ page's questions and answers, a quotation in a figure and a caption are
+text a user wrote and expects to find (`read_disclosures_and_figures`).
+
 Nothing here runs at import: importing unstructured (with spaCy) takes seconds and commands such as
 `rag search` never parse a file.
 """
@@ -29,6 +34,7 @@ __all__ = [
     "UnstructuredIncompatible",
     "partitioners",
     "prepare_offline",
+    "read_disclosures_and_figures",
     "use_blank_spacy_pipeline",
 ]
 
@@ -110,6 +116,32 @@ def use_blank_spacy_pipeline() -> None:
         )
 
 
+# HTML elements unstructured removes with their text, and the parser class each is read with
+# instead: a summary is the heading of what its details disclose, the rest are containers.
+_KEPT_HTML_ELEMENTS = {"details": "Flow", "summary": "Heading", "figure": "Flow", "figcaption": "BlockItem"}
+
+
+def read_disclosures_and_figures() -> None:
+    """Make unstructured's HTML parser keep the text of the elements in `_KEPT_HTML_ELEMENTS`.
+
+    The parser picks each tag's class from a module-level lxml class registry; this registers
+    ordinary text classes for those tags. Raises UnstructuredIncompatible when the registry or the
+    classes are gone, rather than silently losing the text again.
+    """
+    from unstructured.partition.html import parser
+
+    get_namespace = getattr(getattr(parser, "element_class_lookup", None), "get_namespace", None)
+    classes = {tag: getattr(parser, name, None) for tag, name in _KEPT_HTML_ELEMENTS.items()}
+    if not callable(get_namespace) or not all(
+            isinstance(cls, type) for cls in classes.values()):
+        raise UnstructuredIncompatible(
+            f"unstructured {_installed_version()} is not supported by ingest/loaders/"
+            "unstructured_setup.py: unstructured.partition.html.parser no longer has the "
+            f"element_class_lookup registry and the classes {sorted(set(_KEPT_HTML_ELEMENTS.values()))} "
+            "that keep the text of <details>, <summary>, <figure> and <figcaption> (unstructured 0.27).")
+    get_namespace(None).update(classes)
+
+
 Partitioner = Callable[..., list[Any]]
 
 
@@ -117,6 +149,7 @@ Partitioner = Callable[..., list[Any]]
 def partitioners() -> dict[str, Partitioner]:
     """unstructured's partition function per format (txt, md, html, docx), set up offline once."""
     use_blank_spacy_pipeline()
+    read_disclosures_and_figures()
     from unstructured.partition.docx import partition_docx
     from unstructured.partition.html import partition_html
     from unstructured.partition.md import partition_md
