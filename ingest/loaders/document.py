@@ -86,7 +86,9 @@ def assemble(
     section: str | None = None
     for piece in pieces:
         # A piece of nothing else keeps them: an element is never empty.
-        text = piece.text.translate(_INVISIBLE_IN_WORDS) or piece.text
+        text = piece.text.translate(_INVISIBLE_IN_WORDS)
+        # Trimmed again when something went (it may have stood at an end), but never emptied.
+        text = (text.strip() if text != piece.text else text) or piece.text
         if parts:
             parts.append(_JOINER)
             offset += len(_JOINER)

@@ -15,14 +15,16 @@ one of them was silently missing from the index. Each is rewritten into that pla
 - ruby (a phonetic guide over East Asian text) gives its base text, an equation (OMML) its
   words and numbers, separated by spaces.
 
-Left out on purpose: deleted text (`w:del`, `w:moveFrom`), reviewers' comments, and headers and
-footers, which the partitioner reports as page furniture (dropped in `text.py`).
+Left out on purpose: deleted text (`w:del`, `w:moveFrom`), reviewers' comments, headers and
+footers (the partitioner reports them as page furniture, dropped in `text.py`), and what Word
+generates in a content control: a table of contents or of figures, and placeholder text.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
+import shutil
 import zipfile
 
 from lxml import etree
@@ -63,7 +65,9 @@ def expose_hidden_text(data: bytes) -> bytes:
     to refuse in its own words."""
     try:
         return _rewrite(data)
-    except (zipfile.BadZipFile, KeyError, ValueError, etree.XMLSyntaxError):
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001  # damaged, encrypted, oddly compressed: the partitioner says what
         return data
 
 
@@ -81,8 +85,9 @@ def _rewrite(data: bytes) -> bytes:
                  if (note_part := _target(archive, notes_rels, posixpath.dirname(part), rel_type))]
         note_blocks = [block for blocks in notes for block in blocks]
         _append(body, note_blocks)
-        changes = (len(note_blocks) + _hoist_text_boxes(document) + _separate_at_breaks(document)
-                   + _lift_ruby_bases(document) + _equations_as_runs(document) + _unwrap(document))
+        changes = (len(note_blocks) + _drop_generated_controls(document) + _hoist_text_boxes(document)
+                   + _separate_at_breaks(document) + _lift_ruby_bases(document) + _equations_as_runs(document)
+                   + _unwrap(document))
         if not changes:
             return data  # most documents: no copy of the package (it may hold large pictures)
         rewritten = etree.tostring(document, xml_declaration=True, encoding="UTF-8", standalone=True)
@@ -90,8 +95,14 @@ def _rewrite(data: bytes) -> bytes:
         with zipfile.ZipFile(out, "w") as copy:
             for info in archive.infolist():
                 # Stored, not compressed again: the copy is read once, in memory, straight away.
-                copy.writestr(info, rewritten if info.filename == part else archive.read(info),
-                              compress_type=zipfile.ZIP_STORED)
+                # Each part is streamed across, not read whole first.
+                entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                entry.compress_type = zipfile.ZIP_STORED
+                if info.filename == part:
+                    copy.writestr(entry, rewritten)
+                    continue
+                with archive.open(info) as source, copy.open(entry, "w") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
     return out.getvalue()
 
 
@@ -119,6 +130,27 @@ def _note_blocks(archive: zipfile.ZipFile, part: str, kind: str) -> list[etree._
             _replace_by_children(link)
         blocks.extend(note)
     return blocks
+
+
+# Content controls whose text Word generates rather than the author writes: a table of contents or
+# of figures repeats the headings with page numbers (it would take the document's title and compete
+# with the sections themselves), and an empty control shows placeholder text ("Click or tap here
+# to enter text."). Dropped whole, as a web page's navigation is.
+_GENERATED_GALLERIES = frozenset(("Table of Contents", "Table of Figures"))
+
+
+def _drop_generated_controls(document: etree._Element) -> int:
+    dropped = 0
+    for control in list(document.iter(_w("sdt"))):
+        properties = control.find(_w("sdtPr"))
+        if properties is None or control.getparent() is None:
+            continue
+        gallery = properties.find(f"{_w('docPartObj')}/{_w('docPartGallery')}")
+        if (gallery is not None and gallery.get(_w("val")) in _GENERATED_GALLERIES) \
+                or properties.find(_w("showingPlcHdr")) is not None:
+            _remove(control)
+            dropped += 1
+    return dropped
 
 
 def _hoist_text_boxes(document: etree._Element) -> int:

@@ -6,7 +6,6 @@ Plain `html.parser` is enough for the last two and keeps them independent of uns
 
 from __future__ import annotations
 
-import codecs
 import re
 from html.parser import HTMLParser
 
@@ -16,23 +15,38 @@ __all__ = ["declared_charset", "html_title", "table_text"]
 _META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 # Browsers look for the declaration in the first 1024 bytes only.
 _PRESCAN_BYTES = 1024
-# Labels browsers read as another encoding: Latin-1 and ASCII pages as Windows-1252, and a byte
-# stream can only be labelled UTF-16 by mistake.
-_BROWSER_ENCODING = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252",
-                     "utf-16": "utf-8", "utf-16-le": "utf-8", "utf-16-be": "utf-8"}
+# The encoding labels browsers accept (the WHATWG Encoding Standard's, the common ones), each
+# with the Python codec that decodes as a browser does: Latin-1 and ASCII pages as Windows-1252,
+# Shift JIS with Microsoft's extensions (cp932), GB2312 and GBK as GB18030, EUC-KR as cp949; a byte
+# stream can only be labelled UTF-16 by mistake. Any other label (a Python-only codec such as
+# "rot13" or "zlib", or nonsense) is no declaration at all.
+_BROWSER_ENCODING = {
+    **dict.fromkeys(("utf-8", "utf8", "unicode-1-1-utf-8", "utf-16", "utf-16le", "utf-16be"), "utf-8"),
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252",
+                     "x-cp1252"), "cp1252"),
+    **{f"windows-{n}": f"cp{n}" for n in range(1250, 1259)}, **{f"cp{n}": f"cp{n}" for n in range(1250, 1259)},
+    **{f"iso-8859-{n}": f"iso8859_{n}" for n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)},
+    **{f"iso8859-{n}": f"iso8859_{n}" for n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)},
+    **dict.fromkeys(("iso-8859-9", "iso8859-9", "latin5"), "cp1254"),
+    **dict.fromkeys(("iso-8859-11", "tis-620", "windows-874"), "cp874"),
+    "koi8-r": "koi8_r", "koi8-u": "koi8_u", "ibm866": "cp866", "macintosh": "mac_roman",
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "ms_kanji", "x-sjis", "windows-31j", "csshiftjis"), "cp932"),
+    "euc-jp": "euc_jp", "iso-2022-jp": "iso2022_jp",
+    **dict.fromkeys(("gb2312", "gbk", "gb18030", "x-gbk", "chinese", "csgb2312"), "gb18030"),
+    **dict.fromkeys(("big5", "big5-hkscs", "x-x-big5"), "big5hkscs"),
+    **dict.fromkeys(("euc-kr", "ks_c_5601-1987", "windows-949", "cseuckr"), "cp949"),
+}
+_COMMENT = re.compile(rb"<!--.*?(?:-->|$)", re.DOTALL)
 
 
 def declared_charset(data: bytes) -> str | None:
-    """The Python codec for the encoding an HTML page declares in a <meta> tag, read as browsers
-    read it; None when the page declares none, or one Python does not have."""
-    found = _META_CHARSET.search(data[:_PRESCAN_BYTES])
+    """The Python codec for the encoding an HTML page declares in a <meta> tag (not one inside a
+    comment), read as browsers read it; None when the page declares none, or one browsers do not
+    know."""
+    found = _META_CHARSET.search(_COMMENT.sub(b"", data[:_PRESCAN_BYTES]))
     if found is None:
         return None
-    try:
-        name = codecs.lookup(found.group(1).decode("ascii")).name
-    except LookupError:
-        return None
-    return _BROWSER_ENCODING.get(name, name)
+    return _BROWSER_ENCODING.get(found.group(1).decode("ascii").lower())
 
 
 class _TitleParser(HTMLParser):

@@ -126,6 +126,22 @@ def test_html_declared_latin_1_is_read_as_browsers_do_and_utf_8_wins() -> None:
     assert load_one("fr.html", latin.encode("utf-8")).text == "\u201cCaf\u00e9\u201d"
 
 
+def test_html_declared_in_a_label_browsers_do_not_know_is_no_declaration() -> None:
+    """Only the web's encoding labels count: a Python-only codec ("rot13", "zlib") or nonsense in
+    <meta charset> is ignored, not an error; a declaration inside a comment is no declaration."""
+    for label in ("rot13", "zlib", "undefined"):
+        page = f'<meta charset="{label}"><p>\u201cCaf\u00e9\u201d</p>'.encode("cp1252")
+        assert load_one("odd.html", page).text == "\u201cCaf\u00e9\u201d"
+    commented = '<!-- <meta charset="koi8-r"> --><meta charset="windows-1252"><p>Caf\u00e9</p>'
+    assert load_one("c.html", commented.encode("cp1252")).text == "Caf\u00e9"
+
+
+def test_html_shift_jis_with_microsoft_extensions_is_read_as_browsers_do() -> None:
+    """Browsers read Shift_JIS as Microsoft's cp932: circled digits and the wave dash are text."""
+    page = '<meta charset="Shift_JIS"><p>①番 ～ 髙橋さんの太陽光発電。</p>'
+    assert load_one("ja.html", page.encode("cp932")).text == "①番 ～ 髙橋さんの太陽光発電。"
+
+
 def test_keeping_details_and_figures_fails_loudly_when_unstructured_changes_its_parser(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -165,6 +181,35 @@ def test_docx_content_controls_are_kept() -> None:
             + "</w:tc><w:sdt><w:sdtContent><w:tc>" + paragraph(run("Cell control"))
             + "</w:tc></w:sdtContent></w:sdt></w:tr></w:sdtContent></w:sdt></w:tbl>")
     assert docx_texts(body) == ["Block control text.", "Owner: Wrenfield", "Row control | Cell control"]
+
+
+def test_docx_table_of_contents_and_placeholder_text_are_left_out() -> None:
+    """What Word generates in a content control is not the author's text: a table of contents (it
+    would also take the document's title) and an empty control's placeholder."""
+    toc = ("<w:sdt><w:sdtPr><w:docPartObj><w:docPartGallery w:val='Table of Contents'/></w:docPartObj>"
+           "</w:sdtPr><w:sdtContent>" + paragraph(run("Contents")) + paragraph(run("Introduction\t1"))
+           + "</w:sdtContent></w:sdt>")
+    placeholder = ("<w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>"
+                   + paragraph(run("Click or tap here to enter text.")) + "</w:sdtContent></w:sdt>")
+    heading = "<w:p><w:pPr><w:pStyle w:val='Heading1'/></w:pPr>" + run("Introduction") + "</w:p>"
+    doc = load_one("report.docx", docx_with_body(toc + heading + paragraph(run("The arrays work.")) + placeholder))
+    assert [e.text for e in doc.elements] == ["Introduction", "The arrays work."]
+    assert doc.title == "Introduction"
+
+
+def test_a_damaged_docx_is_refused_in_the_loaders_words() -> None:
+    """A package the rewrite cannot read (here a part marked encrypted) goes to the partitioner
+    as it came, which refuses it as unreadable: no Python error escapes."""
+    from rag.errors import UnreadableFile
+
+    data = bytearray(docx_with_body(paragraph(run("Text."), "<w:ins>" + run(" more") + "</w:ins>")))
+    # Set the "encrypted" flag of every entry in the central directory.
+    at = 0
+    while (at := data.find(b"PK\x01\x02", at)) != -1:
+        data[at + 8] |= 1
+        at += 4
+    with pytest.raises(UnreadableFile, match="report.docx"):
+        load_one("report.docx", bytes(data))
 
 
 def test_docx_simple_fields_smart_tags_and_custom_xml_keep_their_text() -> None:
