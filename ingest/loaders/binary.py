@@ -7,7 +7,7 @@ read as text: no NUL byte, and almost no control characters once decoded.
 
 from __future__ import annotations
 
-from ingest.loaders.html_text import declared_charset
+from ingest.loaders.html_text import legacy_encoding
 
 __all__ = ["binary_kind"]
 
@@ -50,7 +50,7 @@ def binary_kind(data: bytes, fmt: str) -> str | None:
     if b"\x00" in sample:
         return "binary content (NUL bytes)"
     # A page in a legacy encoding it declares (Shift JIS, ...) is read in it, as its loader reads it.
-    legacy = (declared_charset(data) if fmt == "html" else None) or "cp1252"
+    legacy = legacy_encoding(data) if fmt == "html" else "cp1252"
     try:
         text = sample.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-__all__ = ["declared_charset", "html_title", "table_text"]
+__all__ = ["declared_charset", "html_title", "legacy_encoding", "table_text"]
 
 # <meta charset="..."> or <meta http-equiv="Content-Type" content="text/html; charset=...">.
 _META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
@@ -22,12 +22,11 @@ _PRESCAN_BYTES = 1024
 # "rot13" or "zlib", or nonsense) is no declaration at all.
 _BROWSER_ENCODING = {
     **dict.fromkeys(("utf-8", "utf8", "unicode-1-1-utf-8", "utf-16", "utf-16le", "utf-16be"), "utf-8"),
-    **dict.fromkeys(("iso-8859-1", "iso8859-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252",
-                     "x-cp1252"), "cp1252"),
+    **dict.fromkeys(("iso-8859-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252", "cp1252", "x-cp1252"),
+                    "cp1252"),
     **{f"windows-{n}": f"cp{n}" for n in range(1250, 1259)}, **{f"cp{n}": f"cp{n}" for n in range(1250, 1259)},
     **{f"iso-8859-{n}": f"iso8859_{n}" for n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)},
-    **{f"iso8859-{n}": f"iso8859_{n}" for n in (2, 3, 4, 5, 6, 7, 8, 10, 13, 14, 15, 16)},
-    **dict.fromkeys(("iso-8859-9", "iso8859-9", "latin5"), "cp1254"),
+    **dict.fromkeys(("iso-8859-9", "latin5"), "cp1254"),
     **dict.fromkeys(("iso-8859-11", "tis-620", "windows-874"), "cp874"),
     "koi8-r": "koi8_r", "koi8-u": "koi8_u", "ibm866": "cp866", "macintosh": "mac_roman",
     **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "ms_kanji", "x-sjis", "windows-31j", "csshiftjis"), "cp932"),
@@ -46,7 +45,14 @@ def declared_charset(data: bytes) -> str | None:
     found = _META_CHARSET.search(_COMMENT.sub(b"", data[:_PRESCAN_BYTES]))
     if found is None:
         return None
-    return _BROWSER_ENCODING.get(found.group(1).decode("ascii").lower())
+    label = found.group(1).decode("ascii").lower()
+    return _BROWSER_ENCODING.get(re.sub(r"^iso8859", "iso-8859", label))
+
+
+def legacy_encoding(data: bytes) -> str:
+    """The encoding an HTML page that is not UTF-8 is read in: the one it declares, else
+    Windows-1252 (as a browser does)."""
+    return declared_charset(data) or "cp1252"
 
 
 class _TitleParser(HTMLParser):

@@ -14,7 +14,7 @@ from typing import Any
 from ingest.loaders.document import ParsedFile, Piece
 from ingest.loaders.docx_markup import expose_hidden_text
 from ingest.loaders.failures import failure_reason
-from ingest.loaders.html_text import declared_charset, html_title, table_text
+from ingest.loaders.html_text import html_title, legacy_encoding, table_text
 from ingest.loaders.unstructured_setup import partitioners
 from rag.errors import UnreadableFile, UnsupportedFile
 
@@ -47,7 +47,7 @@ def load_md(display: str, data: bytes) -> ParsedFile:
 def load_html(display: str, data: bytes) -> ParsedFile:
     """An HTML page; its title is the <title>, else its leading heading. A page that is not UTF-8
     is read in the encoding its <meta> tag declares, else as Windows-1252."""
-    text = _decode(display, data, legacy=declared_charset(data) or "cp1252")
+    text = _decode(display, data, legacy=legacy_encoding(data))
     pieces = _pieces(_partition(display, "html", text=text), heuristic_titles=False)
     return ParsedFile(html_title(text) or _leading_title(pieces), pieces)
 

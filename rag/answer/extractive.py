@@ -372,6 +372,7 @@ _FILLER = re.compile(r"\s*(?:(?:and|but|so|then|also|ok|okay|well|right)\b[\s,]*
 _PREPOSITION = re.compile(r"\s*(?:in|on|at|by|for|from|during|to|until)\s+(?=(?:what|which|whom)\b)", re.I)
 
 
+@functools.lru_cache(maxsize=1024)  # asked once per candidate unit of the same question
 def asked_form(question: str) -> str:
     """The question with what comes before its question word taken off: fillers ("so", "then") and a
     preposition ("in what month"), so its form says what kind of answer it wants."""
@@ -387,14 +388,24 @@ def _answer_kind_bonus(question: str, text: str) -> float:
     names ("school array kwp" → "216 kWp"), and more again for the rate it asks ("kWh per kWp" →
     "918 kWh for each kWp")."""
     kind = _kind_bonus(question, text)
-    asked = {m.group().lower() for m in _MEASURE.finditer(question)}
+    asked, rate = _measures_asked(question)
     if asked and any(m.group(1).lower() in asked for m in _MEASURED.finditer(text)):
         kind = max(kind, COUNTED_BONUS)
-    rate = _RATE_ASKED.search(question)
-    if rate and re.search(rf"(?<![\d,.])\d[\d,.]*+\s*{re.escape(rate.group(1))}\s+"
-                          rf"(?:per|for each|for every|each|an?)\s+{re.escape(rate.group(2))}\b", text, re.I):
+    if rate is not None and rate.search(text):
         kind += KIND_BONUS
     return kind
+
+
+@functools.lru_cache(maxsize=1024)  # asked once per candidate unit of the same question
+def _measures_asked(question: str) -> tuple[frozenset[str], re.Pattern[str] | None]:
+    """The units of measure a question names, and the pattern of a figure at the rate it asks for
+    ("kWh per kWp" → "918 kWh for each kWp"), if it asks one."""
+    asked = frozenset(m.group().lower() for m in _MEASURE.finditer(question))
+    rate = _RATE_ASKED.search(question)
+    if rate is None:
+        return asked, None
+    return asked, re.compile(rf"(?<![\d,.])\d[\d,.]*+\s*{re.escape(rate.group(1))}\s+"
+                             rf"(?:per|for each|for every|each|an?)\s+{re.escape(rate.group(2))}\b", re.I)
 
 
 def _kind_bonus(question: str, text: str) -> float:
